@@ -1,0 +1,67 @@
+# Otklik — everything a newcomer needs: `make run`, `make test`.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+PG_URL ?= $(OTKLIK_TEST_POSTGRES_URL)
+
+.PHONY: run install dev lint typecheck test test-sqlite test-pg migrate bench clean browser
+
+$(BIN)/uv:
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv
+
+$(VENV)/.runtime: pyproject.toml uv.lock | $(BIN)/uv
+	$(BIN)/uv sync --frozen --inexact --quiet
+	touch $@
+
+$(VENV)/.dev: pyproject.toml uv.lock | $(BIN)/uv
+	$(BIN)/uv sync --frozen --inexact --extra dev --quiet
+	touch $@ $(VENV)/.runtime
+
+install: $(VENV)/.runtime
+dev: $(VENV)/.dev
+
+migrate: install
+	$(BIN)/otklik migrate
+
+## run: create the environment, migrate, seed the demo (once), serve on http://127.0.0.1:8000
+run: install
+	@mkdir -p var
+	$(BIN)/otklik migrate
+	$(BIN)/otklik demo --if-empty
+	@echo
+	@echo "Otklik is starting: open http://127.0.0.1:8000/login (demo users above; also in var/demo-credentials.txt)"
+	$(BIN)/otklik serve --host 127.0.0.1 --port 8000
+
+lint: dev
+	$(BIN)/ruff check app webhooks tests bench
+	$(BIN)/ruff format --check app webhooks tests bench
+
+typecheck: dev
+	$(BIN)/mypy
+
+browser:
+	@scripts/ensure-chromium
+
+## test: lint, types, the suite on SQLite, then on PostgreSQL when OTKLIK_TEST_POSTGRES_URL is set
+test: lint typecheck browser test-sqlite
+	@if [ -n "$(PG_URL)" ]; then $(MAKE) --no-print-directory test-pg; \
+	else echo "OTKLIK_TEST_POSTGRES_URL is not set: PostgreSQL run skipped (CI always sets it)"; fi
+
+test-sqlite: dev
+	@echo "=== test suite on SQLite ==="
+	OTKLIK_TEST_BACKEND=sqlite scripts/pytest-run
+
+test-pg: dev
+	@test -n "$(PG_URL)" || { echo "set OTKLIK_TEST_POSTGRES_URL=postgresql://user@host:5432/db"; exit 2; }
+	@echo "=== test suite on PostgreSQL ==="
+	OTKLIK_TEST_BACKEND=postgres OTKLIK_TEST_POSTGRES_URL="$(PG_URL)" scripts/pytest-run
+
+## bench: throughput and latency figures (prints ratios against a bare endpoint)
+bench: dev
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

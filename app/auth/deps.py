@@ -1,0 +1,103 @@
+"""Who is calling: bearer tokens for the API, session cookies (with CSRF) for pages."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.auth import service as auth_service
+from app.auth.models import Role, User
+from app.clock import ClockDep
+from app.config import Settings
+from app.db import SessionDep
+from app.errors import DomainError, NotAllowed, Unauthorized
+
+SESSION_COOKIE = "otklik_session"
+CSRF_COOKIE = "otklik_csrf"
+
+
+class LoginRequired(DomainError):
+    """A page needs a signed-in user: the handler redirects to /login."""
+
+    status_code = 303
+    code = "login_required"
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_api_user(request: Request, session: SessionDep, clock: ClockDep) -> User:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Нужен заголовок Authorization: Bearer <токен>", code="unauthorized")
+    user = auth_service.authenticate_token(session, token.strip(), clock())
+    if user is None:
+        raise Unauthorized("Токен неизвестен или отозван", code="invalid_token")
+    # The last-used stamp is the one write a read-only call makes.
+    session.commit()
+    request.state.user = user
+    return user
+
+
+ApiUserDep = Annotated[User, Depends(get_api_user)]
+
+
+def require_api_admin(user: ApiUserDep) -> User:
+    if user.role != Role.admin:
+        raise NotAllowed("Нужна роль администратора", code="forbidden")
+    return user
+
+
+ApiAdminDep = Annotated[User, Depends(require_api_admin)]
+
+
+async def _csrf_from_request(request: Request) -> str | None:
+    header = request.headers.get("x-csrf-token")
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get("csrf_token")
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def check_csrf(request: Request) -> None:
+    """Every state-changing form carries the session's CSRF token."""
+    if request.method in {"GET", "HEAD", "OPTIONS"}:
+        return
+    expected = getattr(request.state, "csrf_token", None)
+    given = await _csrf_from_request(request)
+    if not expected or not given or not secrets.compare_digest(expected, given):
+        raise NotAllowed("Форма устарела. Обновите страницу и попробуйте ещё раз.", code="csrf")
+
+
+def get_web_user(request: Request, session: SessionDep, clock: ClockDep) -> User:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    found = auth_service.session_user(session, cookie, clock()) if cookie else None
+    if found is None:
+        raise LoginRequired("Войдите в систему")
+    user, login_session = found
+    request.state.user = user
+    request.state.csrf_token = login_session.csrf_token
+    return user
+
+
+WebUserDep = Annotated[User, Depends(get_web_user)]
+
+
+async def get_web_form_user(request: Request, user: WebUserDep) -> User:
+    await check_csrf(request)
+    return user
+
+
+WebFormUserDep = Annotated[User, Depends(get_web_form_user)]

@@ -1,0 +1,128 @@
+"""Users, roles, scope links, API tokens, web sessions and notifications."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from app.db import EnumText, UTCDateTime, utcnow
+
+
+class Role(StrEnum):
+    admin = "admin"
+    supervisor = "supervisor"
+    operator = "operator"
+
+
+ROLE_NAMES_RU: dict[Role, str] = {
+    Role.admin: "Администратор",
+    Role.supervisor: "Куратор",
+    Role.operator: "Оператор",
+}
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    login: str = Field(max_length=150, unique=True)
+    name: str = Field(default="", max_length=255)
+    role: Role = Field(sa_type=EnumText(Role))
+    password_hash: str | None = Field(default=None, max_length=255)
+    # A supervisor's scope: a territory subtree, or an institution subtree.
+    territory_id: int | None = Field(default=None, foreign_key="territory.id", index=True)
+    institution_id: int | None = Field(default=None, foreign_key="institution.id", index=True)
+    email: str | None = Field(default=None, max_length=255)
+    telegram_chat_id: str | None = Field(default=None, max_length=64)
+    is_active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class UserInstitution(SQLModel, table=True):
+    """An operator works the queues of these institutions."""
+
+    __tablename__ = "user_institution"
+    user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
+    institution_id: int = Field(
+        foreign_key="institution.id", primary_key=True, index=True, ondelete="CASCADE"
+    )
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    name: str = Field(default="", max_length=255)
+    token_hash: str = Field(max_length=64, unique=True)
+    # The first characters, shown in lists so that a token can be recognised.
+    prefix: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class LoginSession(SQLModel, table=True):
+    """A web sign-in. Kept in the database so that any process can check or end it."""
+
+    __tablename__ = "login_session"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Notification(SQLModel, table=True):
+    """An in-app alert for one user (SLA warnings, breaches, escalations, transfers)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    question_id: int | None = Field(default=None, foreign_key="question.id", index=True)
+    kind: str = Field(max_length=40)
+    text: str = Field(sa_type=sa.Text)
+    # One alert per (user, key): the same breach never notifies twice.
+    dedupe_key: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    read_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Channels other than in-app (telegram, email) are sent by the worker; a
+    # non-urgent alert raised at night waits for the morning digest.
+    deliver_after: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    __table_args__ = (sa.UniqueConstraint("user_id", "dedupe_key"),)
+
+
+class UserCreate(SQLModel):
+    login: str = Field(min_length=2, max_length=150)
+    name: str = ""
+    role: Role
+    password: str | None = Field(default=None, min_length=8)
+    territory_id: int | None = None
+    institution_id: int | None = None
+    institution_ids: list[int] = Field(default_factory=list)
+    email: str | None = None
+
+
+class UserRead(SQLModel):
+    id: int
+    login: str
+    name: str
+    role: Role
+    territory_id: int | None
+    institution_id: int | None
+    institution_ids: list[int]
+    is_active: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class ApiTokenRead(SQLModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None

@@ -1,0 +1,275 @@
+"""Users, credentials, sessions and the one scoping helper every query uses."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from pwdlib import PasswordHash
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
+
+from app.auth.models import (
+    ApiToken,
+    LoginSession,
+    Role,
+    User,
+    UserCreate,
+    UserInstitution,
+    UserRead,
+)
+from app.crypto import hash_token, new_token
+from app.directory.models import Institution, Territory
+from app.errors import Conflict, Invalid, NotFound
+
+_hasher = PasswordHash.recommended()
+# Verifying against this keeps a wrong login as slow as a wrong password.
+_DUMMY_HASH = _hasher.hash("otklik-dummy-password")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    if password_hash is None:
+        _hasher.verify(password, _DUMMY_HASH)
+        return False
+    return _hasher.verify(password, password_hash)
+
+
+def generate_password() -> str:
+    # Readable: no look-alike characters, 14 characters of ~5.6 bits each.
+    alphabet = "abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY345679"
+    return "".join(secrets.choice(alphabet) for _ in range(14))
+
+
+def get_user_by_login(session: Session, login: str) -> User | None:
+    return session.exec(select(User).where(User.login == login)).first()
+
+
+def institution_ids_of(session: Session, user_id: int) -> list[int]:
+    rows = session.exec(
+        select(UserInstitution.institution_id).where(UserInstitution.user_id == user_id)
+    ).all()
+    return sorted(rows)
+
+
+def create_user(session: Session, data: UserCreate) -> User:
+    """Create a user with a role and scope. Raises Conflict, Invalid, NotFound."""
+    if get_user_by_login(session, data.login) is not None:
+        raise Conflict(f"Пользователь «{data.login}» уже существует", code="login_taken")
+    institution_ids = list(dict.fromkeys(data.institution_ids))
+    if data.role == Role.operator and not institution_ids and data.institution_id is None:
+        raise Invalid("Оператору нужно указать хотя бы одно учреждение", code="scope_required")
+    if data.role == Role.operator and data.institution_id is not None:
+        institution_ids.append(data.institution_id)
+    if data.role == Role.supervisor and data.territory_id is None and data.institution_id is None:
+        raise Invalid("Куратору нужно указать территорию или учреждение", code="scope_required")
+    for institution_id in institution_ids:
+        if session.get(Institution, institution_id) is None:
+            raise NotFound(f"Учреждение {institution_id} не найдено")
+    if data.territory_id is not None and session.get(Territory, data.territory_id) is None:
+        raise NotFound(f"Территория {data.territory_id} не найдена")
+    user = User(
+        login=data.login,
+        name=data.name or data.login,
+        role=data.role,
+        password_hash=hash_password(data.password) if data.password else None,
+        territory_id=data.territory_id if data.role == Role.supervisor else None,
+        institution_id=data.institution_id if data.role == Role.supervisor else None,
+        email=data.email,
+    )
+    session.add(user)
+    session.flush()
+    assert user.id is not None
+    if data.role == Role.operator:
+        for institution_id in dict.fromkeys(institution_ids):
+            session.add(UserInstitution(user_id=user.id, institution_id=institution_id))
+        session.flush()
+    return user
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    if len(password) < 8:
+        raise Invalid("Пароль должен быть не короче 8 символов", code="weak_password")
+    user.password_hash = hash_password(password)
+    session.add(user)
+    session.flush()
+
+
+def user_read(session: Session, user: User) -> UserRead:
+    assert user.id is not None
+    return UserRead(
+        id=user.id,
+        login=user.login,
+        name=user.name,
+        role=user.role,
+        territory_id=user.territory_id,
+        institution_id=user.institution_id,
+        institution_ids=institution_ids_of(session, user.id),
+        is_active=user.is_active,
+        created_at=user.created_at,
+        last_login_at=user.last_login_at,
+    )
+
+
+# --- API tokens -------------------------------------------------------------
+
+
+def create_token(session: Session, user: User, name: str = "") -> tuple[ApiToken, str]:
+    """A new bearer token; the plain value is returned once and stored only hashed."""
+    assert user.id is not None
+    plain = new_token("otk")
+    token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(plain), prefix=plain[:10])
+    session.add(token)
+    session.flush()
+    return token, plain
+
+
+def authenticate_token(session: Session, plain: str, now: datetime) -> User | None:
+    row = session.exec(
+        select(ApiToken, User)
+        .join(User, col(User.id) == ApiToken.user_id)
+        .where(ApiToken.token_hash == hash_token(plain))
+    ).first()
+    if row is None:
+        return None
+    token, user = row
+    if token.revoked_at is not None or not user.is_active:
+        return None
+    # Touch at most once a minute: a busy integration should not write on every call.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        token.last_used_at = now
+        session.add(token)
+    return user
+
+
+def revoke_token(session: Session, token_id: int, now: datetime) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound("Токен не найден")
+    token.revoked_at = token.revoked_at or now
+    session.add(token)
+    session.flush()
+    return token
+
+
+def tokens_of(session: Session, user_id: int) -> Sequence[ApiToken]:
+    return session.exec(
+        select(ApiToken).where(ApiToken.user_id == user_id).order_by(col(ApiToken.id).desc())
+    ).all()
+
+
+# --- web sessions -----------------------------------------------------------
+
+
+def login(
+    session: Session, login_name: str, password: str, now: datetime, hours: int
+) -> tuple[User, str] | None:
+    """Check credentials; on success open a session and return (user, cookie value)."""
+    user = get_user_by_login(session, login_name.strip())
+    ok = verify_password(password, user.password_hash if user else None)
+    if user is None or not ok or not user.is_active:
+        return None
+    plain = secrets.token_urlsafe(32)
+    assert user.id is not None
+    session.add(
+        LoginSession(
+            token_hash=hash_token(plain),
+            user_id=user.id,
+            csrf_token=secrets.token_urlsafe(24),
+            created_at=now,
+            expires_at=now + timedelta(hours=hours),
+        )
+    )
+    user.last_login_at = now
+    session.add(user)
+    session.flush()
+    return user, plain
+
+
+def session_user(session: Session, plain: str, now: datetime) -> tuple[User, LoginSession] | None:
+    row = session.exec(
+        select(LoginSession, User)
+        .join(User, col(User.id) == LoginSession.user_id)
+        .where(LoginSession.token_hash == hash_token(plain))
+    ).first()
+    if row is None:
+        return None
+    login_session, user = row
+    if login_session.expires_at <= now or not user.is_active:
+        return None
+    return user, login_session
+
+
+def logout(session: Session, plain: str) -> None:
+    session.execute(
+        sa.delete(LoginSession).where(col(LoginSession.token_hash) == hash_token(plain))
+    )
+
+
+# --- scope ------------------------------------------------------------------
+
+
+def visible_institution_ids(user: User) -> sa.Select[Any] | None:
+    """A subquery of the institution ids a user may see; None means everything (admin)."""
+    if user.role == Role.admin:
+        return None
+    institution_id = col(Institution.id)
+    if user.role == Role.operator:
+        return sa.select(col(UserInstitution.institution_id)).where(
+            col(UserInstitution.user_id) == user.id
+        )
+    # Supervisor: a territory subtree and/or an institution subtree.
+    conditions: list[ColumnElement[bool]] = []
+    if user.territory_id is not None:
+        territory_path = (
+            sa.select(col(Territory.path))
+            .where(col(Territory.id) == user.territory_id)
+            .scalar_subquery()
+        )
+        conditions.append(
+            col(Institution.territory_id).in_(
+                sa.select(col(Territory.id)).where(col(Territory.path).startswith(territory_path))
+            )
+        )
+    if user.institution_id is not None:
+        institution_path = (
+            sa.select(col(Institution.path))
+            .where(institution_id == user.institution_id)
+            .scalar_subquery()
+        )
+        inner = sa.orm.aliased(Institution)
+        conditions.append(
+            institution_id.in_(
+                sa.select(col(inner.id)).where(col(inner.path).startswith(institution_path))
+            )
+        )
+    if not conditions:
+        return sa.select(institution_id).where(sa.false())
+    return sa.select(institution_id).where(sa.or_(*conditions))
+
+
+def scope_filter(user: User, institution_column: Any) -> ColumnElement[bool]:
+    """The condition that limits any query with an institution column to the user's scope.
+
+    Every query that returns questions, messages or report figures applies it.
+    """
+    ids = visible_institution_ids(user)
+    if ids is None:
+        return sa.true()
+    return col(institution_column).in_(ids)
+
+
+def can_see_institution(session: Session, user: User, institution_id: int) -> bool:
+    ids = visible_institution_ids(user)
+    if ids is None:
+        return True
+    return (
+        session.execute(sa.select(sa.literal(1)).where(sa.literal(institution_id).in_(ids))).first()
+        is not None
+    )

@@ -1,0 +1,247 @@
+"""The `otklik` command line."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlmodel import Session
+
+from app.config import Settings, get_settings
+from app.db import make_engine
+from app.logs import setup_logging
+
+cli = typer.Typer(
+    help="Отклик: входящие вопросы граждан с официальных страниц. Otklik command line.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+users_cli = typer.Typer(help="Manage users.", no_args_is_help=True)
+tokens_cli = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+directory_cli = typer.Typer(
+    help="Import and export the directory spreadsheet.", no_args_is_help=True
+)
+cli.add_typer(users_cli, name="users")
+cli.add_typer(tokens_cli, name="tokens")
+cli.add_typer(directory_cli, name="directory")
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@cli.command()
+def migrate() -> None:
+    """Upgrade the database in OTKLIK_DATABASE_URL to the newest schema."""
+    from app import migrate as migrations
+
+    settings = _settings()
+    migrations.upgrade(settings.database_url)
+    typer.echo(f"database at revision {migrations.head_revision()}")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve HTTP; runs the background work too unless OTKLIK_RUN_WORKER=false."""
+    import uvicorn
+
+    settings = _settings()
+    setup_logging(settings.log_level)
+    uvicorn.run(
+        "app.main:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips="*",
+        access_log=False,
+        log_config=None,
+    )
+
+
+@cli.command()
+def worker() -> None:
+    """Background work only: the SLA watcher, the outbox, retries of failed events."""
+    import httpx
+
+    from app.crypto import Cipher
+    from app.db import utcnow
+    from app.worker import JobContext, run_forever
+
+    settings = _settings()
+    setup_logging(settings.log_level)
+    engine = make_engine(settings.database_url)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0)) as http:
+        ctx = JobContext(
+            engine=engine,
+            settings=settings,
+            clock=utcnow,
+            http=http,
+            cipher=Cipher(settings.resolved_secret_key()),
+        )
+        run_forever(ctx, stop)
+    engine.dispose()
+
+
+@cli.command()
+def demo(
+    history_days: Annotated[
+        int, typer.Option(help="Days of traffic to replay through ingestion")
+    ] = 0,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing if the directory has data")
+    ] = False,
+) -> None:
+    """Seed the demo region (Челябинская область) and print the users it created."""
+    from app import demo as demo_data
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    with Session(engine, expire_on_commit=False) as session:
+        if if_empty and not demo_data.is_empty(session):
+            typer.echo("the database already has data: demo not seeded")
+            credentials = demo_data.credentials_file(settings)
+            if credentials.exists():
+                typer.echo(credentials.read_text())
+            return
+        created = demo_data.seed(session, settings)
+        session.commit()
+    typer.echo(created.summary())
+    if history_days > 0:
+        typer.echo("history replay arrives with webhook ingestion; seeded the directory only")
+    engine.dispose()
+
+
+@users_cli.command("create")
+def users_create(
+    login: str,
+    role: Annotated[str, typer.Option(help="admin | supervisor | operator")],
+    institution: Annotated[
+        list[int] | None, typer.Option(help="institution id (repeatable)")
+    ] = None,
+    territory: Annotated[int | None, typer.Option(help="territory id (supervisor scope)")] = None,
+    name: Annotated[str, typer.Option(help="display name")] = "",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from stdin")
+    ] = False,
+) -> None:
+    """Create a user; prints a generated password unless --password-stdin is given."""
+    from app.auth import service as auth_service
+    from app.auth.models import Role, UserCreate
+    from app.errors import DomainError
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        _fail(f"unknown role {role!r}: admin, supervisor or operator")
+        return
+    generated = not password_stdin
+    password = auth_service.generate_password() if generated else sys.stdin.readline().rstrip("\n")
+    institutions = institution or []
+    data = UserCreate(
+        login=login,
+        name=name,
+        role=role_value,
+        password=password,
+        territory_id=territory,
+        institution_id=institutions[0] if role_value == Role.supervisor and institutions else None,
+        institution_ids=institutions if role_value == Role.operator else [],
+    )
+    engine = make_engine(_settings().database_url)
+    with Session(engine) as session:
+        try:
+            user = auth_service.create_user(session, data)
+            session.commit()
+        except DomainError as exc:
+            _fail(exc.message)
+            return
+        typer.echo(f"created user {user.login} (id {user.id}, role {user.role})")
+    if generated:
+        typer.echo(f"password: {password}")
+
+
+@tokens_cli.command("create")
+def tokens_create(
+    login: str, name: Annotated[str, typer.Option(help="what the token is for")] = "cli"
+) -> None:
+    """Print a new API token for that user (the token is the last line)."""
+    from app.auth import service as auth_service
+
+    engine = make_engine(_settings().database_url)
+    with Session(engine) as session:
+        user = auth_service.get_user_by_login(session, login)
+        if user is None:
+            _fail(f"no user {login!r}")
+            return
+        _, plain = auth_service.create_token(session, user, name)
+        session.commit()
+    typer.echo(f"token for {login} (shown once, store it now):")
+    typer.echo(plain)
+
+
+@directory_cli.command("import")
+def directory_import(file: Path) -> None:
+    """Load territories, institutions and pages from a CSV or XLSX registry."""
+    from tqdm import tqdm
+
+    from app.directory import spreadsheet
+    from app.errors import DomainError
+
+    if not file.exists():
+        _fail(f"no such file: {file}")
+    engine = make_engine(_settings().database_url)
+    with Session(engine) as session:
+        try:
+            raw = spreadsheet.read_rows(file)
+            with tqdm(total=len(raw), unit="row", file=sys.stderr, disable=len(raw) < 500) as bar:
+                result = spreadsheet.import_rows(session, raw, progress=bar.update)
+            session.commit()
+        except DomainError as exc:
+            session.rollback()
+            _fail(f"{exc.message}; nothing was imported")
+            return
+    created = ", ".join(f"{k} {v}" for k, v in result.created.items())
+    updated = ", ".join(f"{k} {v}" for k, v in result.updated.items())
+    typer.echo(f"{result.rows} rows: created {created}; updated {updated}")
+
+
+@directory_cli.command("export")
+def directory_export(file: Path) -> None:
+    """Write the directory in the import format (CSV or XLSX by the file's extension)."""
+    from app.directory import spreadsheet
+    from app.errors import DomainError
+
+    engine = make_engine(_settings().database_url)
+    with Session(engine) as session:
+        rows = spreadsheet.export_rows(session)
+    try:
+        spreadsheet.write_rows(file, rows)
+    except DomainError as exc:
+        _fail(exc.message)
+    typer.echo(f"{len(rows)} rows written to {file}")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

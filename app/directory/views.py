@@ -1,0 +1,207 @@
+"""JSON API of the directory: territories, institutions, pages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from app.api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
+from app.auth import service as auth_service
+from app.auth.deps import ApiAdminDep, ApiUserDep, SettingsDep
+from app.crypto import Cipher
+from app.db import SessionDep
+from app.directory import service
+from app.directory.models import (
+    InstitutionCreate,
+    InstitutionRead,
+    InstitutionUpdate,
+    PageCreate,
+    PageRead,
+    PageUpdate,
+    Platform,
+    Sector,
+    TerritoryCreate,
+    TerritoryRead,
+    TerritoryUpdate,
+)
+from app.errors import NotFound
+
+router = APIRouter(prefix="/api/v1", tags=["directory"], responses=ERROR_RESPONSES)
+
+
+def _cipher(request: Request) -> Cipher:
+    cipher: Cipher = request.app.state.cipher
+    return cipher
+
+
+@router.post(
+    "/territories", response_model=TerritoryRead, status_code=201, name="api:territory_create"
+)
+def create_territory(
+    data: TerritoryCreate, session: SessionDep, user: ApiAdminDep
+) -> TerritoryRead:
+    """Add a territory (region, municipality, settlement) under `parent_id`."""
+    territory = service.create_territory(session, data)
+    session.commit()
+    return TerritoryRead.model_validate(territory)
+
+
+@router.get("/territories", response_model=Listing[TerritoryRead], name="api:territory_list")
+def list_territories(
+    session: SessionDep,
+    user: ApiUserDep,
+    parent_id: int | None = None,
+    limit: Annotated[int | None, Query()] = None,
+    cursor: str | None = None,
+) -> Listing[TerritoryRead]:
+    """The territory tree is public knowledge inside Otklik: every role may read it."""
+    size = clamp_limit(limit)
+    rows = service.list_territories(
+        session, parent_id=parent_id, after_id=id_cursor(cursor), limit=size + 1
+    )
+    items = [TerritoryRead.model_validate(t) for t in rows[:size]]
+    return Listing(
+        items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > size else None
+    )
+
+
+@router.get("/territories/{territory_id}", response_model=TerritoryRead, name="api:territory_get")
+def get_territory(territory_id: int, session: SessionDep, user: ApiUserDep) -> TerritoryRead:
+    territory = service.get_territory(session, territory_id)
+    if territory is None:
+        raise NotFound("Территория не найдена")
+    return TerritoryRead.model_validate(territory)
+
+
+@router.patch(
+    "/territories/{territory_id}", response_model=TerritoryRead, name="api:territory_update"
+)
+def update_territory(
+    territory_id: int, data: TerritoryUpdate, session: SessionDep, user: ApiAdminDep
+) -> TerritoryRead:
+    territory = service.update_territory(session, territory_id, data)
+    session.commit()
+    return TerritoryRead.model_validate(territory)
+
+
+@router.post(
+    "/institutions", response_model=InstitutionRead, status_code=201, name="api:institution_create"
+)
+def create_institution(
+    data: InstitutionCreate, session: SessionDep, user: ApiAdminDep
+) -> InstitutionRead:
+    """Add an institution on a territory, optionally under a parent institution."""
+    institution = service.create_institution(session, data)
+    session.commit()
+    return InstitutionRead.model_validate(institution)
+
+
+@router.get("/institutions", response_model=Listing[InstitutionRead], name="api:institution_list")
+def list_institutions(
+    session: SessionDep,
+    user: ApiUserDep,
+    territory_id: int | None = None,
+    sector: Sector | None = None,
+    limit: Annotated[int | None, Query()] = None,
+    cursor: str | None = None,
+) -> Listing[InstitutionRead]:
+    """Institutions in the caller's scope."""
+    size = clamp_limit(limit)
+    rows = service.list_institutions(
+        session,
+        territory_id=territory_id,
+        sector=sector,
+        visible=auth_service.visible_institution_ids(user),
+        after_id=id_cursor(cursor),
+        limit=size + 1,
+    )
+    items = [InstitutionRead.model_validate(i) for i in rows[:size]]
+    return Listing(
+        items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > size else None
+    )
+
+
+@router.get(
+    "/institutions/{institution_id}", response_model=InstitutionRead, name="api:institution_get"
+)
+def get_institution(institution_id: int, session: SessionDep, user: ApiUserDep) -> InstitutionRead:
+    institution = service.get_institution(session, institution_id)
+    if institution is None or not auth_service.can_see_institution(session, user, institution_id):
+        raise NotFound("Учреждение не найдено")
+    return InstitutionRead.model_validate(institution)
+
+
+@router.patch(
+    "/institutions/{institution_id}", response_model=InstitutionRead, name="api:institution_update"
+)
+def update_institution(
+    institution_id: int, data: InstitutionUpdate, session: SessionDep, user: ApiAdminDep
+) -> InstitutionRead:
+    institution = service.update_institution(session, institution_id, data)
+    session.commit()
+    return InstitutionRead.model_validate(institution)
+
+
+@router.post("/pages", response_model=PageRead, status_code=201, name="api:page_create")
+def create_page(
+    data: PageCreate,
+    request: Request,
+    session: SessionDep,
+    user: ApiAdminDep,
+    settings: SettingsDep,
+) -> PageRead:
+    """Connect a page. The answer has the page's `key` and the `webhook_url` to give the platform."""
+    page = service.create_page(session, data, _cipher(request))
+    session.commit()
+    return service.page_read(page, settings.base_url)
+
+
+@router.get("/pages", response_model=Listing[PageRead], name="api:page_list")
+def list_pages(
+    session: SessionDep,
+    user: ApiUserDep,
+    settings: SettingsDep,
+    institution_id: int | None = None,
+    platform: Platform | None = None,
+    limit: Annotated[int | None, Query()] = None,
+    cursor: str | None = None,
+) -> Listing[PageRead]:
+    size = clamp_limit(limit)
+    rows = service.list_pages(
+        session,
+        institution_id=institution_id,
+        platform=platform,
+        visible=auth_service.visible_institution_ids(user),
+        after_id=id_cursor(cursor),
+        limit=size + 1,
+    )
+    items = [service.page_read(p, settings.base_url) for p in rows[:size]]
+    return Listing(
+        items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > size else None
+    )
+
+
+@router.get("/pages/{page_id}", response_model=PageRead, name="api:page_get")
+def get_page(
+    page_id: int, session: SessionDep, user: ApiUserDep, settings: SettingsDep
+) -> PageRead:
+    page = service.get_page(session, page_id)
+    if page is None or not auth_service.can_see_institution(session, user, page.institution_id):
+        raise NotFound("Страница не найдена")
+    return service.page_read(page, settings.base_url)
+
+
+@router.patch("/pages/{page_id}", response_model=PageRead, name="api:page_update")
+def update_page(
+    page_id: int,
+    data: PageUpdate,
+    request: Request,
+    session: SessionDep,
+    user: ApiAdminDep,
+    settings: SettingsDep,
+) -> PageRead:
+    """Change a page; credentials given here replace the stored ones (an empty string clears)."""
+    page = service.update_page(session, page_id, data, _cipher(request))
+    session.commit()
+    return service.page_read(page, settings.base_url)

@@ -1,0 +1,25 @@
+"""Pages of the inbox."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from app.auth.deps import WebUserDep
+from app.db import SessionDep
+from app.inbox import queries
+from app.inbox.models import STATUS_NAMES_RU
+from app.web import ViewDep
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/inbox", name="inbox:index", response_class=HTMLResponse)
+def inbox(
+    session: SessionDep, user: WebUserDep, view: ViewDep, status: str = "open", q: str = ""
+) -> HTMLResponse:
+    f = queries.QuestionFilter(status=[status] if status else None, q=q or None)
+    questions, _ = queries.list_questions(session, user, f, after=None, limit=100)
+    return view.render(
+        "inbox/index.html", questions=questions, status=status, q=q, status_names=STATUS_NAMES_RU
+    )

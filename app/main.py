@@ -1,0 +1,244 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import migrate
+from app.auth.deps import LoginRequired
+from app.clock import Clock
+from app.config import Settings, get_settings
+from app.crypto import Cipher
+from app.db import make_engine, utcnow
+from app.errors import DomainError
+from app.logs import request_id_var, setup_logging
+from app.web import STATIC_DIR, View
+
+log = logging.getLogger("otklik")
+
+
+def _wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith(("/api/", "/webhooks/")) or path in {"/healthz", "/readyz"}
+
+
+def _error_json(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def _error_page(request: Request, status: int, message: str) -> Response:
+    view = View(request)
+    if view.is_htmx:
+        return view.render(
+            "_flash.html",
+            status_code=status,
+            headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"},
+            message=message,
+            level="error",
+        )
+    return view.render("errors/page.html", status_code=status, message=message, status=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        target = "/login?next=" + request.url.path
+        if request.headers.get("hx-request") == "true":
+            return Response(status_code=200, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(request: Request, exc: DomainError) -> Response:
+        if _wants_json(request):
+            return _error_json(exc.status_code, exc.code, exc.message)
+        return _error_page(request, exc.status_code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        message = "; ".join(problems) or "Неверные данные"
+        if _wants_json(request):
+            return _error_json(422, "invalid", message)
+        return _error_page(request, 422, message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = {404: "Не найдено", 405: "Метод не поддерживается"}.get(
+            exc.status_code, str(exc.detail)
+        )
+        if _wants_json(request):
+            return _error_json(
+                exc.status_code, code, message, headers=getattr(exc, "headers", None)
+            )
+        return _error_page(request, exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
+        message = f"Внутренняя ошибка. Код запроса: {request_id_var.get() or '-'}"
+        if _wants_json(request):
+            return _error_json(500, "internal", message)
+        return _error_page(request, 500, message)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: sa.Engine | None = None,
+    clock: Clock | None = None,
+    http: httpx.Client | None = None,
+    run_worker: bool | None = None,
+) -> FastAPI:
+    """Build the application. Tests pass their own settings, engine, clock and HTTP client."""
+    settings = settings or get_settings()
+    owns_engine = engine is None
+    start_worker = settings.run_worker if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = None
+        if start_worker:
+            from app.worker import JobContext, start_thread
+
+            ctx = JobContext(
+                engine=app.state.engine,
+                settings=settings,
+                clock=app.state.clock,
+                http=app.state.http,
+                cipher=app.state.cipher,
+            )
+            thread, stop = start_thread(ctx)
+        try:
+            yield
+        finally:
+            if stop is not None:
+                stop.set()
+                thread.join(timeout=10)
+            receiver = getattr(app.state, "receiver", None)
+            if receiver is not None:
+                await receiver.close()
+            if http is None:
+                app.state.http.close()
+            if owns_engine:
+                app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Otklik API",
+        version="1.0",
+        description=(
+            "Отклик: входящие вопросы граждан из официальных страниц ВКонтакте, Telegram, "
+            "Одноклассников и MAX. JSON API: `Authorization: Bearer <token>`; ошибки "
+            '`{"error": {"code", "message"}}`; списки `{"items", "next_cursor"}`.'
+        ),
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = engine or make_engine(settings.database_url)
+    app.state.clock = clock or utcnow
+    app.state.cipher = Cipher(settings.resolved_secret_key())
+    app.state.http = http or httpx.Client(
+        timeout=httpx.Timeout(10.0, connect=5.0), headers={"User-Agent": "Otklik/1.0"}
+    )
+
+    @app.middleware("http")
+    async def _request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            request_id_var.reset(token)
+        response.headers["X-Request-ID"] = request_id
+        if not request.url.path.startswith(("/webhooks/", "/static/")):
+            log.info(
+                "request",
+                extra={
+                    "fields": {
+                        "request_id": request_id,
+                        "method": request.method,
+                        "path": request.url.path,
+                        "status": response.status_code,
+                        "ms": round((time.perf_counter() - started) * 1000, 1),
+                    }
+                },
+            )
+        return response
+
+    _install_error_handlers(app)
+
+    @app.get("/healthz", tags=["ops"], summary="The process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="The database is reachable and migrated to head")
+    def readyz(request: Request) -> Response:
+        try:
+            at_head = migrate.is_at_head(request.app.state.engine)
+        except Exception as exc:
+            log.warning("readiness: database unreachable", extra={"fields": {"error": str(exc)}})
+            return _error_json(
+                503, "database_unreachable", "База данных недоступна", {"Retry-After": "5"}
+            )
+        if not at_head:
+            return _error_json(
+                503,
+                "migrations_pending",
+                "Схема базы устарела: выполните otklik migrate",
+                {"Retry-After": "30"},
+            )
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/", include_in_schema=False)
+    def index() -> RedirectResponse:
+        return RedirectResponse("/inbox", status_code=303)
+
+    _include_routers(app)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    from app.auth.views import router as auth_pages
+    from app.directory.views import router as directory_api
+    from app.inbox.api import router as questions_api
+    from app.inbox.views import router as inbox_pages
+
+    for router in (auth_pages, directory_api, questions_api, inbox_pages):
+        app.include_router(router)
+
+
+def app_factory() -> FastAPI:
+    """For `uvicorn --factory app.main:app_factory`."""
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    return create_app(settings)
+
+
+__all__: list[Any] = ["app_factory", "create_app"]

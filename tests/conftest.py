@@ -1,0 +1,169 @@
+"""Test set-up: a migrated schema once per run, one rolled-back transaction per test.
+
+The backend is SQLite (a temporary file) unless OTKLIK_TEST_BACKEND=postgres, in
+which case OTKLIK_TEST_POSTGRES_URL names the database. Tests marked `postgres`
+need PostgreSQL: a SQLite run deselects them (they run in the PostgreSQL run),
+and in CI a missing PostgreSQL URL is an error, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from app import migrate
+from app.config import Settings
+from app.db import get_session, make_engine
+
+BACKEND = os.environ.get("OTKLIK_TEST_BACKEND", "sqlite")
+POSTGRES_URL = os.environ.get("OTKLIK_TEST_POSTGRES_URL", "")
+SECRET = "test-secret-key-of-sufficient-length-0123456789"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if BACKEND == "postgres" and not POSTGRES_URL:
+        raise pytest.UsageError("OTKLIK_TEST_BACKEND=postgres needs OTKLIK_TEST_POSTGRES_URL")
+    if os.environ.get("CI") == "true" and not POSTGRES_URL:
+        raise pytest.UsageError(
+            "CI must provide OTKLIK_TEST_POSTGRES_URL: PostgreSQL tests may not be skipped"
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"otklik test backend: {BACKEND}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if BACKEND == "postgres":
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker("postgres") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def _reset_postgres(url: str) -> None:
+    engine = make_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if BACKEND == "postgres":
+        url = Settings(database_url=POSTGRES_URL).database_url
+        _reset_postgres(url)
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    migrate.upgrade(database_url)
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        secret_key=SECRET,  # type: ignore[arg-type]
+        base_url="https://otklik.example.ru",
+        run_worker=False,
+        var_dir=tmp_path / "var",
+    )
+
+
+@pytest.fixture
+def connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    with engine.connect() as conn:
+        outer = conn.begin()
+        yield conn
+        if outer.is_active:
+            outer.rollback()
+
+
+@pytest.fixture
+def session(connection: sa.Connection) -> Iterator[Session]:
+    with Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    ) as s:
+        yield s
+
+
+class FrozenClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime(2026, 3, 10, 7, 0, tzinfo=UTC))  # Tuesday 12:00 in Chelyabinsk
+
+
+@pytest.fixture
+def http_handler() -> list[Callable[[httpx.Request], httpx.Response]]:
+    """Tests append a handler to answer outbound platform calls."""
+    return []
+
+
+@pytest.fixture
+def app(
+    settings: Settings,
+    engine: sa.Engine,
+    session: Session,
+    clock: FrozenClock,
+    http_handler: list[Callable[[httpx.Request], httpx.Response]],
+) -> FastAPI:
+    from app.main import create_app
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not http_handler:
+            return httpx.Response(599, json={"error": "no fake platform configured"})
+        return http_handler[-1](request)
+
+    application = create_app(
+        settings,
+        engine=engine,
+        clock=clock,
+        http=httpx.Client(transport=httpx.MockTransport(handler)),
+        run_worker=False,
+    )
+
+    def _session() -> Iterator[Session]:
+        yield session
+
+    application.dependency_overrides[get_session] = _session
+    return application
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, base_url="https://otklik.example.ru") as c:
+        yield c
+
+
+@pytest.fixture
+def is_postgres(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "postgresql"

@@ -1,0 +1,1 @@
+"""Plain factory functions per domain: fill defaults, add, flush, return."""

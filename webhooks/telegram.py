@@ -1,0 +1,355 @@
+"""Telegram: Bot API webhook in, sendMessage out (see docs/platforms.md, section 2).
+
+A page is a channel (external_id = its chat id) with a linked discussion group, plus private
+chats with the bot. The discussion group is recognised from the automatic forwards of the
+channel's posts; the bot never sees its own messages, so our replies never echo back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from webhooks.base import (
+    Ack,
+    Malformed,
+    PageSecrets,
+    PermanentError,
+    Published,
+    Reply,
+    TransientError,
+    Unauthentic,
+    api_base,
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
+    id_str,
+    ignored,
+    normalize_staff,
+    parse_json,
+    post,
+    response_json,
+    secrets_match,
+    split_text,
+    utc_from_seconds,
+    utc_now,
+    utf16_len,
+)
+from webhooks.events import Attachment, EventKind, InboundEvent, ThreadKind
+
+TELEGRAM_API = "https://api.telegram.org"
+TEXT_LIMIT = 4096  # sendMessage text limit (UTF-16 code units after entity parsing)
+SECRET_HEADER = "x-telegram-bot-api-secret-token"
+
+_MESSAGE_UPDATES = ("message", "edited_message", "channel_post", "edited_channel_post")
+_MEDIA = ("photo", "document", "voice", "video", "video_note", "audio", "animation", "sticker")
+_OTHER_CONTENT = ("contact", "location", "venue", "poll", "dice", "story")
+
+
+class TelegramAdapter:
+    name = "telegram"
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    def verify(self, page: PageSecrets, headers: Mapping[str, str], body: bytes) -> None:
+        if not secrets_match(page.secret, headers.get(SECRET_HEADER)):
+            raise Unauthentic("X-Telegram-Bot-Api-Secret-Token is missing or does not match")
+
+    def delivery_key(self, body: bytes) -> str:
+        update_id = as_int(parse_json(body).get("update_id"))
+        if update_id is None:
+            raise Malformed("update_id is missing or not an integer")
+        return str(update_id)
+
+    def ack(self, page: PageSecrets, body: bytes) -> Ack:
+        return Ack(body="")
+
+    def parse(self, page: PageSecrets, body: bytes) -> list[InboundEvent]:
+        update = parse_json(body)
+        update_id = self.delivery_key(body)
+        update_type = next((k for k in update if k != "update_id"), "unknown")
+        if update_type not in _MESSAGE_UPDATES:
+            return [ignored(update_type, f"tg:update:{update_id}")]
+        message = update[update_type]
+        if not isinstance(message, dict):
+            raise Malformed(f"{update_type} is not an object")
+        return [_message_event(page, update_type, message, update_id)]
+
+    # --- answering ---------------------------------------------------------------------------
+
+    def can_reply(self, page: PageSecrets, reply_ref: Mapping[str, str]) -> str | None:
+        if not reply_ref.get("chat_id") or not reply_ref.get("message_id"):
+            return "Для этого сообщения нет данных, нужных для ответа. Ответьте в Telegram."
+        if not page.access_token:
+            return "Для страницы не задан токен бота Telegram. Добавьте его в карточку страницы."
+        return None
+
+    def send_reply(self, client: httpx.Client, page: PageSecrets, reply: Reply) -> Published:
+        problem = self.can_reply(page, reply.reply_ref)
+        if problem:
+            raise PermanentError("cannot_reply", problem)
+        ref = reply.reply_ref
+        url = f"{api_base(page, TELEGRAM_API)}/bot{page.access_token}/sendMessage"
+        # In a group a comment deleted by its author must not get an orphaned public answer,
+        # so the reply must find its target there; in a private chat the answer still helps.
+        private = not ref["chat_id"].startswith("-")
+        parts = split_text(reply.text, TEXT_LIMIT, utf16_len)
+        first: dict[str, Any] | None = None
+        for number, part in enumerate(parts):
+            payload: dict[str, Any] = {"chat_id": _chat(ref["chat_id"]), "text": part}
+            if first is None:
+                target, lenient = int(ref["message_id"]), private
+            else:
+                # Later parts answer our own first part, which keeps them in the same thread.
+                target, lenient = int(first["message_id"]), True
+            payload["reply_parameters"] = {
+                "message_id": target,
+                "allow_sending_without_reply": lenient,
+            }
+            if ref.get("message_thread_id"):
+                payload["message_thread_id"] = int(ref["message_thread_id"])
+            sent = _call(client, url, payload, part_number=number)
+            first = first or sent
+        assert first is not None  # split_text always yields at least one part
+        chat = as_dict(first.get("chat"))
+        chat_id = id_str(chat.get("id")) or ref["chat_id"]
+        message_id = id_str(first.get("message_id"))
+        return Published(
+            external_id=message_id,
+            source_key=f"tg:{chat_id}:{message_id}",
+            sent_at=utc_from_seconds(first.get("date")) or utc_now(),
+            permalink=_permalink(chat, message_id, ref.get("message_thread_id", "")),
+        )
+
+
+def bot_id(page: PageSecrets) -> str:
+    """The bot's user id: the numeric prefix of its token ("123456:ABC..." -> "123456")."""
+    prefix = (page.access_token or "").partition(":")[0]
+    return prefix if prefix.isdigit() else ""
+
+
+def _chat(chat_id: str) -> int | str:
+    number = as_int(chat_id)
+    return number if number is not None else chat_id
+
+
+def _message_event(
+    page: PageSecrets, update_type: str, message: dict[str, Any], update_id: str
+) -> InboundEvent:
+    chat = as_dict(message.get("chat"))
+    chat_id = id_str(chat.get("id"))
+    message_id = id_str(message.get("message_id"))
+    if not chat_id or not message_id:
+        raise Malformed(f"{update_type}.chat.id and message_id are required")
+    edited = update_type.startswith("edited_")
+    sent_at = utc_from_seconds(message.get("edit_date") if edited else None)
+    sent_at = sent_at or utc_from_seconds(message.get("date")) or utc_now()
+    text, attachments = _content(message)
+    source_key = f"tg:{chat_id}:{message_id}"
+    author_id, author_name = _author(message)
+    chat_type = as_str(chat.get("type"))
+
+    if not text and not attachments:
+        # Service messages: members joined, pinned, topic created, ...
+        return ignored(update_type, source_key, sent_at, author_id=author_id)
+    if chat_type == "private" and not edited and text.split(" ", 1)[0] == "/start":
+        return ignored(update_type, source_key, sent_at, author_id=author_id)
+
+    common: dict[str, Any] = {
+        "source_key": source_key,
+        "author_id": author_id,
+        "author_name": author_name,
+        "text": text,
+        "sent_at": sent_at,
+        "attachments": attachments,
+        "raw_type": update_type,
+    }
+    if chat_type == "channel" or message.get("is_automatic_forward"):
+        # The page's post, in the channel or as the thread root in the discussion group.
+        return InboundEvent(
+            kind=EventKind.edit if edited else EventKind.context,
+            thread_key=source_key,
+            thread_kind=ThreadKind.comment,
+            permalink=_permalink(chat, message_id, ""),
+            reply_ref={"chat_id": chat_id, "message_id": message_id},
+            context_text=text,
+            **common,
+        )
+
+    if chat_type == "private":
+        thread_key, thread_kind, thread_id = f"tg:{chat_id}", ThreadKind.message, ""
+        reply_ref = {"chat_id": chat_id, "message_id": message_id}
+    else:
+        root = as_int(message.get("message_thread_id"))
+        thread_id = str(root) if root is not None else message_id
+        thread_key, thread_kind = f"tg:{chat_id}:{thread_id}", ThreadKind.comment
+        reply_ref = {"chat_id": chat_id, "message_id": message_id}
+        if message.get("is_topic_message"):
+            # Forum topics need the thread id when sending; plain discussion groups reject it.
+            reply_ref["message_thread_id"] = thread_id
+
+    answered = as_dict(message.get("reply_to_message"))
+    reply_to_key = None
+    context_text = ""
+    if answered.get("is_automatic_forward"):
+        context_text = _content(answered)[0]
+    elif answered and "forum_topic_created" not in answered:
+        reply_to_key = f"tg:{chat_id}:{id_str(answered.get('message_id'))}"
+
+    if edited:
+        kind = EventKind.edit
+    elif _is_page(page, message, chat_id):
+        kind = EventKind.page_reply
+    else:
+        kind = EventKind.citizen_message
+    return InboundEvent(
+        kind=kind,
+        thread_key=thread_key,
+        thread_kind=thread_kind,
+        reply_to_key=reply_to_key,
+        permalink=_comment_permalink(chat, message_id, thread_id, answered),
+        reply_ref=reply_ref,
+        context_text=context_text,
+        **common,
+    )
+
+
+def _is_page(page: PageSecrets, message: dict[str, Any], chat_id: str) -> bool:
+    sender_chat = id_str(as_dict(message.get("sender_chat")).get("id"))
+    channel = page.external_id.strip()
+    if sender_chat and sender_chat in (channel, chat_id):
+        return True  # written as the channel, or by an anonymous admin of the group
+    sender = id_str(as_dict(message.get("from")).get("id"))
+    return bool(sender) and (sender in normalize_staff(page) or sender == bot_id(page))
+
+
+def _author(message: dict[str, Any]) -> tuple[str, str]:
+    sender_chat = as_dict(message.get("sender_chat"))
+    if sender_chat:
+        name = as_str(message.get("author_signature")) or as_str(sender_chat.get("title"))
+        return id_str(sender_chat.get("id")), name
+    user = as_dict(message.get("from"))
+    name = " ".join(p for p in (as_str(user.get("first_name")), as_str(user.get("last_name"))) if p)
+    return id_str(user.get("id")), name or as_str(user.get("username"))
+
+
+def _content(message: dict[str, Any]) -> tuple[str, tuple[Attachment, ...]]:
+    text = as_str(message.get("text")) or as_str(message.get("caption"))
+    attachments: list[Attachment] = []
+    for kind in _MEDIA:
+        media = message.get(kind)
+        if kind == "photo":
+            sizes = [as_dict(size) for size in as_list(media)]
+            if sizes:
+                largest = max(sizes, key=_photo_area)
+                attachments.append(Attachment("photo", id=as_str(largest.get("file_id")) or None))
+        elif isinstance(media, dict):
+            attachments.append(Attachment(kind, id=as_str(media.get("file_id")) or None))
+            if kind == "sticker" and not text:
+                text = as_str(media.get("emoji"))
+    attachments.extend(Attachment(kind) for kind in _OTHER_CONTENT if message.get(kind))
+    return text, tuple(attachments)
+
+
+def _photo_area(size: dict[str, Any]) -> tuple[int, int]:
+    area = (as_int(size.get("width")) or 0) * (as_int(size.get("height")) or 0)
+    return area, as_int(size.get("file_size")) or 0
+
+
+def _permalink(chat: dict[str, Any], message_id: str, thread_id: str) -> str | None:
+    if as_str(chat.get("type")) == "private":
+        return None
+    username = as_str(chat.get("username"))
+    chat_id = id_str(chat.get("id"))
+    if username:
+        base = f"https://t.me/{username}/{message_id}"
+    elif chat_id.startswith("-100"):
+        base = f"https://t.me/c/{chat_id.removeprefix('-100')}/{message_id}"
+    else:
+        return None  # basic groups have no message links
+    return f"{base}?thread={thread_id}" if thread_id and thread_id != message_id else base
+
+
+def _comment_permalink(
+    chat: dict[str, Any], message_id: str, thread_id: str, answered: dict[str, Any]
+) -> str | None:
+    # A comment is best linked through its public channel post: t.me/<channel>/<post>?comment=.
+    if answered.get("is_automatic_forward"):
+        channel = as_str(as_dict(answered.get("sender_chat")).get("username"))
+        origin = as_dict(answered.get("forward_origin"))
+        post_id = id_str(origin.get("message_id")) or id_str(
+            answered.get("forward_from_message_id")
+        )
+        if channel and post_id:
+            return f"https://t.me/{channel}/{post_id}?comment={message_id}"
+    return _permalink(chat, message_id, thread_id)
+
+
+def _call(
+    client: httpx.Client, url: str, payload: dict[str, Any], part_number: int
+) -> dict[str, Any]:
+    response = post(client, "Telegram", url, json=payload)
+    if response.status_code >= 500:
+        raise TransientError(f"Telegram: HTTP {response.status_code}")
+    answer = as_dict(response_json(response, "Telegram"))
+    if answer.get("ok") is True and isinstance(answer.get("result"), dict):
+        result: dict[str, Any] = answer["result"]
+        return result
+    code = as_int(answer.get("error_code")) or response.status_code
+    description = as_str(answer.get("description"))
+    parameters = as_dict(answer.get("parameters"))
+    if code == 429:
+        retry_after = as_int(parameters.get("retry_after"))
+        raise TransientError(
+            f"Telegram 429: {description}", float(retry_after) if retry_after else None
+        )
+    if code >= 500:
+        raise TransientError(f"Telegram {code}: {description}")
+    error = _permanent(code, description, parameters)
+    if part_number:
+        error.message_ru += f" Первые части ответа ({part_number}) уже опубликованы."
+    raise error
+
+
+def _permanent(code: int, description: str, parameters: dict[str, Any]) -> PermanentError:
+    lowered = description.lower()
+    if code in (401, 404):
+        return PermanentError(
+            "token_invalid",
+            "Telegram не принимает токен бота: он неверен или отозван. Получите токен "
+            "у @BotFather и обновите его в карточке страницы.",
+        )
+    if "message to be replied not found" in lowered:
+        return PermanentError(
+            "reply_target_missing",
+            "Сообщение гражданина удалено, поэтому ответить на него нельзя. "
+            "Скорее всего, гражданин отозвал вопрос; закройте обращение.",
+        )
+    if parameters.get("migrate_to_chat_id") is not None:
+        return PermanentError(
+            "chat_migrated",
+            "Группа Telegram была преобразована в супергруппу, и у неё новый идентификатор. "
+            "Дождитесь нового сообщения в группе и ответьте на него.",
+        )
+    if "blocked by the user" in lowered:
+        return PermanentError(
+            "citizen_blocked",
+            "Гражданин заблокировал бота, сообщение ему доставить нельзя.",
+        )
+    if code == 403 or "not enough rights" in lowered or "chat not found" in lowered:
+        return PermanentError(
+            "bot_no_access",
+            "У бота нет доступа к этому чату: его удалили из группы обсуждения или лишили "
+            f"права писать ({description}). Верните бота в группу администратором.",
+        )
+    if "topic_closed" in lowered:
+        return PermanentError(
+            "topic_closed", "Тема в группе закрыта. Откройте тему или ответьте в Telegram."
+        )
+    return PermanentError(
+        f"telegram_{code}",
+        f"Telegram отклонил ответ ({code}: {description}). Проверьте сообщение в Telegram.",
+    )
