@@ -26,7 +26,7 @@ def record(
     Returns False when an entry with the same dedupe_key was already there (another
     worker got there first): callers use it to act exactly once, e.g. to notify.
     """
-    values = {
+    values: dict[str, Any] = {
         "question_id": question_id,
         "kind": kind,
         "at": at,
