@@ -257,6 +257,18 @@ class WebhookSubscription(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class SendRate(SQLModel, table=True):
+    """The next moment a send may use one rate-limited key (a page token, a chat).
+
+    Shared by every worker process: a sender locks the row (SELECT ... FOR UPDATE on
+    PostgreSQL), takes the slot and moves it on, so platform limits hold across processes.
+    """
+
+    __tablename__ = "send_rate"
+    key: str = Field(primary_key=True, max_length=255)
+    next_at: datetime = Field(sa_type=UTCDateTime)
+
+
 # --- API shapes -------------------------------------------------------------
 
 
