@@ -1,0 +1,432 @@
+"""Triage and routing of new questions; transfers, dismissals, reclassification; rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from app.auth.models import Notification, Role, User, UserInstitution
+from app.directory.models import Institution, Sector
+from app.errors import Conflict, Invalid, NotFound
+from app.inbox import outgoing, timeline
+from app.inbox.models import (
+    OPEN_STATUSES,
+    Direction,
+    DismissReason,
+    Message,
+    Priority,
+    Question,
+    QuestionStatus,
+)
+from app.routing import rules as rules_mod
+from app.routing import triage
+from app.routing.models import Category, RoutingRule
+from app.routing.rules import CompiledRule, RoutingRuleRead, RoutingRuleWrite
+from app.sla import service as sla_service
+
+# Earlier messages of the same citizen on the same page that spam detection compares.
+RECENT_WINDOW = timedelta(days=7)
+RECENT_LIMIT = 20
+DISMISS_REASONS_RU: dict[str, str] = {
+    DismissReason.spam: "Спам",
+    DismissReason.gratitude: "Благодарность",
+    DismissReason.off_topic: "Не по теме",
+    DismissReason.duplicate: "Дубликат",
+    DismissReason.formal_appeal: "Переведён в официальное обращение",
+    DismissReason.other: "Другое",
+}
+
+
+# --- triage and routing of a new question ----------------------------------------
+
+
+def _recent_texts(session: Session, question: Question) -> list[str]:
+    rows = session.exec(
+        select(Message.text)
+        .where(
+            col(Message.page_id) == question.page_id,
+            col(Message.author_id) == question.citizen_platform_id,
+            col(Message.direction) == Direction.inbound,
+            col(Message.question_id) != question.id,
+            col(Message.sent_at) >= question.created_at - RECENT_WINDOW,
+            col(Message.sent_at) <= question.created_at,
+        )
+        .order_by(col(Message.sent_at).desc())
+        .limit(RECENT_LIMIT)
+    ).all()
+    return list(rows)
+
+
+def triage_and_route(
+    session: Session, question: Question, *, text: str, has_attachments: bool, now: datetime
+) -> None:
+    """Classify a new question and apply the first matching enabled routing rule.
+
+    Called once by ingestion after the question and its first message are flushed,
+    before the SLA clocks start. Records 'classified', and on a match 'routed' (and
+    'dismissed' when the rule marks it as needing no answer) on the timeline.
+    """
+    assert question.id is not None
+    verdict = triage.classify(
+        text, has_attachments=has_attachments, recent_texts=_recent_texts(session, question)
+    )
+    question.classification = str(verdict.classification)
+    question.classification_rule = verdict.rule
+    question.classification_note = verdict.explanation[:500]
+    session.add(question)
+    session.flush()
+    # Triage happens on arrival: its entries share the question's time.
+    at = question.created_at
+    timeline.record(
+        session,
+        question.id,
+        "classified",
+        at,
+        data={"classification": question.classification, "rule": verdict.rule},
+    )
+    compiled = rules_mod.enabled_rules(session)
+    if not compiled:
+        return
+    [(_, subject)] = rules_mod.subjects(session, [question])
+    match = rules_mod.first_match(compiled, subject)
+    if match is not None:
+        _apply(session, question, match, at)
+
+
+def _apply(session: Session, question: Question, match: CompiledRule, at: datetime) -> None:
+    assert question.id is not None
+    rule, actions = match.rule, match.actions
+    data: dict[str, Any] = {"rule_id": rule.id, "rule_name": rule.name}
+    target = actions.route_to_institution_id
+    # A rule pointing at a removed institution leaves the question where it is.
+    if (
+        target is not None
+        and target != question.institution_id
+        and session.get(Institution, target) is not None
+    ):
+        data |= {"from_institution_id": question.institution_id, "to_institution_id": target}
+        question.institution_id = target
+    if actions.category_id is not None:
+        question.category_id = actions.category_id
+        data["category_id"] = actions.category_id
+    if actions.priority is not None:
+        question.priority = Priority(actions.priority)
+        data["priority"] = str(actions.priority)
+    question.routed_by_rule_id = rule.id
+    session.add(question)
+    session.flush()
+    timeline.record(session, question.id, "routed", at, data=data)
+    if actions.dismiss_reason is not None:
+        question.status = QuestionStatus.dismissed
+        question.dismiss_reason = str(actions.dismiss_reason)
+        question.dismiss_note = f"Правило «{rule.name}»"[:1000]
+        question.closed_at = at
+        session.add(question)
+        session.flush()
+        timeline.record(
+            session,
+            question.id,
+            "dismissed",
+            at,
+            data={"reason": question.dismiss_reason, "rule_id": rule.id},
+        )
+
+
+# --- operators' actions -----------------------------------------------------------
+
+
+def _held_since(session: Session, question: Question) -> datetime:
+    from app.inbox.models import TimelineEntry
+
+    last = session.exec(
+        select(TimelineEntry.at)
+        .where(
+            col(TimelineEntry.question_id) == question.id,
+            col(TimelineEntry.kind) == "transferred",
+        )
+        .order_by(col(TimelineEntry.at).desc())
+        .limit(1)
+    ).first()
+    return last or question.created_at
+
+
+def _operators(session: Session, institution_id: int) -> list[User]:
+    return list(
+        session.exec(
+            select(User)
+            .join(UserInstitution, col(UserInstitution.user_id) == col(User.id))
+            .where(
+                col(UserInstitution.institution_id) == institution_id,
+                col(User.role) == Role.operator,
+                col(User.is_active).is_(True),
+            )
+        ).all()
+    )
+
+
+def transfer(
+    session: Session,
+    question: Question,
+    *,
+    institution_id: int,
+    reason: str,
+    by: User,
+    now: datetime,
+) -> Question:
+    """Move an open question to another institution's queue; the citizen's clock keeps running.
+
+    The timeline keeps who, when, from, to and why, and how long the question sat in
+    the queue it leaves (reports charge that time to that queue). Raises Invalid,
+    NotFound, Conflict.
+    """
+    assert question.id is not None
+    reason = reason.strip()
+    if not reason:
+        raise Invalid("Укажите причину передачи", code="reason_required")
+    if question.status not in OPEN_STATUSES:
+        raise Conflict("Передать можно только открытый вопрос", code="question_closed")
+    target = session.get(Institution, institution_id)
+    if target is None:
+        raise NotFound(f"Учреждение {institution_id} не найдено", code="institution_not_found")
+    if institution_id == question.institution_id:
+        raise Conflict("Вопрос уже в очереди этого учреждения", code="same_institution")
+    since = _held_since(session, question)
+    source = question.institution_id
+    data = {
+        "from_institution_id": source,
+        "to_institution_id": institution_id,
+        "reason": reason[:1000],
+        "by_user_id": by.id,
+        "by_name": by.name or by.login,
+        "held_since": since.isoformat(),
+        "held_wall_minutes": round(max(0.0, (now - since) / timedelta(minutes=1)), 1),
+        "held_working_minutes": round(
+            sla_service.working_minutes(session, question, since, now), 1
+        ),
+    }
+    question.institution_id = institution_id
+    question.assignee_id = None
+    question.updated_at = now
+    session.add(question)
+    session.flush()
+    timeline.record(session, question.id, "transferred", now, actor_id=by.id, data=data)
+    outgoing.emit(
+        session,
+        "question.transferred",
+        question,
+        now,
+        {"from_institution_id": source, "to_institution_id": institution_id, "reason": reason},
+    )
+    for operator in _operators(session, institution_id):
+        assert operator.id is not None
+        session.add(
+            Notification(
+                user_id=operator.id,
+                question_id=question.id,
+                kind="transferred",
+                text=f"Вам передан вопрос №{question.id}: {reason}"[:2000],
+                dedupe_key=f"transfer:{question.id}:{now.isoformat()}",
+                created_at=now,
+                # In-app only: a transfer is no alert for Telegram or e-mail.
+                delivered_at=now,
+            )
+        )
+    session.flush()
+    return question
+
+
+def dismiss(
+    session: Session,
+    question: Question,
+    *,
+    reason: str,
+    note: str | None,
+    by: User,
+    now: datetime,
+) -> Question:
+    """Mark an open question as needing no answer, with a reason code; stops its clocks."""
+    assert question.id is not None
+    if reason not in DismissReason.__members__:
+        codes = ", ".join(DismissReason)
+        raise Invalid(f"Неизвестная причина «{reason}»; возможны: {codes}", code="invalid_reason")
+    note = (note or "").strip() or None
+    if reason == DismissReason.other and note is None:
+        raise Invalid("Для причины «Другое» нужен комментарий", code="note_required")
+    if question.status not in OPEN_STATUSES:
+        raise Conflict("Отметить можно только открытый вопрос", code="question_closed")
+    old = str(question.status)
+    question.status = QuestionStatus.dismissed
+    question.dismiss_reason = reason
+    question.dismiss_note = note[:1000] if note else None
+    question.closed_at = now
+    question.updated_at = now
+    session.add(question)
+    session.flush()
+    timeline.record(
+        session,
+        question.id,
+        "dismissed",
+        now,
+        actor_id=by.id,
+        data={"reason": reason, "note": question.dismiss_note},
+    )
+    sla_service.on_status_change(session, question, old=old, new="dismissed", at=now)
+    return question
+
+
+def reclassify(
+    session: Session, question: Question, *, classification: str, by: User, now: datetime
+) -> Question:
+    """Correct the classification; a question that now needs an answer starts its clocks
+    from the citizen's original time, one that no longer does stops them."""
+    assert question.id is not None
+    if classification not in triage.Classification.__members__:
+        codes = ", ".join(triage.Classification)
+        raise Invalid(
+            f"Неизвестная классификация «{classification}»; возможны: {codes}",
+            code="invalid_classification",
+        )
+    old = question.classification
+    if old == classification:
+        return question
+    question.classification = classification
+    question.classification_rule = "manual"
+    question.classification_note = f"Изменено вручную: {by.name or by.login}"[:500]
+    question.updated_at = now
+    session.add(question)
+    session.flush()
+    timeline.record(
+        session,
+        question.id,
+        "reclassified",
+        now,
+        actor_id=by.id,
+        data={"from": old, "to": classification},
+    )
+    answerable = sla_service.ANSWERABLE
+    if classification in answerable and old not in answerable:
+        sla_service.clocks_started(session, question, now=now)
+    elif classification not in answerable and old in answerable:
+        sla_service.clocks_stopped(session, question, at=now)
+    return question
+
+
+# --- rules -----------------------------------------------------------------------
+
+
+class RoutingRuleUpdate(SQLModel):
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    position: int | None = None
+    enabled: bool | None = None
+    conditions: rules_mod.RuleConditions | None = None
+    actions: rules_mod.RuleActions | None = None
+
+
+def rule_read(rule: RoutingRule) -> RoutingRuleRead:
+    return RoutingRuleRead.model_validate(rule, from_attributes=True)
+
+
+def _next_position(session: Session) -> int:
+    top = session.exec(select(sa.func.max(RoutingRule.position))).one()
+    return (top or 0) + 10
+
+
+def create_rule(session: Session, data: RoutingRuleWrite, now: datetime) -> RoutingRule:
+    rules_mod.check_references(session, data.conditions, data.actions)
+    rule = RoutingRule(
+        name=data.name,
+        position=data.position if data.position is not None else _next_position(session),
+        enabled=data.enabled,
+        conditions=data.conditions.model_dump(mode="json", exclude_defaults=True),
+        actions=data.actions.model_dump(mode="json", exclude_none=True),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(rule)
+    session.flush()
+    return rule
+
+
+def get_rule(session: Session, rule_id: int) -> RoutingRule:
+    rule = session.get(RoutingRule, rule_id)
+    if rule is None:
+        raise NotFound("Правило не найдено", code="rule_not_found")
+    return rule
+
+
+def update_rule(
+    session: Session, rule_id: int, data: RoutingRuleUpdate, now: datetime
+) -> RoutingRule:
+    rule = get_rule(session, rule_id)
+    conditions = data.conditions or rules_mod.RuleConditions.model_validate(rule.conditions)
+    actions = data.actions or rules_mod.RuleActions.model_validate(rule.actions)
+    rules_mod.check_references(session, conditions, actions)
+    if data.name is not None:
+        rule.name = data.name
+    if data.position is not None:
+        rule.position = data.position
+    if data.enabled is not None:
+        rule.enabled = data.enabled
+    rule.conditions = conditions.model_dump(mode="json", exclude_defaults=True)
+    rule.actions = actions.model_dump(mode="json", exclude_none=True)
+    rule.updated_at = now
+    session.add(rule)
+    session.flush()
+    return rule
+
+
+def delete_rule(session: Session, rule_id: int) -> None:
+    rule = get_rule(session, rule_id)
+    used = session.exec(select(Question.id).where(Question.routed_by_rule_id == rule_id)).first()
+    if used is not None:
+        raise Conflict(
+            "Правило уже применялось к вопросам: отключите его вместо удаления",
+            code="rule_in_use",
+        )
+    session.delete(rule)
+    session.flush()
+
+
+def list_rules(session: Session) -> Sequence[RoutingRule]:
+    return session.exec(
+        select(RoutingRule).order_by(col(RoutingRule.position), col(RoutingRule.id))
+    ).all()
+
+
+# --- categories -------------------------------------------------------------------
+
+
+class CategoryWrite(SQLModel):
+    name: str = Field(min_length=1, max_length=255)
+    sector: Sector | None = None
+
+
+def create_category(session: Session, data: CategoryWrite) -> Category:
+    if session.exec(select(Category).where(Category.name == data.name)).first() is not None:
+        raise Conflict(f"Категория «{data.name}» уже существует", code="category_exists")
+    category = Category(name=data.name, sector=str(data.sector) if data.sector else None)
+    session.add(category)
+    session.flush()
+    return category
+
+
+def update_category(session: Session, category_id: int, data: CategoryWrite) -> Category:
+    category = session.get(Category, category_id)
+    if category is None:
+        raise NotFound("Категория не найдена", code="category_not_found")
+    other = session.exec(select(Category).where(Category.name == data.name)).first()
+    if other is not None and other.id != category_id:
+        raise Conflict(f"Категория «{data.name}» уже существует", code="category_exists")
+    category.name = data.name
+    category.sector = str(data.sector) if data.sector else None
+    session.add(category)
+    session.flush()
+    return category
+
+
+def list_categories(session: Session) -> Sequence[Category]:
+    return session.exec(select(Category).order_by(col(Category.name))).all()

@@ -1,0 +1,422 @@
+"""SLA clocks of a question: started, paused, resumed, stopped and settled by its events.
+
+Ingestion, replies, routing and status changes call these hooks; each one keeps
+`question.due_at` (the earliest open deadline, the queue's sort key) up to date.
+All instants are the platforms' timestamps (UTC-aware); target minutes are
+working minutes of the policy's calendar, or wall-clock minutes when the policy
+has `working_time=False`. The watcher (`app.sla.watcher`) raises warnings and
+breaches from the `check_at` instants set here.
+
+A clock remembers its time basis in `details` (calendar, time zone, warn ratio), so a
+transfer to an institution in another time zone never moves a running deadline.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, select
+
+from app.inbox.models import Priority, Question, QuestionStatus
+from app.sla import policies
+from app.sla.models import ClockState, SlaClock, SlaPolicy, SlaPolicyBase, Target
+
+# Classifications that need an answer and so start clocks.
+ANSWERABLE = ("question", "complaint")
+# Clocks with a deadline still ahead of them or passed without an answer.
+ACTIVE = (ClockState.running, ClockState.warning, ClockState.breached)
+UNSETTLED = (*ACTIVE, ClockState.paused)
+_STOPPING = (QuestionStatus.dismissed, QuestionStatus.withdrawn, QuestionStatus.closed)
+_OPEN = (QuestionStatus.new, QuestionStatus.in_progress, QuestionStatus.waiting_citizen)
+
+
+# --- helpers ------------------------------------------------------------------
+
+
+def policy_of(session: Session, question: Question) -> SlaPolicyBase:
+    """The policy version the question was created under (the built-in default if none)."""
+    if question.policy_id is not None:
+        policy = session.get(SlaPolicy, question.policy_id)
+        if policy is not None:
+            return policy
+    return policies.BUILTIN
+
+
+def clock_basis(session: Session, clock: SlaClock) -> policies.Basis:
+    d = clock.details
+    return policies.basis(
+        session,
+        working_time=bool(d.get("working_time", True)),
+        calendar_id=d.get("calendar_id"),
+        timezone=str(d.get("timezone") or policies.DEFAULT_TIMEZONE),
+    )
+
+
+def clocks_of(session: Session, question: Question) -> dict[Target, SlaClock]:
+    rows = session.exec(select(SlaClock).where(SlaClock.question_id == question.id)).all()
+    return {Target(row.target): row for row in rows}
+
+
+def working_minutes(session: Session, question: Question, start: datetime, end: datetime) -> float:
+    """Minutes between two instants in the question's time basis (its clocks', else its policy's)."""
+    clocks = clocks_of(session, question)
+    clock = clocks.get(Target.first_response) or next(iter(clocks.values()), None)
+    if clock is not None:
+        return clock_basis(session, clock).between(start, end)
+    policy = policy_of(session, question)
+    return policies.basis(
+        session,
+        working_time=policy.working_time,
+        calendar_id=policy.calendar_id,
+        timezone=policies.institution_timezone(session, question.institution_id),
+    ).between(start, end)
+
+
+def next_check(clock: SlaClock) -> datetime | None:
+    """When the watcher should next look at the clock (escalations are the watcher's)."""
+    if clock.state == ClockState.running:
+        if clock.warn_at is not None and clock.due_at is not None and clock.warn_at < clock.due_at:
+            return clock.warn_at
+        return clock.due_at
+    if clock.state == ClockState.warning:
+        return clock.due_at
+    return clock.check_at if clock.state == ClockState.breached else None
+
+
+def _refresh_due(session: Session, question: Question) -> None:
+    dues = [
+        c.due_at
+        for c in clocks_of(session, question).values()
+        if c.state in ACTIVE and c.due_at is not None
+    ]
+    question.due_at = min(dues) if dues else None
+    session.add(question)
+    session.flush()
+
+
+def _schedule(
+    session: Session,
+    question: Question,
+    existing: SlaClock | None,
+    target: Target,
+    *,
+    start: datetime,
+    minutes: int,
+    policy: SlaPolicyBase,
+    timezone: str,
+) -> SlaClock:
+    """(Re)start a clock from `start` with a fresh deadline."""
+    assert question.id is not None
+    clock = existing or SlaClock(question_id=question.id, target=target, started_at=start)
+    clock.started_at = start
+    clock.state = ClockState.running
+    clock.target_minutes = minutes
+    clock.details = {
+        "working_time": policy.working_time,
+        "calendar_id": policy.calendar_id,
+        "timezone": timezone,
+        "warn_ratio": policy.warn_ratio,
+        "paused_working_minutes": 0.0,
+    }
+    for attr in ("done_at", "working_minutes", "wall_minutes", "paused_at", "warned_at"):
+        setattr(clock, attr, None)
+    clock.breached_at = None
+    clock.paused_seconds = 0
+    clock.escalation_level = 0
+    b = clock_basis(session, clock)
+    clock.due_at = b.add(start, minutes)
+    clock.warn_at = b.add(start, minutes * policy.warn_ratio)
+    clock.check_at = next_check(clock)
+    session.add(clock)
+    return clock
+
+
+def _finish(session: Session, clock: SlaClock, at: datetime) -> None:
+    """Settle a clock answered at `at`: met within the deadline, missed after it."""
+    b = clock_basis(session, clock)
+    # While paused (waiting for the citizen) the clock counts only up to the pause.
+    end = clock.paused_at if clock.state == ClockState.paused and clock.paused_at else at
+    end = max(end, clock.started_at)
+    paused_working = float(clock.details.get("paused_working_minutes", 0.0))
+    clock.working_minutes = max(0.0, b.between(clock.started_at, end) - paused_working)
+    clock.wall_minutes = max(
+        0.0, (end - clock.started_at) / timedelta(minutes=1) - clock.paused_seconds / 60
+    )
+    clock.done_at = at
+    clock.state = (
+        ClockState.met if clock.due_at is None or end <= clock.due_at else ClockState.missed
+    )
+    clock.paused_at = None
+    clock.check_at = None
+    session.add(clock)
+
+
+def _pause(clock: SlaClock, at: datetime) -> None:
+    if clock.state not in (ClockState.running, ClockState.warning):
+        return
+    clock.details = {**clock.details, "state_before_pause": str(clock.state)}
+    clock.state = ClockState.paused
+    clock.paused_at = at
+    clock.check_at = None
+
+
+def _resume(session: Session, clock: SlaClock, at: datetime) -> None:
+    """Leave the pause; the paused time is added back to the deadline."""
+    if clock.state != ClockState.paused or clock.paused_at is None:
+        return
+    paused_from = clock.paused_at
+    at = max(at, paused_from)
+    b = clock_basis(session, clock)
+    paused_working = b.between(paused_from, at)
+    details: dict[str, Any] = dict(clock.details)
+    details["paused_working_minutes"] = (
+        float(details.get("paused_working_minutes", 0.0)) + paused_working
+    )
+    clock.paused_seconds += (at - paused_from).total_seconds()
+    for attr in ("due_at", "warn_at"):
+        value: datetime | None = getattr(clock, attr)
+        # A deadline that had passed before the pause stays passed.
+        if value is not None and value > paused_from:
+            setattr(clock, attr, b.add(value, paused_working))
+    bound = details.get("bound_due_at")
+    if bound and datetime.fromisoformat(bound) > paused_from:
+        details["bound_due_at"] = b.add(datetime.fromisoformat(bound), paused_working).isoformat()
+    clock.state = ClockState(details.pop("state_before_pause", ClockState.running))
+    clock.details = details
+    clock.paused_at = None
+    clock.check_at = next_check(clock)
+    session.add(clock)
+
+
+def _stop(clock: SlaClock, why: str) -> None:
+    if clock.state not in UNSETTLED:
+        return
+    clock.details = {**clock.details, "stopped": why}
+    clock.check_at = None
+    # A breach of a question closed unanswered stays a breach; dismissal and
+    # withdrawal mean no answer was owed, the breach stays only in breached_at.
+    if clock.state != ClockState.breached or why != str(QuestionStatus.closed):
+        clock.state = ClockState.none
+
+
+def _start_all(session: Session, question: Question, now: datetime) -> None:
+    policy = policy_of(session, question)
+    timezone = policies.institution_timezone(session, question.institution_id)
+    existing = clocks_of(session, question)
+    minutes = policy.first_response_minutes
+    if question.priority == Priority.urgent and policy.urgent_first_response_minutes:
+        minutes = policy.urgent_first_response_minutes
+    start = question.created_at
+    first = _schedule(
+        session,
+        question,
+        existing.get(Target.first_response),
+        Target.first_response,
+        start=start,
+        minutes=minutes,
+        policy=policy,
+        timezone=timezone,
+    )
+    if policy.final_answer_minutes:
+        _schedule(
+            session,
+            question,
+            existing.get(Target.final_answer),
+            Target.final_answer,
+            start=start,
+            minutes=policy.final_answer_minutes,
+            policy=policy,
+            timezone=timezone,
+        )
+    if question.first_response_at is not None:
+        _finish(session, first, question.first_response_at)
+    session.flush()
+
+
+# --- hooks ----------------------------------------------------------------------
+
+
+def start_clocks(session: Session, question: Question, *, now: datetime) -> None:
+    """Pick the policy version for a new question and start its clocks.
+
+    Stores `question.policy_id` (None: the built-in default) whatever the
+    classification; clocks (first response, final answer) start at the citizen's
+    platform time `question.created_at` only for questions and complaints that are
+    not dismissed.
+    """
+    policy = policies.resolve_policy(session, question.institution_id, question.created_at)
+    question.policy_id = policy.id if policy is not None else None
+    session.add(question)
+    if question.classification in ANSWERABLE and question.status in _OPEN:
+        _start_all(session, question, now)
+    _refresh_due(session, question)
+
+
+def clocks_started(session: Session, question: Question, *, now: datetime) -> None:
+    """Start (or restart) the clocks of a question reclassified as needing an answer.
+
+    They count from the citizen's original time; a response already given settles
+    the first-response clock at once.
+    """
+    if question.policy_id is None:
+        policy = policies.resolve_policy(session, question.institution_id, question.created_at)
+        question.policy_id = policy.id if policy is not None else None
+    if question.status in _OPEN or question.status == QuestionStatus.answered:
+        _start_all(session, question, now)
+    _refresh_due(session, question)
+
+
+def clocks_stopped(session: Session, question: Question, *, at: datetime) -> None:
+    """Stop every unsettled clock (state none): the question no longer needs an answer."""
+    for clock in clocks_of(session, question).values():
+        _stop(clock, "reclassified")
+        session.add(clock)
+    _refresh_due(session, question)
+
+
+def on_citizen_message(session: Session, question: Question, *, at: datetime) -> None:
+    """A citizen's follow-up at platform time `at` joined the question.
+
+    After a response it (re)starts the next-response clock from `at`; a paused
+    final-answer clock resumes.
+    """
+    clocks = clocks_of(session, question)
+    first = clocks.get(Target.first_response)
+    final = clocks.get(Target.final_answer)
+    if final is not None and final.state == ClockState.paused:
+        _resume(session, final, at)
+    if first is not None and first.done_at is not None and at > first.done_at:
+        policy = policy_of(session, question)
+        current = clocks.get(Target.next_response)
+        restart = current is None or (
+            current.state not in UNSETTLED
+            and (current.done_at is None or at > current.done_at)
+            and current.details.get("stopped") is None
+        )
+        if policy.next_response_minutes and restart:
+            _schedule(
+                session,
+                question,
+                current,
+                Target.next_response,
+                start=at,
+                minutes=policy.next_response_minutes,
+                policy=policy,
+                timezone=str(first.details.get("timezone") or policies.DEFAULT_TIMEZONE),
+            )
+    session.flush()
+    _refresh_due(session, question)
+
+
+def on_response(
+    session: Session,
+    question: Question,
+    *,
+    at: datetime,
+    interim: bool,
+    expected_at: datetime | None = None,
+) -> None:
+    """A public response of the page (through Otklik or native) at platform time `at`.
+
+    Settles the first-response clock (an earlier response found later wins), a
+    running next-response clock, and unless `interim` the final-answer clock. An
+    interim answer with `expected_at` moves the final-answer deadline to that
+    instant, never later than the policy allows. Idempotent for the same `at`.
+    """
+    clocks = clocks_of(session, question)
+    first = clocks.get(Target.first_response)
+    if first is not None and _settles(first, at):
+        _finish(session, first, at)
+    following = clocks.get(Target.next_response)
+    if (
+        following is not None
+        and following.done_at is None
+        and following.state in UNSETTLED
+        and at >= following.started_at
+    ):
+        _finish(session, following, at)
+    final = clocks.get(Target.final_answer)
+    if final is not None and final.done_at is None and final.state in UNSETTLED:
+        if not interim:
+            _finish(session, final, at)
+        elif expected_at is not None:
+            _set_expected(session, final, expected_at)
+    session.flush()
+    _refresh_due(session, question)
+
+
+def _settles(first: SlaClock, at: datetime) -> bool:
+    if first.done_at is None:
+        return first.state in UNSETTLED
+    # A response found later (a delayed native reply) that was given earlier wins.
+    return (
+        first.state in (ClockState.met, ClockState.missed)
+        and first.started_at <= at < first.done_at
+    )
+
+
+def _set_expected(session: Session, clock: SlaClock, expected_at: datetime) -> None:
+    details = dict(clock.details)
+    bound_raw = details.get("bound_due_at")
+    bound = datetime.fromisoformat(bound_raw) if bound_raw else clock.due_at
+    if bound is None:
+        return
+    details["bound_due_at"] = bound.isoformat()
+    details["expected_at"] = expected_at.isoformat()
+    due = min(expected_at, bound)
+    clock.due_at = due
+    b = clock_basis(session, clock)
+    span = b.between(clock.started_at, due) - float(details.get("paused_working_minutes", 0.0))
+    ratio = float(details.get("warn_ratio", policies.BUILTIN.warn_ratio))
+    clock.warn_at = min(due, b.add(clock.started_at, max(0.0, span) * ratio))
+    clock.details = details
+    if clock.state != ClockState.paused:
+        clock.check_at = next_check(clock)
+    session.add(clock)
+
+
+def on_status_change(
+    session: Session, question: Question, *, old: str, new: str, at: datetime
+) -> None:
+    """Waiting for the citizen pauses the final-answer clock and leaving it resumes it;
+    dismissal and withdrawal stop clocks (state none); closing stops running ones;
+    reopening a stopped question restarts its clocks."""
+    if old == new:
+        return
+    clocks = clocks_of(session, question)
+    final = clocks.get(Target.final_answer)
+    if new == QuestionStatus.waiting_citizen and final is not None:
+        _pause(final, at)
+        session.add(final)
+    elif old == QuestionStatus.waiting_citizen and final is not None and new not in _STOPPING:
+        _resume(session, final, at)
+    if new in _STOPPING:
+        for clock in clocks.values():
+            _stop(clock, new)
+            session.add(clock)
+    elif old in _STOPPING and new in _OPEN:
+        _reopen(session, question, clocks, at)
+    session.flush()
+    _refresh_due(session, question)
+
+
+def _reopen(
+    session: Session, question: Question, clocks: dict[Target, SlaClock], at: datetime
+) -> None:
+    if question.classification not in ANSWERABLE:
+        return
+    stopped = [c for c in clocks.values() if c.state == ClockState.none and c.done_at is None]
+    if not clocks:
+        _start_all(session, question, at)
+        return
+    for clock in stopped:
+        details = dict(clock.details)
+        details.pop("stopped", None)
+        details.pop("state_before_pause", None)
+        clock.details = details
+        clock.state = ClockState.warning if clock.warned_at else ClockState.running
+        if clock.breached_at is not None:
+            clock.state = ClockState.breached
+        clock.check_at = next_check(clock)
+        session.add(clock)
