@@ -227,10 +227,11 @@ def create_app(
 def _include_routers(app: FastAPI) -> None:
     from app.auth.views import router as auth_pages
     from app.directory.views import router as directory_api
+    from app.inbox.actions import router as actions_api
     from app.inbox.api import router as questions_api
     from app.inbox.views import router as inbox_pages
 
-    for router in (auth_pages, directory_api, questions_api, inbox_pages):
+    for router in (auth_pages, directory_api, questions_api, actions_api, inbox_pages):
         app.include_router(router)
 
 

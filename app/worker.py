@@ -36,8 +36,9 @@ Job = Callable[[JobContext], int]
 def jobs() -> list[tuple[str, Job]]:
     """The registered jobs, in the order one sweep runs them."""
     from app.inbox import jobs as inbox_jobs
+    from app.inbox import outbox
 
-    return inbox_jobs.JOBS
+    return [*inbox_jobs.JOBS, ("outbox", outbox.send_outbox)]
 
 
 def run_once(ctx: JobContext) -> dict[str, int]:
