@@ -230,8 +230,9 @@ def _include_routers(app: FastAPI) -> None:
     from app.inbox.actions import router as actions_api
     from app.inbox.api import router as questions_api
     from app.inbox.views import router as inbox_pages
+    from app.routing.views import router as routing_api
 
-    for router in (auth_pages, directory_api, questions_api, actions_api, inbox_pages):
+    for router in (auth_pages, directory_api, questions_api, actions_api, inbox_pages, routing_api):
         app.include_router(router)
 
 
