@@ -231,8 +231,17 @@ def _include_routers(app: FastAPI) -> None:
     from app.inbox.api import router as questions_api
     from app.inbox.views import router as inbox_pages
     from app.routing.views import router as routing_api
+    from app.sla.views import router as sla_api
 
-    for router in (auth_pages, directory_api, questions_api, actions_api, inbox_pages, routing_api):
+    for router in (
+        auth_pages,
+        directory_api,
+        questions_api,
+        actions_api,
+        inbox_pages,
+        routing_api,
+        sla_api,
+    ):
         app.include_router(router)
 
 
