@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_from: str = "otklik@localhost"
     smtp_starttls: bool = True
+    # The Telegram bot that sends SLA alerts to users' `telegram_chat_id`; None: no Telegram alerts.
+    telegram_alert_bot_token: SecretStr | None = None
 
     # Seconds between background sweeps (SLA watcher, outbox, retries).
     worker_interval: float = 5.0

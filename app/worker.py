@@ -37,8 +37,9 @@ def jobs() -> list[tuple[str, Job]]:
     """The registered jobs, in the order one sweep runs them."""
     from app.inbox import jobs as inbox_jobs
     from app.inbox import outbox
+    from app.sla import watcher as sla_watcher
 
-    return [*inbox_jobs.JOBS, ("outbox", outbox.send_outbox)]
+    return [*inbox_jobs.JOBS, ("outbox", outbox.send_outbox), *sla_watcher.JOBS]
 
 
 def run_once(ctx: JobContext) -> dict[str, int]:

@@ -84,7 +84,8 @@ def next_check(clock: SlaClock) -> datetime | None:
     return clock.check_at if clock.state == ClockState.breached else None
 
 
-def _refresh_due(session: Session, question: Question) -> None:
+def refresh_due(session: Session, question: Question) -> None:
+    """Set `question.due_at` to the earliest deadline of its running or breached clocks."""
     dues = [
         c.due_at
         for c in clocks_of(session, question).values()
@@ -250,7 +251,7 @@ def start_clocks(session: Session, question: Question, *, now: datetime) -> None
     session.add(question)
     if question.classification in ANSWERABLE and question.status in _OPEN:
         _start_all(session, question, now)
-    _refresh_due(session, question)
+    refresh_due(session, question)
 
 
 def clocks_started(session: Session, question: Question, *, now: datetime) -> None:
@@ -264,7 +265,7 @@ def clocks_started(session: Session, question: Question, *, now: datetime) -> No
         question.policy_id = policy.id if policy is not None else None
     if question.status in _OPEN or question.status == QuestionStatus.answered:
         _start_all(session, question, now)
-    _refresh_due(session, question)
+    refresh_due(session, question)
 
 
 def clocks_stopped(session: Session, question: Question, *, at: datetime) -> None:
@@ -272,7 +273,7 @@ def clocks_stopped(session: Session, question: Question, *, at: datetime) -> Non
     for clock in clocks_of(session, question).values():
         _stop(clock, "reclassified")
         session.add(clock)
-    _refresh_due(session, question)
+    refresh_due(session, question)
 
 
 def on_citizen_message(session: Session, question: Question, *, at: datetime) -> None:
@@ -306,7 +307,7 @@ def on_citizen_message(session: Session, question: Question, *, at: datetime) ->
                 timezone=str(first.details.get("timezone") or policies.DEFAULT_TIMEZONE),
             )
     session.flush()
-    _refresh_due(session, question)
+    refresh_due(session, question)
 
 
 def on_response(
@@ -343,7 +344,7 @@ def on_response(
         elif expected_at is not None:
             _set_expected(session, final, expected_at)
     session.flush()
-    _refresh_due(session, question)
+    refresh_due(session, question)
 
 
 def _settles(first: SlaClock, at: datetime) -> bool:
@@ -398,7 +399,7 @@ def on_status_change(
     elif old in _STOPPING and new in _OPEN:
         _reopen(session, question, clocks, at)
     session.flush()
-    _refresh_due(session, question)
+    refresh_due(session, question)
 
 
 def _reopen(

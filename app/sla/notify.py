@@ -1,0 +1,266 @@
+"""SLA alerts: who hears about a warning, a breach or an escalation, and how.
+
+Every alert is an in-app notification (a Notification row, unique per user and
+key, so the same alert never reaches a person twice). Telegram (through the alert
+bot, to `user.telegram_chat_id`) and e-mail (when SMTP is set) follow; a
+non-urgent alert raised at night or on a day off waits for the recipient's next
+working morning, and everything waiting for one person goes out as one digest.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
+
+from app.auth.models import Notification, Role, User, UserInstitution
+from app.config import Settings
+from app.directory.models import Institution, Territory
+from app.inbox.models import Priority, Question
+from app.sla import policies
+from app.worker import JobContext
+
+log = logging.getLogger("otklik.sla")
+
+BATCH = 500
+RETRY_AFTER = timedelta(minutes=10)
+# A channel that keeps failing for a day is given up on; the in-app alert stays.
+GIVE_UP_AFTER = timedelta(hours=24)
+TELEGRAM_LIMIT = 4000
+
+
+# --- recipients ------------------------------------------------------------------
+
+
+def _path_ids(path: str) -> list[int]:
+    return [int(part) for part in path.strip("/").split("/") if part]
+
+
+def _active(role: Role) -> ColumnElement[bool]:
+    return sa.and_(col(User.role) == role, col(User.is_active).is_(True))
+
+
+def operators(session: Session, institution_id: int) -> list[User]:
+    """Operators who work this institution's queue."""
+    return list(
+        session.exec(
+            select(User)
+            .join(UserInstitution, col(UserInstitution.user_id) == col(User.id))
+            .where(col(UserInstitution.institution_id) == institution_id, _active(Role.operator))
+        ).all()
+    )
+
+
+def supervisors(session: Session, institution_id: int) -> list[User]:
+    """The institution's own supervisors: of it or a parent institution, or of its territory."""
+    institution = session.get(Institution, institution_id)
+    if institution is None:
+        return []
+    return list(
+        session.exec(
+            select(User).where(
+                _active(Role.supervisor),
+                col(User.institution_id).in_(_path_ids(institution.path) or [institution_id])
+                | (col(User.territory_id) == institution.territory_id),
+            )
+        ).all()
+    )
+
+
+def chain_supervisors(session: Session, institution_id: int) -> list[User]:
+    """Supervisors of the territories above the institution's, nearest first."""
+    institution = session.get(Institution, institution_id)
+    territory = session.get(Territory, institution.territory_id) if institution else None
+    if territory is None:
+        return []
+    above = [t for t in _path_ids(territory.path) if t != territory.id]
+    users = session.exec(
+        select(User).where(_active(Role.supervisor), col(User.territory_id).in_(above))
+    ).all()
+    depth = {t: i for i, t in enumerate(above)}
+    return sorted(users, key=lambda u: -depth.get(u.territory_id or 0, 0))
+
+
+# --- raising alerts ----------------------------------------------------------------
+
+
+def _timezone(session: Session, user: User, question: Question) -> str:
+    if user.territory_id is not None:
+        territory = session.get(Territory, user.territory_id)
+        if territory is not None:
+            return territory.timezone
+    return policies.institution_timezone(session, question.institution_id)
+
+
+def _channels(user: User, settings: Settings) -> bool:
+    telegram = bool(user.telegram_chat_id and settings.telegram_alert_bot_token)
+    email = bool(user.email and settings.smtp_host)
+    return telegram or email
+
+
+def deliver_after(session: Session, user: User, question: Question, now: datetime) -> datetime:
+    """Now for urgent questions and in working hours; else the recipient's next working morning."""
+    if question.priority == Priority.urgent:
+        return now
+    office = policies.office_calendar(_timezone(session, user, question))
+    return office.next_working_instant(now)
+
+
+def local_time(session: Session, user: User, question: Question, at: datetime) -> str:
+    return at.astimezone(ZoneInfo(_timezone(session, user, question))).strftime("%d.%m %H:%M")
+
+
+def alert(
+    session: Session,
+    users: Iterable[User],
+    question: Question,
+    *,
+    kind: str,
+    dedupe_key: str,
+    text: str,
+    due_at: datetime,
+    now: datetime,
+    settings: Settings,
+) -> int:
+    """One notification per user under `dedupe_key`; returns how many were new.
+
+    `{due}` in the text becomes `due_at` in the recipient's local time.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    created = 0
+    seen: set[int] = set()
+    for user in users:
+        if user.id is None or user.id in seen:
+            continue
+        seen.add(user.id)
+        external = _channels(user, settings)
+        statement = (
+            insert(Notification)
+            .values(
+                user_id=user.id,
+                question_id=question.id,
+                kind=kind,
+                text=text.replace("{due}", local_time(session, user, question, due_at)),
+                dedupe_key=dedupe_key,
+                created_at=now,
+                deliver_after=deliver_after(session, user, question, now) if external else None,
+                # Nothing to send beyond the in-app alert.
+                delivered_at=None if external else now,
+            )
+            .on_conflict_do_nothing()
+            # RETURNING, not rowcount: psycopg reports rowcount -1 for this statement.
+            .returning(Notification.__table__.c.id)  # type: ignore[attr-defined]
+        )
+        created += int(session.execute(statement).first() is not None)
+    return created
+
+
+# --- delivery ----------------------------------------------------------------------
+
+
+def _compose(items: Sequence[Notification]) -> tuple[str, str]:
+    """(subject, body) of one alert or of a digest of several."""
+    if len(items) == 1:
+        return items[0].text.split("\n", 1)[0][:200], items[0].text
+    subject = f"Отклик: {len(items)} уведомлений о сроках ответов"
+    lines = [subject, ""] + [f"• {n.text}" for n in items]
+    return subject, "\n".join(lines)
+
+
+def send_telegram(ctx: JobContext, chat_id: str, text: str) -> None:
+    token = ctx.settings.telegram_alert_bot_token
+    assert token is not None
+    if len(text) > TELEGRAM_LIMIT:
+        text = text[: TELEGRAM_LIMIT - 1] + "…"
+    response = ctx.http.post(
+        f"{ctx.settings.telegram_api_url}/bot{token.get_secret_value()}/sendMessage",
+        json={"chat_id": chat_id, "text": text, "disable_web_page_preview": True},
+    )
+    if response.status_code != 200 or not response.json().get("ok"):
+        raise RuntimeError(f"Telegram answered {response.status_code}: {response.text[:200]}")
+
+
+def send_email(settings: Settings, to: str, subject: str, body: str) -> None:
+    assert settings.smtp_host is not None
+    message = EmailMessage()
+    message["From"] = settings.smtp_from
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(body)
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=15) as smtp:
+        if settings.smtp_starttls:
+            smtp.starttls()
+        if settings.smtp_user and settings.smtp_password is not None:
+            smtp.login(settings.smtp_user, settings.smtp_password.get_secret_value())
+        smtp.send_message(message)
+
+
+def _send(ctx: JobContext, user: User, items: Sequence[Notification]) -> None:
+    subject, body = _compose(items)
+    if user.telegram_chat_id and ctx.settings.telegram_alert_bot_token:
+        send_telegram(ctx, user.telegram_chat_id, body)
+    if user.email and ctx.settings.smtp_host:
+        send_email(ctx.settings, user.email, subject, body)
+
+
+def deliver_notifications(ctx: JobContext) -> int:
+    """Send due alerts by Telegram and e-mail, one message (a digest) per person.
+
+    Claims rows first (FOR UPDATE SKIP LOCKED on PostgreSQL) and marks them sent
+    before sending, so no worker sends one twice; a failed send is retried later.
+    """
+    now = ctx.clock()
+    with Session(ctx.engine, expire_on_commit=False) as session:
+        query = (
+            select(Notification)
+            .where(
+                col(Notification.delivered_at).is_(None),
+                col(Notification.deliver_after) <= now,
+            )
+            .order_by(col(Notification.user_id), col(Notification.id))
+            .limit(BATCH)
+        )
+        if ctx.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        claimed = list(session.exec(query).all())
+        for item in claimed:
+            item.delivered_at = now
+            session.add(item)
+        by_user: dict[int, list[Notification]] = defaultdict(list)
+        for item in claimed:
+            by_user[item.user_id].append(item)
+        users = {u.id: u for u in session.exec(select(User).where(col(User.id).in_(by_user)))}
+        session.commit()
+    failed: list[Notification] = []
+    for user_id, items in by_user.items():
+        user = users.get(user_id)
+        if user is None:
+            continue
+        try:
+            _send(ctx, user, items)
+        except Exception as exc:
+            log.warning(
+                "alert delivery failed",
+                extra={"fields": {"user_id": user_id, "error": str(exc)[:300]}},
+            )
+            failed.extend(n for n in items if now - n.created_at < GIVE_UP_AFTER)
+    if failed:
+        with Session(ctx.engine) as session:
+            for item in failed:
+                row = session.get(Notification, item.id)
+                if row is not None:
+                    row.delivered_at = None
+                    row.deliver_after = now + RETRY_AFTER
+                    session.add(row)
+            session.commit()
+    return len(claimed)
