@@ -40,9 +40,14 @@ def record(
         return True
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(TimelineEntry).values(**values).on_conflict_do_nothing()
-    result = session.execute(statement)
-    return bool(getattr(result, "rowcount", 0))
+    # RETURNING, not rowcount: psycopg reports rowcount -1 for this statement.
+    statement = (
+        insert(TimelineEntry)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(TimelineEntry.__table__.c.id)  # type: ignore[attr-defined]
+    )
+    return session.execute(statement).first() is not None
 
 
 def kinds_ru() -> dict[str, str]:
