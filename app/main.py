@@ -230,6 +230,7 @@ def _include_routers(app: FastAPI) -> None:
     from app.inbox.actions import router as actions_api
     from app.inbox.api import router as questions_api
     from app.inbox.views import router as inbox_pages
+    from app.reports.views import router as reports_api
     from app.routing.views import router as routing_api
     from app.sla.views import router as sla_api
 
@@ -241,6 +242,7 @@ def _include_routers(app: FastAPI) -> None:
         inbox_pages,
         routing_api,
         sla_api,
+        reports_api,
     ):
         app.include_router(router)
 
