@@ -126,8 +126,34 @@ def demo(
         session.commit()
     typer.echo(created.summary())
     if history_days > 0:
-        typer.echo("history replay arrives with webhook ingestion; seeded the directory only")
+        from app.inbox import simulate as simulation
+
+        count = simulation.replay_history(settings, engine, days=history_days)
+        typer.echo(f"history: {count} webhook deliveries replayed over {history_days} days")
     engine.dispose()
+
+
+@cli.command()
+def simulate(
+    base_url: Annotated[str, typer.Option(help="where Otklik runs, e.g. http://127.0.0.1:8000")],
+    rate: Annotated[float, typer.Option(help="deliveries per second")] = 5.0,
+    duration: Annotated[float, typer.Option(help="seconds to run")] = 10.0,
+    seed: Annotated[int | None, typer.Option(help="random seed, for repeatable traffic")] = None,
+) -> None:
+    """Post realistic, correctly signed webhook traffic for the pages in the database."""
+    from app.crypto import Cipher
+    from app.inbox import simulate as simulation
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    pages = [s for _, s in simulation.load_pages(engine, Cipher(settings.resolved_secret_key()))]
+    engine.dispose()
+    if not pages:
+        _fail("no pages in the database: run `otklik demo` first")
+    if rate <= 0 or duration <= 0:
+        _fail("--rate and --duration must be positive")
+    report = simulation.run(base_url, pages, rate=rate, duration=duration, seed=seed)
+    typer.echo(report.summary())
 
 
 @users_cli.command("create")

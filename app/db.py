@@ -87,7 +87,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(conn: sa.Connection) -> None:
     # IMMEDIATE takes the write lock up front, so two writers queue on
     # busy_timeout instead of failing with "database is locked" on upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Read-only work asks for DEFERRED (see reading_engine): in WAL mode a reader
+    # then never holds up the webhook writer.
+    mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    conn.exec_driver_sql(f"BEGIN {'DEFERRED' if mode == 'DEFERRED' else 'IMMEDIATE'}")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -115,8 +118,17 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
+def reading_engine(engine: Engine) -> Engine:
+    """The engine for read-only work: on SQLite its transactions take no write lock."""
+    return engine.execution_options(sqlite_begin="DEFERRED")
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+    engine: Engine = request.app.state.engine
+    # GET pages and API reads must not block the webhook writer on SQLite.
+    if request.method in ("GET", "HEAD"):
+        engine = reading_engine(engine)
+    with Session(engine, expire_on_commit=False) as session:
         yield session
 
 

@@ -229,6 +229,8 @@ def _include_routers(app: FastAPI) -> None:
     from app.directory.views import router as directory_api
     from app.inbox.actions import router as actions_api
     from app.inbox.api import router as questions_api
+    from app.inbox.events import router as events_api
+    from app.inbox.receive import router as webhooks_receiver
     from app.inbox.views import router as inbox_pages
     from app.reports.views import router as reports_api
     from app.routing.views import router as routing_api
@@ -239,6 +241,8 @@ def _include_routers(app: FastAPI) -> None:
         directory_api,
         questions_api,
         actions_api,
+        events_api,
+        webhooks_receiver,
         inbox_pages,
         routing_api,
         sla_api,

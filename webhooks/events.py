@@ -55,3 +55,6 @@ class InboundEvent:
     raw_type: str = ""  # the platform's event type string
     # For comments whose payload carries the post (TG automatic forward): the post's text.
     context_text: str = ""
+    # A group chat: each citizen message is a question of its own, so a message never
+    # joins the author's earlier question in the same thread.
+    group_chat: bool = False

@@ -67,10 +67,8 @@ class VkAdapter:
     # --- receiving ---------------------------------------------------------------------------
 
     def verify(self, page: PageSecrets, headers: Mapping[str, str], body: bytes) -> None:
-        try:
-            data = parse_json(body)
-        except Malformed as exc:
-            raise Unauthentic(f"not a VK Callback API request: {exc}") from None
+        # A body that is not JSON is malformed (400), not an impostor: VK never sends one.
+        data = parse_json(body)
         if id_str(data.get("group_id")) != _group_id(page):
             raise Unauthentic("group_id does not belong to this page")
         secret = data.get("secret")
@@ -298,6 +296,7 @@ def _message_event(page: PageSecrets, event_type: str, obj: dict[str, Any]) -> I
         sent_at=sent_at or utc_now(),
         attachments=_attachments(message),
         reply_to_key=reply_to,
+        group_chat=int(peer) >= _CHAT_PEER_MIN if peer.lstrip("-").isdigit() else False,
         reply_ref=ref,
         raw_type=event_type,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import Depends, Request
 
 from app.auth import service as auth_service
@@ -41,8 +42,12 @@ def get_api_user(request: Request, session: SessionDep, clock: ClockDep) -> User
     user = auth_service.authenticate_token(session, token.strip(), clock())
     if user is None:
         raise Unauthorized("Токен неизвестен или отозван", code="invalid_token")
-    # The last-used stamp is the one write a read-only call makes.
-    session.commit()
+    # The last-used stamp is the one write a read-only call makes; it is best
+    # effort, a busy database must not fail the call.
+    try:
+        session.commit()
+    except sa.exc.OperationalError:
+        session.rollback()
     request.state.user = user
     return user
 

@@ -1,7 +1,56 @@
-"""The inbox's periodic jobs."""
+"""The inbox's periodic jobs: retries of failed deliveries and stragglers."""
 
 from __future__ import annotations
 
-from app.worker import Job
+from datetime import timedelta
 
-JOBS: list[tuple[str, Job]] = []
+from sqlmodel import Session, col, select
+
+from app.inbox.models import EventStatus, InboundEvent
+from app.inbox.receive import process_one
+from app.worker import Job, JobContext
+
+# A delivery still pending this long after receipt lost its ingest thread (a
+# restart between commit and processing): any worker picks it up.
+STRAGGLER_AGE = timedelta(seconds=60)
+BATCH = 200
+
+
+def retry_events(ctx: JobContext) -> int:
+    """Process failed deliveries whose backoff has passed, and stragglers."""
+    now = ctx.clock()
+    with Session(ctx.engine) as session:
+        query = (
+            select(InboundEvent.id)
+            .where(
+                (
+                    (col(InboundEvent.status) == EventStatus.failed)
+                    & (col(InboundEvent.next_attempt_at) <= now)
+                )
+                | (
+                    (col(InboundEvent.status) == EventStatus.pending)
+                    & (col(InboundEvent.received_at) <= now - STRAGGLER_AGE)
+                    & (
+                        col(InboundEvent.next_attempt_at).is_(None)
+                        | (col(InboundEvent.next_attempt_at) <= now)
+                    )
+                )
+            )
+            .order_by(col(InboundEvent.id))
+            .limit(BATCH)
+        )
+        if ctx.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = [i for i in session.exec(query).all() if i is not None]
+        if ctx.engine.dialect.name == "postgresql" and ids:
+            # Push them out of reach of other workers while this one works.
+            for event in session.exec(select(InboundEvent).where(col(InboundEvent.id).in_(ids))):
+                event.next_attempt_at = now + timedelta(minutes=5)
+                session.add(event)
+        session.commit()
+    for event_id in ids:
+        process_one(ctx.engine, event_id, ctx.cipher, ctx.clock)
+    return len(ids)
+
+
+JOBS: list[tuple[str, Job]] = [("retry_events", retry_events)]

@@ -83,8 +83,8 @@ def test_verify_rejects_everything_when_page_has_no_secret(payload: Payload) -> 
         vk.verify(page, {}, payload("vk", "wall_reply_new"))
 
 
-def test_verify_rejects_non_json() -> None:
-    with pytest.raises(Unauthentic):
+def test_verify_rejects_non_json_as_malformed() -> None:
+    with pytest.raises(Malformed):
         vk.verify(PAGE, {}, b"type=confirmation")
 
 

@@ -1,0 +1,398 @@
+"""Ingestion: a stored delivery becomes messages on questions.
+
+Parsing is the adapter's; this module threads, records and hands new questions
+to routing and SLA. Everything is idempotent: a message is unique per page and
+platform key, so replaying an event changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app.crypto import Cipher
+from app.directory import service as directory_service
+from app.directory.models import Page
+from app.inbox import outgoing, timeline
+from app.inbox.models import (
+    OPEN_STATUSES,
+    Direction,
+    EventStatus,
+    InboundEvent,
+    Message,
+    MessageSource,
+    Question,
+    QuestionKind,
+    QuestionStatus,
+    ThreadContext,
+)
+from app.routing import service as routing_service
+from app.sla import service as sla_service
+from webhooks import EventKind, Malformed, get_adapter
+from webhooks import InboundEvent as Event
+
+log = logging.getLogger("otklik.ingest")
+
+# A follow-up joins the citizen's question in the same thread while it is open,
+# or answered within this window (then the next-response clock runs).
+FOLLOW_UP_WINDOW = timedelta(days=30)
+# Retries of failed processing: 30 s, 1 min, 2 min, ... capped at 1 h, then stop.
+MAX_ATTEMPTS = 12
+
+
+def process(session: Session, event: InboundEvent, *, cipher: Cipher, now: datetime) -> None:
+    """Apply one stored delivery. Raises on failure; the caller records it (mark_failed)."""
+    page = session.get(Page, event.page_id)
+    if page is None:
+        raise LookupError(f"page {event.page_id} is gone")
+    adapter = get_adapter(event.platform)
+    secrets = directory_service.page_secrets(page, cipher)
+    parsed = adapter.parse(secrets, event.body)
+    if session.get_bind().dialect.name == "postgresql":
+        # Events of one thread are applied one at a time across all processes,
+        # so two workers never open two questions for one citizen's thread.
+        for thread_key in sorted({e.thread_key for e in parsed}):
+            session.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                {"k": f"{page.id}:{thread_key}"},
+            )
+    for item in parsed:
+        _apply(session, page, item, event, now)
+    kinds = {e.kind for e in parsed}
+    event.status = EventStatus.ignored if kinds <= {EventKind.ignored} else EventStatus.processed
+    event.event_types = ",".join(sorted({e.raw_type for e in parsed if e.raw_type}))[:255]
+    event.processed_at = now
+    event.last_error = None
+    event.next_attempt_at = None
+    session.add(event)
+    session.flush()
+
+
+def mark_failed(session: Session, event_id: int, error: BaseException, now: datetime) -> None:
+    """Record a processing failure and schedule a retry with backoff (none for bad payloads)."""
+    event = session.get(InboundEvent, event_id)
+    if event is None:
+        return
+    event.attempts += 1
+    event.status = EventStatus.failed
+    event.last_error = f"{type(error).__name__}: {error}"[:4000]
+    retryable = not isinstance(error, Malformed) and event.attempts < MAX_ATTEMPTS
+    event.next_attempt_at = (
+        now + timedelta(seconds=min(3600, 30 * 2 ** (event.attempts - 1))) if retryable else None
+    )
+    session.add(event)
+    session.flush()
+
+
+def _apply(session: Session, page: Page, e: Event, event: InboundEvent, now: datetime) -> None:
+    if e.kind == EventKind.citizen_message:
+        _citizen_message(session, page, e, event, now)
+    elif e.kind == EventKind.page_reply:
+        _page_reply(session, page, e, event, now)
+    elif e.kind == EventKind.edit:
+        _edit(session, page, e, now)
+    elif e.kind == EventKind.delete:
+        _delete(session, page, e, now)
+    elif e.kind == EventKind.restore:
+        _restore(session, page, e, now)
+    elif e.kind == EventKind.context:
+        _context(session, page, e)
+    if e.context_text and e.kind == EventKind.citizen_message:
+        _context(session, page, e, text=e.context_text)
+
+
+def _message_by_key(session: Session, page_id: int, key: str) -> Message | None:
+    return session.exec(
+        select(Message).where(col(Message.page_id) == page_id, col(Message.external_id) == key)
+    ).first()
+
+
+def _attachments(e: Event) -> list[dict[str, str | None]]:
+    return [asdict(a) for a in e.attachments]
+
+
+def _new_message(
+    page: Page, question: Question, e: Event, event: InboundEvent, source: MessageSource
+) -> Message:
+    assert page.id is not None and question.id is not None
+    return Message(
+        question_id=question.id,
+        page_id=page.id,
+        direction=Direction.inbound if source == MessageSource.citizen else Direction.outbound,
+        source=source,
+        author_id=e.author_id,
+        author_name=e.author_name,
+        text=e.text,
+        attachments=_attachments(e),
+        sent_at=e.sent_at,
+        received_at=event.received_at,
+        delay_seconds=round((event.received_at - e.sent_at).total_seconds(), 3),
+        external_id=e.source_key,
+        reply_to_key=e.reply_to_key,
+        reply_ref=dict(e.reply_ref),
+        permalink=e.permalink,
+    )
+
+
+def _open_question(session: Session, page: Page, e: Event) -> Question | None:
+    """The citizen's question this message continues, if any."""
+    if e.group_chat:
+        return None
+    joinable = [str(s) for s in (*OPEN_STATUSES, QuestionStatus.answered)]
+    return session.exec(
+        select(Question)
+        .where(
+            col(Question.page_id) == page.id,
+            col(Question.thread_key) == e.thread_key,
+            col(Question.citizen_platform_id) == e.author_id,
+            col(Question.status).in_(joinable),
+            col(Question.last_citizen_at) >= e.sent_at - FOLLOW_UP_WINDOW,
+        )
+        .order_by(col(Question.id).desc())
+        .limit(1)
+    ).first()
+
+
+def _citizen_message(
+    session: Session, page: Page, e: Event, event: InboundEvent, now: datetime
+) -> None:
+    if _message_by_key(session, page.id or 0, e.source_key) is not None:
+        return  # the same comment delivered twice (double subscription, replay)
+    question = _open_question(session, page, e)
+    if question is None:
+        _open(session, page, e, event, now)
+        return
+    message = _new_message(page, question, e, event, MessageSource.citizen)
+    session.add(message)
+    question.last_citizen_at = max(question.last_citizen_at or e.sent_at, e.sent_at)
+    question.updated_at = now
+    old = question.status
+    if old in (QuestionStatus.answered, QuestionStatus.waiting_citizen):
+        question.status = QuestionStatus.in_progress
+    session.add(question)
+    session.flush()
+    assert question.id is not None
+    timeline.record(session, question.id, "message", e.sent_at, data={"message_id": message.id})
+    if old != question.status:
+        sla_service.on_status_change(
+            session, question, old=str(old), new=str(question.status), at=e.sent_at
+        )
+    sla_service.on_citizen_message(session, question, at=e.sent_at)
+
+
+def _open(session: Session, page: Page, e: Event, event: InboundEvent, now: datetime) -> Question:
+    linked_id = None
+    if e.reply_to_key:
+        replied = _message_by_key(session, page.id or 0, e.reply_to_key)
+        linked_id = replied.question_id if replied else None
+    assert page.id is not None
+    question = Question(
+        page_id=page.id,
+        institution_id=page.institution_id,
+        platform=str(page.platform),
+        kind=QuestionKind(str(e.thread_kind)),
+        status=QuestionStatus.new,
+        citizen_platform_id=e.author_id,
+        citizen_name=e.author_name,
+        thread_key=e.thread_key,
+        text=e.text,
+        permalink=e.permalink,
+        created_at=e.sent_at,
+        received_at=event.received_at,
+        updated_at=now,
+        last_citizen_at=e.sent_at,
+        linked_question_id=linked_id,
+    )
+    session.add(question)
+    session.flush()
+    assert question.id is not None
+    session.add(_new_message(page, question, e, event, MessageSource.citizen))
+    session.flush()
+    timeline.record(
+        session, question.id, "created", e.sent_at, data={"platform": str(page.platform)}
+    )
+    routing_service.triage_and_route(
+        session, question, text=e.text, has_attachments=bool(e.attachments), now=now
+    )
+    sla_service.start_clocks(session, question, now=now)
+    outgoing.emit(session, "question.created", question, now)
+    return question
+
+
+def _answered_question(session: Session, page: Page, e: Event) -> Question | None:
+    """The question a page's reply answers: the one it replies to, else the thread's latest."""
+    if e.reply_to_key:
+        replied = _message_by_key(session, page.id or 0, e.reply_to_key)
+        if replied is not None:
+            return session.get(Question, replied.question_id)
+    return session.exec(
+        select(Question)
+        .where(
+            col(Question.page_id) == page.id,
+            col(Question.thread_key) == e.thread_key,
+            col(Question.status).in_([str(s) for s in OPEN_STATUSES]),
+        )
+        .order_by(col(Question.id).desc())
+        .limit(1)
+    ).first()
+
+
+def _our_pending_reply(session: Session, question_id: int, text: str) -> Message | None:
+    """Our own reply whose echo outran the outbox's record of publishing it."""
+    return session.exec(
+        select(Message)
+        .where(
+            col(Message.question_id) == question_id,
+            col(Message.source) == MessageSource.otklik,
+            col(Message.external_id).is_(None),
+            col(Message.text) == text,
+        )
+        .order_by(col(Message.id))
+        .limit(1)
+    ).first()
+
+
+def _page_reply(session: Session, page: Page, e: Event, event: InboundEvent, now: datetime) -> None:
+    if _message_by_key(session, page.id or 0, e.source_key) is not None:
+        return  # the echo of our own published reply, or a duplicate
+    question = _answered_question(session, page, e)
+    if question is None or question.id is None:
+        return  # the page wrote in a thread with no question: nothing to answer
+    pending = _our_pending_reply(session, question.id, e.text)
+    if pending is not None:
+        # The outbox will record it as published; claim the key so it is not counted twice.
+        pending.external_id = e.source_key
+        session.add(pending)
+        session.flush()
+        return
+    message = _new_message(page, question, e, event, MessageSource.native)
+    session.add(message)
+    old = question.status
+    if question.first_response_at is None or e.sent_at < question.first_response_at:
+        question.first_response_at = e.sent_at
+    if old in OPEN_STATUSES:
+        question.status = QuestionStatus.answered
+    question.updated_at = now
+    session.add(question)
+    session.flush()
+    timeline.record(
+        session,
+        question.id,
+        "response",
+        e.sent_at,
+        data={"source": "native", "message_id": message.id, "author_id": e.author_id},
+    )
+    sla_service.on_response(session, question, at=e.sent_at, interim=False)
+    if old != question.status:
+        outgoing.emit(session, "question.answered", question, now, {"source": "native"})
+
+
+def _edit(session: Session, page: Page, e: Event, now: datetime) -> None:
+    message = _message_by_key(session, page.id or 0, e.source_key)
+    if message is None:
+        context = session.exec(
+            select(ThreadContext).where(
+                col(ThreadContext.page_id) == page.id, col(ThreadContext.source_key) == e.source_key
+            )
+        ).first()
+        if context is not None:
+            context.text = e.text
+            session.add(context)
+        return
+    if message.text == e.text and _attachments(e) == message.attachments:
+        return  # a replayed edit
+    message.previous_texts = [
+        *message.previous_texts,
+        {"text": message.text, "until": e.sent_at.isoformat()},
+    ]
+    message.text = e.text
+    message.attachments = _attachments(e) or message.attachments
+    message.edited_at = e.sent_at
+    session.add(message)
+    question = session.get(Question, message.question_id)
+    if question is not None and question.id is not None:
+        first = session.exec(
+            select(Message.id)
+            .where(col(Message.question_id) == question.id)
+            .order_by(col(Message.id))
+            .limit(1)
+        ).first()
+        if first == message.id:
+            question.text = e.text
+            session.add(question)
+        session.flush()
+        timeline.record(session, question.id, "edited", e.sent_at, data={"message_id": message.id})
+
+
+def _delete(session: Session, page: Page, e: Event, now: datetime) -> None:
+    message = _message_by_key(session, page.id or 0, e.source_key)
+    if message is None or message.deleted_at is not None:
+        return
+    message.deleted_at = e.sent_at
+    session.add(message)
+    session.flush()
+    question = session.get(Question, message.question_id)
+    if question is None or question.id is None:
+        return
+    timeline.record(session, question.id, "deleted", e.sent_at, data={"message_id": message.id})
+    remaining = session.exec(
+        select(sa.func.count())
+        .select_from(Message)
+        .where(
+            col(Message.question_id) == question.id,
+            col(Message.source) == MessageSource.citizen,
+            col(Message.deleted_at).is_(None),
+        )
+    ).one()
+    if remaining == 0 and question.first_response_at is None and question.status in OPEN_STATUSES:
+        old = question.status
+        question.status = QuestionStatus.withdrawn
+        question.closed_at = e.sent_at
+        session.add(question)
+        session.flush()
+        timeline.record(session, question.id, "withdrawn", e.sent_at)
+        sla_service.on_status_change(
+            session, question, old=str(old), new=str(question.status), at=e.sent_at
+        )
+
+
+def _restore(session: Session, page: Page, e: Event, now: datetime) -> None:
+    message = _message_by_key(session, page.id or 0, e.source_key)
+    if message is None or message.deleted_at is None:
+        return
+    message.deleted_at = None
+    if e.text and e.text != message.text:
+        message.text = e.text
+    session.add(message)
+    question = session.get(Question, message.question_id)
+    if question is not None and question.status == QuestionStatus.withdrawn:
+        question.status = QuestionStatus.new
+        question.closed_at = None
+        session.add(question)
+        session.flush()
+        sla_service.on_status_change(session, question, old="withdrawn", new="new", at=e.sent_at)
+    session.flush()
+
+
+def _context(session: Session, page: Page, e: Event, text: str | None = None) -> None:
+    assert page.id is not None
+    context = session.exec(
+        select(ThreadContext).where(
+            col(ThreadContext.page_id) == page.id, col(ThreadContext.thread_key) == e.thread_key
+        )
+    ).first()
+    if context is None:
+        context = ThreadContext(page_id=page.id, thread_key=e.thread_key)
+    if text is None:
+        context.text = e.text
+        context.source_key = e.source_key
+        context.permalink = e.permalink
+        context.posted_at = e.sent_at
+    elif not context.text:
+        context.text = text
+    session.add(context)
+    session.flush()
