@@ -31,7 +31,7 @@ from app.directory import service as directory_service
 from app.directory.models import Page
 from app.inbox import service as inbox_service
 from app.inbox.models import InboundEvent
-from app.inbox.writer import Delivery, DeliveryWriter
+from app.inbox.writer import Delivery, DeliveryWriter, WriteGate
 from webhooks import Ack, Malformed, PageSecrets, Unauthentic, get_adapter
 
 log = logging.getLogger("otklik.receive")
@@ -40,7 +40,6 @@ router = APIRouter(tags=["webhooks"])
 MAX_BODY = 1024 * 1024
 PLATFORMS = ("vk", "telegram", "ok", "max", "generic")
 _PAGE_TTL = 10.0  # seconds a page's credentials are cached in a process
-_INGEST_BATCH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +53,9 @@ class KnownPage:
 class Ingestor:
     """A thread that processes stored deliveries as soon as they are acknowledged."""
 
-    def __init__(self, engine: sa.Engine, cipher: Cipher, clock: Clock) -> None:
+    def __init__(self, engine: sa.Engine, cipher: Cipher, clock: Clock, gate: WriteGate) -> None:
         self._engine = engine
+        self._gate = gate
         self._cipher = cipher
         self._clock = clock
         self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
@@ -83,59 +83,18 @@ class Ingestor:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
+            event_id = self._queue.get()
+            if event_id is None:
                 return
-            batch = [first]
-            stop = False
-            while len(batch) < _INGEST_BATCH:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
             try:
-                process_batch(self._engine, batch, self._cipher, self._clock)
+                # One transaction per event: the webhook writer never waits long for
+                # the database, whatever the backlog.
+                with self._gate.worker():
+                    process_one(self._engine, event_id, self._cipher, self._clock)
             finally:
                 with self._idle:
-                    self._pending -= len(batch)
+                    self._pending -= 1
                     self._idle.notify_all()
-            if stop:
-                return
-
-
-def process_batch(engine: sa.Engine, event_ids: list[int], cipher: Cipher, clock: Clock) -> None:
-    """Process deliveries in one transaction, each in its own savepoint.
-
-    Under load this amortises the commit over many events; an event that fails
-    is rolled back alone and then marked failed in a transaction of its own.
-    """
-    failed: list[tuple[int, Exception]] = []
-    try:
-        with Session(engine, expire_on_commit=False) as session:
-            for event_id in event_ids:
-                event = session.get(InboundEvent, event_id)
-                if event is None or event.status in ("processed", "ignored"):
-                    continue
-                savepoint = session.begin_nested()
-                try:
-                    inbox_service.process(session, event, cipher=cipher, now=clock())
-                    savepoint.commit()
-                except Exception as error:
-                    savepoint.rollback()
-                    failed.append((event_id, error))
-            session.commit()
-    except Exception:
-        # The batch itself failed (e.g. the database went away): one by one.
-        log.exception("batch processing failed; retrying events one by one")
-        for event_id in event_ids:
-            process_one(engine, event_id, cipher, clock)
-        return
-    for event_id, exc in failed:
-        _record_failure(engine, event_id, exc, clock)
 
 
 def process_one(engine: sa.Engine, event_id: int, cipher: Cipher, clock: Clock) -> bool:
@@ -174,7 +133,7 @@ class Receiver:
         self.cipher = cipher
         self.clock = clock
         self.writer = DeliveryWriter(engine)
-        self.ingestor = Ingestor(engine, cipher, clock)
+        self.ingestor = Ingestor(engine, cipher, clock, self.writer.gate)
         self._pages: dict[tuple[str, str], tuple[float, KnownPage | None]] = {}
         self._ok_networks = [
             ipaddress.ip_network(n.strip())
