@@ -51,7 +51,7 @@ class SlaPolicyBase(SQLModel):
     first_response_minutes: int = Field(default=480, gt=0)
     urgent_first_response_minutes: int | None = Field(default=240, gt=0)
     next_response_minutes: int | None = Field(default=480, gt=0)
-    final_answer_minutes: int | None = Field(default=7 * 480, gt=0)
+    final_answer_minutes: int | None = Field(default=7 * 9 * 60, gt=0)  # 7 working days
     working_time: bool = True
     calendar_id: int | None = Field(default=None, foreign_key="business_calendar.id")
     warn_ratio: float = Field(default=0.75, gt=0, lt=1)

@@ -34,7 +34,8 @@ BUILTIN = SlaPolicyBase(
     first_response_minutes=8 * 60,
     urgent_first_response_minutes=4 * 60,
     next_response_minutes=8 * 60,
-    final_answer_minutes=7 * 8 * 60,
+    # Seven working days of the default calendar (Monday-Friday 09:00-18:00).
+    final_answer_minutes=7 * 9 * 60,
     working_time=True,
     calendar_id=None,
     warn_ratio=0.75,

@@ -46,8 +46,8 @@ def test_builtin_defaults_count_working_hours_of_the_territory(session: Session)
     assert first.due_at == _local(10, 18)  # 8 working hours of a 09-18 day
     assert first.warn_at == _local(10, 16)  # 75 %: six hours later, the same day
     assert first.check_at == first.warn_at
-    assert final.target_minutes == 7 * 8 * 60
-    assert final.due_at == _local(18, 12)  # 7 * 8 working hours
+    assert final.target_minutes == 7 * 9 * 60
+    assert final.due_at == _local(19, 10)  # seven working days later, the same hour
     assert Target.next_response not in clocks
     assert question.due_at == first.due_at
 
@@ -181,7 +181,7 @@ def test_waiting_for_the_citizen_pauses_the_final_answer_and_adds_the_time_back(
     question = _new(session)
     sla.on_response(session, question, at=_local(10, 11), interim=True)
     final = _clocks(session, question)[Target.final_answer]
-    assert final.due_at == _local(18, 12)
+    assert final.due_at == _local(19, 10)
     sla.on_status_change(
         session, question, old="answered", new="waiting_citizen", at=_local(11, 10)
     )
@@ -199,7 +199,7 @@ def test_waiting_for_the_citizen_pauses_the_final_answer_and_adds_the_time_back(
     assert final.state == ClockState.running
     assert final.details["paused_working_minutes"] == 1080
     assert final.paused_seconds == 2 * 24 * 3600
-    assert final.due_at == _local(20, 12)  # 1080 working minutes later
+    assert final.due_at == _local(23, 10)  # 1080 working minutes (two days) later
     # The follow-up came after a response: the next-response clock runs from it.
     following = clocks[Target.next_response]
     assert following.started_at == _local(13, 10)
@@ -229,8 +229,8 @@ def test_an_interim_answer_moves_the_final_deadline_never_past_the_policy(
     assert final.warn_at is not None and final.warn_at < expected
     assert question.due_at == expected
     sla.on_response(session, question, at=_local(11, 11), interim=True, expected_at=_local(31, 12))
-    assert _clocks(session, question)[Target.final_answer].due_at == _local(18, 12)
-    sla.on_response(session, question, at=_local(18, 12), interim=False)
+    assert _clocks(session, question)[Target.final_answer].due_at == _local(19, 10)
+    sla.on_response(session, question, at=_local(19, 10), interim=False)
     final = _clocks(session, question)[Target.final_answer]
     assert final.state == ClockState.met
 
@@ -298,7 +298,7 @@ def test_the_question_api_shows_each_target(client: TestClient, session: Session
     final = body["sla"]["final_answer"]
     assert (final["state"], final["due_at"], final["working_minutes"]) == (
         "running",
-        "2026-03-18T07:00:00Z",
+        "2026-03-19T05:00:00Z",
         None,
     )
     assert body["sla"]["next_response"]["state"] == "none"

@@ -44,7 +44,7 @@ def test_a_policy_with_its_own_calendar_sets_the_deadlines(
     )
     assert policy.status_code == 201, policy.text
     assert policy.json()["warn_ratio"] == 0.75
-    assert policy.json()["final_answer_minutes"] == 7 * 8 * 60
+    assert policy.json()["final_answer_minutes"] == 7 * 9 * 60
     # Tuesday 10:00 local (UTC+5): 2 h before lunch, 3 h after: 16:00.
     question = make_question(
         session, institution_id=clinic.id, created_at=datetime(2026, 3, 10, 5, 0, tzinfo=UTC)
