@@ -13,7 +13,8 @@ import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -22,7 +23,7 @@ from app.auth.deps import LoginRequired
 from app.clock import Clock
 from app.config import Settings, get_settings
 from app.crypto import Cipher
-from app.db import make_engine, utcnow
+from app.db import make_engine, reading_engine, utcnow
 from app.errors import DomainError
 from app.logs import request_id_var, setup_logging
 from app.web import STATIC_DIR, View
@@ -152,7 +153,7 @@ def create_app(
             '`{"error": {"code", "message"}}`; списки `{"items", "next_cursor"}`.'
         ),
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # served below with vendored assets: no CDN, works offline
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
@@ -200,7 +201,7 @@ def create_app(
     @app.get("/readyz", tags=["ops"], summary="The database is reachable and migrated to head")
     def readyz(request: Request) -> Response:
         try:
-            at_head = migrate.is_at_head(request.app.state.engine)
+            at_head = migrate.is_at_head(reading_engine(request.app.state.engine))
         except Exception as exc:
             log.warning("readiness: database unreachable", extra={"fields": {"error": str(exc)}})
             return _error_json(
@@ -214,6 +215,16 @@ def create_app(
                 {"Retry-After": "30"},
             )
         return JSONResponse({"status": "ready"})
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/v1/openapi.json",
+            title="Otklik API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
 
     @app.get("/", include_in_schema=False)
     def index() -> RedirectResponse:
