@@ -113,6 +113,7 @@ def test_native_page_reply_answers_the_question(
     assert question.status == "answered"
     assert question.first_response_at == datetime.fromtimestamp(1760429700, UTC)
     citizen, reply = _messages(db, question.id or 0)
+    assert (citizen.direction, citizen.source) == ("in", "citizen")
     assert (reply.direction, reply.source) == ("out", "native")
     detail = live.get(f"/api/v1/questions/{question.id}", headers=_admin_headers(db))
     assert detail.status_code == 200
