@@ -30,7 +30,7 @@ migrate: install
 run: install
 	@mkdir -p var
 	$(BIN)/otklik migrate
-	$(BIN)/otklik demo --if-empty
+	$(BIN)/otklik demo --if-empty --history-days 14
 	@echo
 	@echo "Otklik is starting: open http://127.0.0.1:8000/login (demo users above; also in var/demo-credentials.txt)"
 	$(BIN)/otklik serve --host 127.0.0.1 --port 8000

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
+from sqlmodel import col, select
 
 from app.auth.deps import WebUserDep
 from app.db import SessionDep
+from app.directory.models import Institution, Territory
 from app.inbox import queries
 from app.inbox.models import STATUS_NAMES_RU
 from app.web import ViewDep
@@ -20,6 +22,24 @@ def inbox(
 ) -> HTMLResponse:
     f = queries.QuestionFilter(status=[status] if status else None, q=q or None)
     questions, _ = queries.list_questions(session, user, f, after=None, limit=100)
+    # Times are shown in the zone of each question's territory.
+    institution_ids = {question.institution_id for question in questions}
+    zones = (
+        dict(
+            session.exec(
+                select(Institution.id, Territory.timezone)
+                .join(Territory, col(Territory.id) == Institution.territory_id)
+                .where(col(Institution.id).in_(institution_ids))
+            ).all()
+        )
+        if institution_ids
+        else {}
+    )
     return view.render(
-        "inbox/index.html", questions=questions, status=status, q=q, status_names=STATUS_NAMES_RU
+        "inbox/index.html",
+        questions=questions,
+        status=status,
+        q=q,
+        status_names=STATUS_NAMES_RU,
+        zones=zones,
     )
