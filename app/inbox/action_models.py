@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.inbox.outgoing import EVENTS
 
 REPLY_MAX_LENGTH = 9000
+# Row ids are INTEGER columns: a larger number can name no row, and SQLite cannot even
+# bind one past 2**63, so such ids are refused as invalid input.
+MAX_ID = 2**31 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def _examples(*examples: dict[str, Any]) -> ConfigDict:
@@ -107,7 +113,7 @@ class NoteCreate(BaseModel):
 
 class AssignBody(BaseModel):
     model_config = _examples({"user_id": 7}, {"user_id": None})
-    user_id: int | None = Field(description="Исполнитель; null снимает назначение")
+    user_id: RowId | None = Field(description="Исполнитель; null снимает назначение")
 
 
 class StatusChange(StrEnum):
@@ -139,7 +145,7 @@ class CannedResponseCreate(BaseModel):
             "ответим до {{expected_date}}.",
         }
     )
-    institution_id: int | None = Field(
+    institution_id: RowId | None = Field(
         default=None, description="Учреждение; null — шаблон для всех (только администратор)"
     )
     title: str = Field(min_length=1, max_length=255)
@@ -168,7 +174,7 @@ class CannedResponseRead(BaseModel):
 
 class CannedRender(BaseModel):
     model_config = _examples({"question_id": 17, "expected_at": "2026-03-20T18:00:00+05:00"})
-    question_id: int
+    question_id: RowId
     expected_at: AwareDatetime | None = None
 
 
@@ -182,7 +188,7 @@ class RenderedText(BaseModel):
 
 class TokenCreate(BaseModel):
     model_config = _examples({"user_id": 2, "name": "интеграция с СЭД"})
-    user_id: int
+    user_id: RowId
     name: str = Field(default="", max_length=255)
 
 

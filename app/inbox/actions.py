@@ -14,6 +14,7 @@ from app.crypto import Cipher
 from app.db import SessionDep
 from app.inbox import canned, integrations, queries, replies
 from app.inbox.action_models import (
+    MAX_ID,
     AssignBody,
     CannedRender,
     CannedResponseCreate,
@@ -21,6 +22,7 @@ from app.inbox.action_models import (
     CannedResponseUpdate,
     NoteCreate,
     OutboxItemRead,
+    PathId,
     RenderedText,
     ReplyCheck,
     ReplyCreate,
@@ -54,7 +56,7 @@ def _cipher(request: Request) -> Cipher:
     responses=_CONFLICT,
 )
 def post_reply(
-    question_id: int,
+    question_id: PathId,
     data: ReplyCreate,
     request: Request,
     session: SessionDep,
@@ -89,7 +91,7 @@ def post_reply(
     summary="Можно ли ответить через Отклик",
 )
 def reply_check(
-    question_id: int, request: Request, session: SessionDep, user: ApiUserDep
+    question_id: PathId, request: Request, session: SessionDep, user: ApiUserDep
 ) -> ReplyCheck:
     """Say before the operator types whether the platform will take a reply, and why not."""
     question = queries.get_question(session, user, question_id)
@@ -109,7 +111,7 @@ def reply_check(
     summary="Ответы вопроса в очереди отправки",
 )
 def question_outbox(
-    question_id: int, session: SessionDep, user: ApiUserDep
+    question_id: PathId, session: SessionDep, user: ApiUserDep
 ) -> Listing[OutboxItemRead]:
     """The question's replies with their publication state and, for failed ones, the
     platform's reason in Russian with what to do."""
@@ -128,7 +130,7 @@ def question_outbox(
     responses=_CONFLICT,
 )
 def retry_reply(
-    question_id: int, item_id: int, session: SessionDep, user: ApiUserDep, clock: ClockDep
+    question_id: PathId, item_id: PathId, session: SessionDep, user: ApiUserDep, clock: ClockDep
 ) -> OutboxItemRead:
     """Queue a failed reply again, e.g. after the page's token was fixed."""
     question = queries.get_question(session, user, question_id)
@@ -146,7 +148,7 @@ def retry_reply(
     summary="Внутренняя заметка",
 )
 def post_note(
-    question_id: int, data: NoteCreate, session: SessionDep, user: ApiUserDep, clock: ClockDep
+    question_id: PathId, data: NoteCreate, session: SessionDep, user: ApiUserDep, clock: ClockDep
 ) -> MessageRead:
     """Add a note for colleagues (`source: note`). Never published, never a response."""
     question = queries.get_question(session, user, question_id)
@@ -166,7 +168,7 @@ def post_note(
     summary="Назначить исполнителя",
 )
 def post_assign(
-    question_id: int, data: AssignBody, session: SessionDep, user: ApiUserDep, clock: ClockDep
+    question_id: PathId, data: AssignBody, session: SessionDep, user: ApiUserDep, clock: ClockDep
 ) -> QuestionDetail:
     """Give the question to a colleague who works with its institution (`null`: nobody)."""
     question = queries.get_question(session, user, question_id)
@@ -184,7 +186,7 @@ def post_assign(
     responses=_CONFLICT,
 )
 def post_claim(
-    question_id: int, session: SessionDep, user: ApiUserDep, clock: ClockDep
+    question_id: PathId, session: SessionDep, user: ApiUserDep, clock: ClockDep
 ) -> QuestionDetail:
     """Assign the question to the caller; 409 `already_assigned` if a colleague has it."""
     question = queries.get_question(session, user, question_id)
@@ -201,7 +203,7 @@ def post_claim(
     summary="Вернуть вопрос в очередь",
 )
 def post_release(
-    question_id: int, session: SessionDep, user: ApiUserDep, clock: ClockDep
+    question_id: PathId, session: SessionDep, user: ApiUserDep, clock: ClockDep
 ) -> QuestionDetail:
     """Remove the assignee. An operator may release only their own question."""
     question = queries.get_question(session, user, question_id)
@@ -219,7 +221,7 @@ def post_release(
     responses=_CONFLICT,
 )
 def post_status(
-    question_id: int, data: StatusBody, session: SessionDep, user: ApiUserDep, clock: ClockDep
+    question_id: PathId, data: StatusBody, session: SessionDep, user: ApiUserDep, clock: ClockDep
 ) -> QuestionDetail:
     """`waiting_citizen` pauses the SLA clocks, `closed` stops them, `reopen` (or
     `in_progress`) returns the question to work."""
@@ -242,7 +244,7 @@ def post_status(
 def list_canned(
     session: SessionDep,
     user: ApiUserDep,
-    institution_id: int | None = None,
+    institution_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int | None, Query()] = None,
     cursor: str | None = None,
 ) -> Listing[CannedResponseRead]:
@@ -281,7 +283,7 @@ def create_canned(
     tags=["canned responses"],
     summary="Шаблон ответа",
 )
-def get_canned(canned_id: int, session: SessionDep, user: ApiUserDep) -> CannedResponseRead:
+def get_canned(canned_id: PathId, session: SessionDep, user: ApiUserDep) -> CannedResponseRead:
     return CannedResponseRead.model_validate(canned.get_canned(session, user, canned_id))
 
 
@@ -293,7 +295,7 @@ def get_canned(canned_id: int, session: SessionDep, user: ApiUserDep) -> CannedR
     summary="Изменить шаблон ответа",
 )
 def update_canned(
-    canned_id: int, data: CannedResponseUpdate, session: SessionDep, user: ApiUserDep
+    canned_id: PathId, data: CannedResponseUpdate, session: SessionDep, user: ApiUserDep
 ) -> CannedResponseRead:
     row = canned.update_canned(session, user, canned_id, data)
     session.commit()
@@ -307,7 +309,7 @@ def update_canned(
     tags=["canned responses"],
     summary="Удалить шаблон ответа",
 )
-def delete_canned(canned_id: int, session: SessionDep, user: ApiUserDep) -> Response:
+def delete_canned(canned_id: PathId, session: SessionDep, user: ApiUserDep) -> Response:
     canned.delete_canned(session, user, canned_id)
     session.commit()
     return Response(status_code=204)
@@ -321,7 +323,7 @@ def delete_canned(canned_id: int, session: SessionDep, user: ApiUserDep) -> Resp
     summary="Подставить данные вопроса в шаблон",
 )
 def render_canned(
-    canned_id: int, data: CannedRender, session: SessionDep, user: ApiUserDep
+    canned_id: PathId, data: CannedRender, session: SessionDep, user: ApiUserDep
 ) -> RenderedText:
     """The template's text for one question: the citizen's name, the institution and the
     expected date (`expected_at`, else the question's interim date) filled in."""

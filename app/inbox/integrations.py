@@ -17,6 +17,8 @@ from app.db import SessionDep
 from app.errors import Invalid
 from app.inbox import subscriptions
 from app.inbox.action_models import (
+    MAX_ID,
+    PathId,
     SubscriptionCreate,
     SubscriptionCreated,
     SubscriptionRead,
@@ -73,7 +75,7 @@ def create_token(data: TokenCreate, session: SessionDep, admin: ApiAdminDep) -> 
 def list_tokens(
     session: SessionDep,
     admin: ApiAdminDep,
-    user_id: int | None = None,
+    user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int | None, Query()] = None,
     cursor: str | None = None,
 ) -> Listing[TokenRead]:
@@ -99,7 +101,7 @@ def list_tokens(
     summary="Отозвать API-токен",
 )
 def revoke_token(
-    token_id: int, session: SessionDep, admin: ApiAdminDep, clock: ClockDep
+    token_id: PathId, session: SessionDep, admin: ApiAdminDep, clock: ClockDep
 ) -> TokenRead:
     """The token stops working at once; it stays listed with `revoked_at`."""
     token = auth_service.revoke_token(session, token_id, clock())
@@ -160,7 +162,7 @@ def list_subscriptions(
     summary="Подписка на события",
 )
 def get_subscription(
-    subscription_id: int, session: SessionDep, admin: ApiAdminDep
+    subscription_id: PathId, session: SessionDep, admin: ApiAdminDep
 ) -> SubscriptionRead:
     return SubscriptionRead.model_validate(subscriptions.get(session, subscription_id))
 
@@ -172,7 +174,7 @@ def get_subscription(
     summary="Изменить подписку",
 )
 def update_subscription(
-    subscription_id: int, data: SubscriptionUpdate, session: SessionDep, admin: ApiAdminDep
+    subscription_id: PathId, data: SubscriptionUpdate, session: SessionDep, admin: ApiAdminDep
 ) -> SubscriptionRead:
     """Change the URL or the events, or pause deliveries with `is_active: false`."""
     subscription = subscriptions.update(session, subscription_id, data)
@@ -186,7 +188,9 @@ def update_subscription(
     name="api:subscription_delete",
     summary="Удалить подписку",
 )
-def delete_subscription(subscription_id: int, session: SessionDep, admin: ApiAdminDep) -> Response:
+def delete_subscription(
+    subscription_id: PathId, session: SessionDep, admin: ApiAdminDep
+) -> Response:
     """Deliveries still waiting are cancelled."""
     subscriptions.delete(session, subscription_id)
     session.commit()
