@@ -41,7 +41,12 @@ def test_api_docs_use_vendored_assets(client: TestClient) -> None:
     assert "cdn" not in page.text.lower()
     assert client.get("/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
     schema = client.get("/api/v1/openapi.json").json()
-    for path in ("/api/v1/territories", "/api/v1/institutions", "/api/v1/pages", "/api/v1/questions"):
+    for path in (
+        "/api/v1/territories",
+        "/api/v1/institutions",
+        "/api/v1/pages",
+        "/api/v1/questions",
+    ):
         assert path in schema["paths"], path
 
 
