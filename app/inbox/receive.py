@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 from app.clock import Clock
 from app.config import Settings
 from app.crypto import Cipher
+from app.db import reading_engine
 from app.directory import service as directory_service
 from app.directory.models import Page
 from app.inbox import service as inbox_service
@@ -141,12 +142,18 @@ class Receiver:
             if n.strip()
         ]
 
-    def page(self, platform: str, key: str) -> KnownPage | None:
+    def cached_page(self, platform: str, key: str) -> tuple[bool, KnownPage | None]:
         cached = self._pages.get((platform, key))
+        if cached is not None and time.monotonic() - cached[0] < _PAGE_TTL:
+            return True, cached[1]
+        return False, None
+
+    def page(self, platform: str, key: str) -> KnownPage | None:
+        hit, known = self.cached_page(platform, key)
+        if hit:
+            return known
         now = time.monotonic()
-        if cached is not None and now - cached[0] < _PAGE_TTL:
-            return cached[1]
-        with Session(self.engine) as session:
+        with Session(reading_engine(self.engine)) as session:
             row = session.exec(
                 select(Page).where(col(Page.key) == key, col(Page.platform) == platform)
             ).first()
@@ -259,7 +266,10 @@ async def receive(platform: str, page_key: str, request: Request) -> Response:
     if body is None:
         return _error(413, "too_large", "Body over 1 MiB")
     try:
-        page = receiver.page(platform, page_key)
+        hit, page = receiver.cached_page(platform, page_key)
+        if not hit:
+            # A database read: off the event loop.
+            page = await run_in_threadpool(receiver.page, platform, page_key)
     except Exception as exc:
         log.error("page lookup failed", extra={"fields": {"error": str(exc)}})
         return _error(503, "unavailable", "Database unavailable", {"Retry-After": "10"})
