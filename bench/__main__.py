@@ -6,6 +6,8 @@ measured in the same run on the same machine.
    (wrk, one thread, 32 connections) on SQLite and PostgreSQL, against a bare FastAPI
    endpoint that only parses the JSON and answers ok; p99 at half the maximum rate;
    end-to-end processing (delivery to question in its queue) rate and lag.
+3. Processing of stored deliveries on SQLite (bench/processing.py): events/s, ms and
+   SQL statements per event, against only parsing the same payloads.
 """
 
 from __future__ import annotations
@@ -361,12 +363,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--only", choices=["import", "webhooks"])
+    parser.add_argument("--only", choices=["import", "webhooks", "processing"])
     args = parser.parse_args()
     if args.only in (None, "import"):
         bench_import(args.repeat)
     if args.only in (None, "webhooks"):
         bench_webhooks(args.seconds, args.repeat, postgres=not args.no_postgres)
+    if args.only in (None, "processing"):
+        from bench.processing import bench_processing
+
+        bench_processing(events=2000, repeat=args.repeat)
 
 
 if __name__ == "__main__":
