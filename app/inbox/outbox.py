@@ -16,7 +16,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +34,17 @@ from app.inbox.models import (
     QuestionStatus,
     WebhookSubscription,
 )
+from app.inbox.outbox_outcomes import (
+    GAVE_UP,
+    REPLY_MAX_ATTEMPTS,
+    WEBHOOK_GAVE_UP,
+    WEBHOOK_MAX_ATTEMPTS,
+    Claimed,
+    SessionFactory,
+    defer,
+    fail,
+    retry,
+)
 from app.sla import service as sla_service
 from app.worker import JobContext
 from webhooks import PermanentError, Published, Reply, TransientError, get_adapter
@@ -42,24 +52,13 @@ from webhooks.generic import sign
 
 log = logging.getLogger("otklik.outbox")
 
-SessionFactory = Callable[[], Session]
-
 SENDING_LEASE = timedelta(minutes=5)  # far above the HTTP client's timeouts
-REPLY_MAX_ATTEMPTS = 12  # with the delays below: about four hours of trying
-WEBHOOK_MAX_ATTEMPTS = 10
-BASE_DELAY = 10.0  # seconds before the first retry; doubles with each attempt
-MAX_DELAY = 3600.0
 INLINE_WAIT = 2.0  # wait this long for a rate-limit slot in place, else come back later
 BATCH = 100  # items one run handles at most
 
 # Platforms whose send carries an idempotency key derived from the item id.
 IDEMPOTENT_PLATFORMS = frozenset({"vk"})
 
-_GAVE_UP = (
-    "gave_up",
-    "Платформа долго не принимает ответ (сбой сети или ограничение частоты). Ответ не "
-    "опубликован. Повторите отправку позже или ответьте гражданину на платформе.",
-)
 _OUTCOME_UNKNOWN = (
     "outcome_unknown",
     "Отправка прервалась, и неизвестно, опубликован ли ответ. Проверьте страницу на "
@@ -74,18 +73,6 @@ _UNREADABLE_TOKEN = (
     "Ключ доступа страницы не удаётся расшифровать (сменился секретный ключ Отклика?). "
     "Введите ключ доступа в карточке страницы заново и повторите отправку.",
 )
-_WEBHOOK_GAVE_UP = (
-    "gave_up",
-    "Адрес подписки не принимает события. Проверьте его доступность и ключ подписи.",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _Claimed:
-    id: int
-    kind: OutboxKind
-    attempts: int
-    stuck: bool  # it was 'sending' when claimed: the previous sender never finished
 
 
 def send_outbox(
@@ -120,7 +107,7 @@ def send_outbox(
     return handled
 
 
-def _claim(factory: SessionFactory, now: datetime) -> _Claimed | None:
+def _claim(factory: SessionFactory, now: datetime) -> Claimed | None:
     with factory() as session:
         item = session.exec(
             select(OutboxItem)
@@ -138,7 +125,7 @@ def _claim(factory: SessionFactory, now: datetime) -> _Claimed | None:
         if item is None or item.id is None:
             session.rollback()
             return None
-        claimed = _Claimed(
+        claimed = Claimed(
             id=item.id,
             kind=item.kind,
             attempts=item.attempts + 1,
@@ -159,12 +146,12 @@ def _claim(factory: SessionFactory, now: datetime) -> _Claimed | None:
 def _send_reply(
     ctx: JobContext,
     factory: SessionFactory,
-    claimed: _Claimed,
+    claimed: Claimed,
     sleep: Callable[[float], None],
     jitter: Callable[[], float],
 ) -> None:
     if claimed.stuck and claimed.attempts > REPLY_MAX_ATTEMPTS:
-        _fail(ctx, factory, claimed, *_GAVE_UP, detail="crashed on every attempt")
+        fail(ctx, factory, claimed, *GAVE_UP, detail="crashed on every attempt")
         return
     with factory() as session:
         item = session.get(OutboxItem, claimed.id)
@@ -172,7 +159,7 @@ def _send_reply(
         page = directory_service.get_page(session, item.page_id) if item.page_id else None
         if page is None or not page.is_active:
             session.rollback()
-            _fail(ctx, factory, claimed, *_PAGE_DISABLED, detail="page missing or inactive")
+            fail(ctx, factory, claimed, *_PAGE_DISABLED, detail="page missing or inactive")
             return
         platform, page_id = str(page.platform), page.id or 0
         payload = dict(item.payload)
@@ -182,17 +169,17 @@ def _send_reply(
             )
         except ValueError as exc:
             session.rollback()
-            _fail(ctx, factory, claimed, *_UNREADABLE_TOKEN, detail=str(exc))
+            fail(ctx, factory, claimed, *_UNREADABLE_TOKEN, detail=str(exc))
             return
         session.rollback()
     if claimed.stuck and platform not in IDEMPOTENT_PLATFORMS:
-        _fail(ctx, factory, claimed, *_OUTCOME_UNKNOWN, detail="lease expired while sending")
+        fail(ctx, factory, claimed, *_OUTCOME_UNKNOWN, detail="lease expired while sending")
         return
     ref: dict[str, str] = dict(payload.get("reply_ref") or {})
     limits = rates.limits_for(platform, page_id, ref)
     slot, taken = rates.reserve(factory, limits, ctx.clock(), INLINE_WAIT)
     if not taken:
-        _defer(factory, claimed, slot)
+        defer(factory, claimed, slot)
         return
     wait = (slot - ctx.clock()).total_seconds()
     if wait > 0:
@@ -206,15 +193,15 @@ def _send_reply(
     try:
         published = get_adapter(platform).send_reply(ctx.http, secrets, reply)
     except PermanentError as exc:
-        _fail(ctx, factory, claimed, exc.code, exc.message_ru, detail=str(exc))
+        fail(ctx, factory, claimed, exc.code, exc.message_ru, detail=str(exc))
     except TransientError as exc:
         if platform not in IDEMPOTENT_PLATFORMS and _maybe_delivered(exc):
-            _fail(ctx, factory, claimed, *_OUTCOME_UNKNOWN, detail=str(exc))
+            fail(ctx, factory, claimed, *_OUTCOME_UNKNOWN, detail=str(exc))
             return
         if exc.retry_after:
             until = ctx.clock() + timedelta(seconds=exc.retry_after)
             rates.push_back(factory, limits, until)
-        _retry(ctx, factory, claimed, str(exc), exc.retry_after, jitter)
+        retry(ctx, factory, claimed, str(exc), exc.retry_after, jitter)
     else:
         _record_published(ctx, factory, claimed, published)
 
@@ -228,7 +215,7 @@ def _maybe_delivered(exc: TransientError) -> bool:
 
 
 def _record_published(
-    ctx: JobContext, factory: SessionFactory, claimed: _Claimed, published: Published
+    ctx: JobContext, factory: SessionFactory, claimed: Claimed, published: Published
 ) -> None:
     at = published.sent_at
     with factory() as session:
@@ -296,10 +283,10 @@ def _record_published(
 
 
 def _deliver_webhook(
-    ctx: JobContext, factory: SessionFactory, claimed: _Claimed, jitter: Callable[[], float]
+    ctx: JobContext, factory: SessionFactory, claimed: Claimed, jitter: Callable[[], float]
 ) -> None:
     if claimed.stuck and claimed.attempts > WEBHOOK_MAX_ATTEMPTS:
-        _fail(ctx, factory, claimed, *_WEBHOOK_GAVE_UP, detail="crashed on every attempt")
+        fail(ctx, factory, claimed, *WEBHOOK_GAVE_UP, detail="crashed on every attempt")
         return
     with factory() as session:
         item = session.get(OutboxItem, claimed.id)
@@ -328,7 +315,7 @@ def _deliver_webhook(
     try:
         response = ctx.http.post(url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        _retry(ctx, factory, claimed, f"{type(exc).__name__}: {exc}", None, jitter)
+        retry(ctx, factory, claimed, f"{type(exc).__name__}: {exc}", None, jitter)
         return
     if 200 <= response.status_code < 300:
         with factory() as session:
@@ -345,102 +332,4 @@ def _deliver_webhook(
     header = response.headers.get("retry-after", "")
     if header.replace(".", "", 1).isdigit():
         retry_after = float(header)
-    _retry(ctx, factory, claimed, f"HTTP {response.status_code}", retry_after, jitter)
-
-
-# --- outcomes ---------------------------------------------------------------------------------
-
-
-def backoff(attempts: int, retry_after: float | None, jitter: float) -> float:
-    """Seconds before the next attempt: the platform's retry_after when it gave one,
-    else BASE_DELAY doubled per attempt up to MAX_DELAY; `jitter` in [0, 1) spreads
-    retries so that items failed together do not come back together."""
-    if retry_after is not None and retry_after > 0:
-        return retry_after + jitter * min(5.0, 0.1 * retry_after + 0.5)
-    delay: float = min(MAX_DELAY, BASE_DELAY * 2.0 ** max(0, attempts - 1))
-    return delay * (1 + 0.5 * jitter)
-
-
-def _current(session: Session, claimed: _Claimed) -> OutboxItem | None:
-    """The item, if it is still ours: 'sending' from this claim (not re-claimed since)."""
-    item = session.get(OutboxItem, claimed.id)
-    if item is None or item.status != OutboxStatus.sending or item.attempts != claimed.attempts:
-        return None
-    return item
-
-
-def _retry(
-    ctx: JobContext,
-    factory: SessionFactory,
-    claimed: _Claimed,
-    error: str,
-    retry_after: float | None,
-    jitter: Callable[[], float],
-) -> None:
-    limit = REPLY_MAX_ATTEMPTS if claimed.kind == OutboxKind.reply else WEBHOOK_MAX_ATTEMPTS
-    if claimed.attempts >= limit:
-        code, message = _GAVE_UP if claimed.kind == OutboxKind.reply else _WEBHOOK_GAVE_UP
-        _fail(ctx, factory, claimed, code, message, detail=error)
-        return
-    with factory() as session:
-        item = _current(session, claimed)
-        if item is None:
-            return
-        item.status = OutboxStatus.pending
-        item.last_error = error[:2000]
-        delay = backoff(claimed.attempts, retry_after, jitter())
-        item.next_attempt_at = ctx.clock() + timedelta(seconds=delay)
-        session.add(item)
-        session.commit()
-    log.warning("outbox retry", extra={"fields": {"item": claimed.id, "error": error}})
-
-
-def _defer(factory: SessionFactory, claimed: _Claimed, until: datetime) -> None:
-    """Rate limited on our side: come back at the free slot; not a failed attempt."""
-    with factory() as session:
-        item = _current(session, claimed)
-        if item is None:
-            return
-        item.status = OutboxStatus.pending
-        item.attempts = claimed.attempts - 1
-        item.next_attempt_at = until
-        session.add(item)
-        session.commit()
-
-
-def _fail(
-    ctx: JobContext,
-    factory: SessionFactory,
-    claimed: _Claimed,
-    code: str,
-    message_ru: str,
-    *,
-    detail: str,
-) -> None:
-    """Stop for good: the operator sees why. The reply is not a response: SLA keeps running."""
-    with factory() as session:
-        item = _current(session, claimed)
-        if item is None:
-            return
-        item.status = OutboxStatus.failed
-        item.error_code = code[:64]
-        item.error_message = message_ru
-        item.last_error = detail[:2000]
-        item.next_attempt_at = None
-        session.add(item)
-        if item.kind == OutboxKind.reply and item.question_id is not None:
-            timeline.record(
-                session,
-                item.question_id,
-                "reply_failed",
-                ctx.clock(),
-                actor_id=item.created_by,
-                data={
-                    "outbox_item_id": item.id,
-                    "message_id": item.message_id,
-                    "error_code": code,
-                    "message": message_ru,
-                },
-            )
-        session.commit()
-    log.warning("outbox item failed", extra={"fields": {"item": claimed.id, "code": code}})
+    retry(ctx, factory, claimed, f"HTTP {response.status_code}", retry_after, jitter)

@@ -29,7 +29,8 @@ from app.inbox.models import (
     TimelineEntry,
     WebhookSubscription,
 )
-from app.inbox.outbox import SENDING_LEASE, backoff
+from app.inbox.outbox import SENDING_LEASE
+from app.inbox.outbox_outcomes import backoff
 from app.sla import service as sla_service
 from app.sla.models import ClockState, Target
 from tests.conftest import SECRET, FrozenClock
