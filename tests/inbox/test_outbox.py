@@ -29,7 +29,7 @@ from app.inbox.models import (
     TimelineEntry,
     WebhookSubscription,
 )
-from app.inbox.outbox import SENDING_LEASE
+from app.inbox.outbox import SENDING_LEASE, send_outbox
 from app.inbox.outbox_outcomes import backoff
 from app.sla import service as sla_service
 from app.sla.models import ClockState, Target
@@ -796,3 +796,26 @@ def test_backoff_doubles_with_jitter_and_honours_retry_after() -> None:
     assert backoff(30, None, 0.0) == 3600.0
     assert backoff(1, 17.0, 0.0) == 17.0
     assert 17.0 <= backoff(1, 17.0, 0.999) <= 19.3
+
+
+def test_the_worker_sweep_runs_the_outbox_on_committed_data(
+    live_engine: sa.Engine, db: Session, settings: Settings, clock: FrozenClock
+) -> None:
+    """The registered job with its real sessions (no test transaction in between)."""
+    from app.worker import JobContext, jobs, run_once
+
+    assert ("outbox", send_outbox) in jobs()
+    question = _vk_wall(db, clock)
+    _reply(db, question, make_user(db, Role.admin, password=None), clock)
+    fake = FakePlatform([vk_ok({"comment_id": 9195})])
+    ctx = JobContext(
+        engine=live_engine,
+        settings=settings,
+        clock=clock,
+        http=httpx.Client(transport=httpx.MockTransport(fake)),
+        cipher=CIPHER,
+    )
+    assert run_once(ctx)["outbox"] == 1
+    assert [call.path for call in fake.calls] == ["/method/wall.createComment"]
+    db.expire_all()
+    assert items_of(db, question)[0].status == OutboxStatus.sent
