@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
+# Compile bytecode at install time: start-up is seconds faster, and some
+# environments set PYTHONDONTWRITEBYTECODE, so it would never be cached.
+export UV_COMPILE_BYTECODE := 1
 PG_URL ?= $(OTKLIK_TEST_POSTGRES_URL)
 
 .PHONY: run install dev lint typecheck test test-sqlite test-pg migrate bench clean browser
