@@ -25,12 +25,18 @@ def emit(
     at: datetime,
     data: dict[str, Any] | None = None,
 ) -> int:
-    """Queue `event` for every active subscription to it; returns how many were queued."""
+    """Queue `event` for every active subscription to it; returns how many were queued.
+
+    The outbox items are added to the session, written by its next flush or commit.
+    """
     if event not in EVENTS:
         raise ValueError(f"unknown outgoing event {event!r}")
-    subscriptions = session.exec(
-        select(WebhookSubscription).where(col(WebhookSubscription.is_active).is_(True))
-    ).all()
+    # Subscriptions are flushed when written; whatever the caller has pending (the
+    # question itself) goes with the outbox items in its next flush.
+    with session.no_autoflush:
+        subscriptions = session.exec(
+            select(WebhookSubscription).where(col(WebhookSubscription.is_active).is_(True))
+        ).all()
     queued = 0
     for subscription in subscriptions:
         if event not in subscription.events:
@@ -61,6 +67,4 @@ def emit(
             )
         )
         queued += 1
-    if queued:
-        session.flush()
     return queued

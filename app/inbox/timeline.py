@@ -35,8 +35,9 @@ def record(
         "dedupe_key": dedupe_key,
     }
     if dedupe_key is None:
+        # Written with the session's next flush (any query autoflushes), together with
+        # whatever else is pending: one INSERT for several entries instead of one each.
         session.add(TimelineEntry(**values))
-        session.flush()
         return True
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
