@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -98,8 +99,16 @@ def spec_of(row: BusinessCalendar | None, timezone: str) -> CalendarSpec:
 def basis(session: Session, *, working_time: bool, calendar_id: int | None, timezone: str) -> Basis:
     if not working_time:
         return Basis(None)
-    row = session.get(BusinessCalendar, calendar_id) if calendar_id is not None else None
+    if calendar_id is None:
+        return _office_basis(timezone)
+    row = session.get(BusinessCalendar, calendar_id)
     return Basis(calendar_for(spec_of(row, timezone)))
+
+
+@lru_cache(maxsize=64)
+def _office_basis(timezone: str) -> Basis:
+    # The default office week depends on the time zone alone: build its spec once.
+    return Basis(calendar_for(spec_of(None, timezone)))
 
 
 def office_calendar(timezone: str | None) -> Calc:
@@ -131,19 +140,22 @@ def resolve_policy(session: Session, institution_id: int, at: datetime) -> SlaPo
     territory = session.get(Territory, institution.territory_id)
     chain = _path_ids(territory.path) if territory else [institution.territory_id]
     depth = {territory_id: i for i, territory_id in enumerate(chain)}
-    candidates = session.exec(
-        select(SlaPolicy).where(
-            col(SlaPolicy.effective_from) <= at,
-            (col(SlaPolicy.institution_id) == institution_id)
-            | (col(SlaPolicy.sector) == str(institution.sector))
-            | col(SlaPolicy.territory_id).in_(chain)
-            | (
-                col(SlaPolicy.institution_id).is_(None)
-                & col(SlaPolicy.sector).is_(None)
-                & col(SlaPolicy.territory_id).is_(None)
-            ),
-        )
-    ).all()
+    # Policies are written (and flushed) only by create_policy: pending changes of the
+    # caller cannot change the answer, so they stay pending for one flush later.
+    with session.no_autoflush:
+        candidates = session.exec(
+            select(SlaPolicy).where(
+                col(SlaPolicy.effective_from) <= at,
+                (col(SlaPolicy.institution_id) == institution_id)
+                | (col(SlaPolicy.sector) == str(institution.sector))
+                | col(SlaPolicy.territory_id).in_(chain)
+                | (
+                    col(SlaPolicy.institution_id).is_(None)
+                    & col(SlaPolicy.sector).is_(None)
+                    & col(SlaPolicy.territory_id).is_(None)
+                ),
+            )
+        ).all()
 
     def rank(policy: SlaPolicy) -> tuple[int, int] | None:
         # Lower is more specific; None: does not apply.

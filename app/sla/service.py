@@ -86,14 +86,14 @@ def next_check(clock: SlaClock) -> datetime | None:
 
 def refresh_due(session: Session, question: Question) -> None:
     """Set `question.due_at` to the earliest deadline of its running or breached clocks."""
-    dues = [
-        c.due_at
-        for c in clocks_of(session, question).values()
-        if c.state in ACTIVE and c.due_at is not None
-    ]
+    _set_due(session, question, clocks_of(session, question))
+    session.flush()
+
+
+def _set_due(session: Session, question: Question, clocks: dict[Target, SlaClock]) -> None:
+    dues = [c.due_at for c in clocks.values() if c.state in ACTIVE and c.due_at is not None]
     question.due_at = min(dues) if dues else None
     session.add(question)
-    session.flush()
 
 
 def _schedule(
@@ -201,15 +201,25 @@ def _stop(clock: SlaClock, why: str) -> None:
         clock.state = ClockState.none
 
 
-def _start_all(session: Session, question: Question, now: datetime) -> None:
+def _start_all(
+    session: Session,
+    question: Question,
+    now: datetime,
+    existing: dict[Target, SlaClock] | None = None,
+) -> dict[Target, SlaClock]:
+    """(Re)start the clocks; `existing` given means the caller knows them (no lookup, no
+    flush: the caller's next flush writes them). Returns every clock of the question."""
+    fresh = existing is not None
     policy = policy_of(session, question)
     timezone = policies.institution_timezone(session, question.institution_id)
-    existing = clocks_of(session, question)
+    if existing is None:
+        existing = clocks_of(session, question)
+    clocks = dict(existing)
     minutes = policy.first_response_minutes
     if question.priority == Priority.urgent and policy.urgent_first_response_minutes:
         minutes = policy.urgent_first_response_minutes
     start = question.created_at
-    first = _schedule(
+    first = clocks[Target.first_response] = _schedule(
         session,
         question,
         existing.get(Target.first_response),
@@ -220,7 +230,7 @@ def _start_all(session: Session, question: Question, now: datetime) -> None:
         timezone=timezone,
     )
     if policy.final_answer_minutes:
-        _schedule(
+        clocks[Target.final_answer] = _schedule(
             session,
             question,
             existing.get(Target.final_answer),
@@ -232,26 +242,38 @@ def _start_all(session: Session, question: Question, now: datetime) -> None:
         )
     if question.first_response_at is not None:
         _finish(session, first, question.first_response_at)
-    session.flush()
+    if not fresh:
+        session.flush()
+    return clocks
 
 
 # --- hooks ----------------------------------------------------------------------
 
 
-def start_clocks(session: Session, question: Question, *, now: datetime) -> None:
+def start_clocks(
+    session: Session, question: Question, *, now: datetime, fresh: bool = False
+) -> None:
     """Pick the policy version for a new question and start its clocks.
 
     Stores `question.policy_id` (None: the built-in default) whatever the
     classification; clocks (first response, final answer) start at the citizen's
     platform time `question.created_at` only for questions and complaints that are
-    not dismissed.
+    not dismissed. `fresh`: the caller guarantees the question has no clocks yet (it
+    was created in this transaction), so none are looked up, and the new clocks are
+    left to the session's next flush.
     """
     policy = policies.resolve_policy(session, question.institution_id, question.created_at)
     question.policy_id = policy.id if policy is not None else None
     session.add(question)
+    if not fresh:
+        if question.classification in ANSWERABLE and question.status in _OPEN:
+            _start_all(session, question, now)
+        refresh_due(session, question)
+        return
+    clocks: dict[Target, SlaClock] = {}
     if question.classification in ANSWERABLE and question.status in _OPEN:
-        _start_all(session, question, now)
-    refresh_due(session, question)
+        clocks = _start_all(session, question, now, existing=clocks)
+    _set_due(session, question, clocks)
 
 
 def clocks_started(session: Session, question: Question, *, now: datetime) -> None:
