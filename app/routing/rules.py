@@ -9,6 +9,7 @@ institution that owns the page (where the question would land without rules).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -161,8 +162,39 @@ class CompiledRule:
         return not c.keywords or bool(match_keywords(s.lemmas, c.keywords, c.keywords_mode))
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    conditions: RuleConditions
+    actions: RuleActions
+    pattern: re.Pattern[str] | None
+
+
+# Parsed conditions and actions by the rule's stored content, so that a rule is
+# validated once per process, not once per question. Keyed by content, never by id
+# or time, it cannot go stale: an edited rule is a new key.
+_PARSED: dict[str, _Parsed] = {}
+_PARSED_MAX = 512
+
+
+def _parsed(rule: RoutingRule) -> _Parsed:
+    key = json.dumps([rule.conditions, rule.actions], sort_keys=True, ensure_ascii=False)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        conditions = RuleConditions.model_validate(rule.conditions)
+        parsed = _Parsed(
+            conditions=conditions,
+            actions=RuleActions.model_validate(rule.actions),
+            pattern=re.compile(conditions.regex, re.IGNORECASE) if conditions.regex else None,
+        )
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = parsed
+    return parsed
+
+
 def compile_rule(session: Session, rule: RoutingRule) -> CompiledRule:
-    conditions = RuleConditions.model_validate(rule.conditions)
+    parsed = _parsed(rule)
+    conditions = parsed.conditions
     territory_path = None
     if conditions.territory_id is not None:
         territory = session.get(Territory, conditions.territory_id)
@@ -171,9 +203,9 @@ def compile_rule(session: Session, rule: RoutingRule) -> CompiledRule:
     return CompiledRule(
         rule=rule,
         conditions=conditions,
-        actions=RuleActions.model_validate(rule.actions),
+        actions=parsed.actions,
         territory_path=territory_path,
-        pattern=re.compile(conditions.regex, re.IGNORECASE) if conditions.regex else None,
+        pattern=parsed.pattern,
     )
 
 
@@ -219,19 +251,30 @@ def subjects(session: Session, questions: Iterable[Question]) -> list[tuple[Ques
     for q in questions:
         page = pages[q.page_id]
         institution = institutions[page.institution_id]
-        territory = territories.get(institution.territory_id)
-        out.append(
-            (
-                q,
-                Subject(
-                    platform=str(page.platform),
-                    page_id=q.page_id,
-                    institution_id=page.institution_id,
-                    territory_path=territory.path if territory else "/",
-                    sector=str(institution.sector),
-                    classification=q.classification,
-                    text=q.text,
-                ),
-            )
-        )
+        out.append((q, _subject(q, page, institution, territories.get(institution.territory_id))))
     return out
+
+
+def subject(session: Session, question: Question) -> Subject:
+    """The subject of one question; its page, institution and territory by primary key,
+    so rows the session already holds are not read again."""
+    page = session.get(Page, question.page_id)
+    assert page is not None
+    institution = session.get(Institution, page.institution_id)
+    assert institution is not None
+    territory = session.get(Territory, institution.territory_id)
+    return _subject(question, page, institution, territory)
+
+
+def _subject(
+    q: Question, page: Page, institution: Institution, territory: Territory | None
+) -> Subject:
+    return Subject(
+        platform=str(page.platform),
+        page_id=q.page_id,
+        institution_id=page.institution_id,
+        territory_path=territory.path if territory else "/",
+        sector=str(institution.sector),
+        classification=q.classification,
+        text=q.text,
+    )

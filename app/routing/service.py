@@ -74,11 +74,12 @@ def triage_and_route(
     verdict = triage.classify(
         text, has_attachments=has_attachments, recent_texts=_recent_texts(session, question)
     )
+    # Read before the question changes, so that this query has nothing to flush.
+    compiled = rules_mod.enabled_rules(session)
     question.classification = str(verdict.classification)
     question.classification_rule = verdict.rule
     question.classification_note = verdict.explanation[:500]
     session.add(question)
-    session.flush()
     # Triage happens on arrival: its entries share the question's time.
     at = question.created_at
     timeline.record(
@@ -88,11 +89,9 @@ def triage_and_route(
         at,
         data={"classification": question.classification, "rule": verdict.rule},
     )
-    compiled = rules_mod.enabled_rules(session)
     if not compiled:
         return
-    [(_, subject)] = rules_mod.subjects(session, [question])
-    match = rules_mod.first_match(compiled, subject)
+    match = rules_mod.first_match(compiled, rules_mod.subject(session, question))
     if match is not None:
         _apply(session, question, match, at)
 
@@ -118,7 +117,6 @@ def _apply(session: Session, question: Question, match: CompiledRule, at: dateti
         data["priority"] = str(actions.priority)
     question.routed_by_rule_id = rule.id
     session.add(question)
-    session.flush()
     timeline.record(session, question.id, "routed", at, data=data)
     if actions.dismiss_reason is not None:
         question.status = QuestionStatus.dismissed
@@ -126,7 +124,6 @@ def _apply(session: Session, question: Question, match: CompiledRule, at: dateti
         question.dismiss_note = f"Правило «{rule.name}»"[:1000]
         question.closed_at = at
         session.add(question)
-        session.flush()
         timeline.record(
             session,
             question.id,
