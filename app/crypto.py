@@ -11,6 +11,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+_MAX_CACHED = 4096
+
 
 class Cipher:
     """Fernet (AES-128-CBC + HMAC) with a key derived from SECRET_KEY by HKDF."""
@@ -20,6 +22,9 @@ class Cipher:
             algorithm=hashes.SHA256(), length=32, salt=b"otklik", info=b"page-credentials"
         ).derive(secret_key.encode())
         self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+        # Plaintexts by token: ingestion decrypts the same page's credentials for every
+        # event. A token always decrypts to the same text, so this is never stale.
+        self._plain: dict[str, str] = {}
 
     def encrypt(self, value: str | None) -> str | None:
         if value is None or value == "":
@@ -29,10 +34,17 @@ class Cipher:
     def decrypt(self, value: str | None) -> str | None:
         if value is None:
             return None
+        plain = self._plain.get(value)
+        if plain is not None:
+            return plain
         try:
-            return self._fernet.decrypt(value.encode()).decode()
+            plain = self._fernet.decrypt(value.encode()).decode()
         except InvalidToken as exc:
             raise ValueError("credential cannot be decrypted: was SECRET_KEY changed?") from exc
+        if len(self._plain) >= _MAX_CACHED:
+            self._plain.clear()
+        self._plain[value] = plain
+        return plain
 
 
 def hash_token(token: str) -> str:
