@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from app.crypto import Cipher
 from app.directory import service as directory_service
-from app.directory.models import Page
+from app.directory.models import Institution, Page, Territory
 from app.inbox import outgoing, timeline
 from app.inbox.models import (
     OPEN_STATUSES,
@@ -46,9 +46,18 @@ MAX_ATTEMPTS = 12
 
 def process(session: Session, event: InboundEvent, *, cipher: Cipher, now: datetime) -> None:
     """Apply one stored delivery. Raises on failure; the caller records it (mark_failed)."""
-    page = session.get(Page, event.page_id)
-    if page is None:
+    # The page with its institution and territory in one query. Held in `directory`
+    # until the end, they stay in the session's identity map, so routing and the SLA
+    # policy find them by primary key without reading (and autoflushing) again.
+    directory = session.exec(
+        select(Page, Institution, Territory)
+        .join(Institution, col(Institution.id) == col(Page.institution_id))
+        .outerjoin(Territory, col(Territory.id) == col(Institution.territory_id))
+        .where(col(Page.id) == event.page_id)
+    ).first()
+    if directory is None:
         raise LookupError(f"page {event.page_id} is gone")
+    page = directory[0]
     adapter = get_adapter(event.platform)
     secrets = directory_service.page_secrets(page, cipher)
     parsed = adapter.parse(secrets, event.body)
@@ -70,6 +79,7 @@ def process(session: Session, event: InboundEvent, *, cipher: Cipher, now: datet
     event.next_attempt_at = None
     session.add(event)
     session.flush()
+    del directory
 
 
 def mark_failed(session: Session, event_id: int, error: BaseException, now: datetime) -> None:
@@ -210,15 +220,15 @@ def _open(session: Session, page: Page, e: Event, event: InboundEvent, now: date
     session.add(question)
     session.flush()
     assert question.id is not None
+    # The message and the timeline entries go with the next flush (triage's first query).
     session.add(_new_message(page, question, e, event, MessageSource.citizen))
-    session.flush()
     timeline.record(
         session, question.id, "created", e.sent_at, data={"platform": str(page.platform)}
     )
     routing_service.triage_and_route(
         session, question, text=e.text, has_attachments=bool(e.attachments), now=now
     )
-    sla_service.start_clocks(session, question, now=now)
+    sla_service.start_clocks(session, question, now=now, fresh=True)
     outgoing.emit(session, "question.created", question, now)
     return question
 
