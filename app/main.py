@@ -94,6 +94,15 @@ def _install_error_handlers(app: FastAPI) -> None:
             )
         return _error_page(request, exc.status_code, message)
 
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(sa.exc.DataError)
+    async def _out_of_range(request: Request, exc: Exception) -> Response:
+        # A number no column can hold (an id of 2**70, say): the caller's mistake.
+        message = "Значение вне допустимого диапазона"
+        if _wants_json(request):
+            return _error_json(422, "out_of_range", message)
+        return _error_page(request, 422, message)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", extra={"fields": {"path": request.url.path}})

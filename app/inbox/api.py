@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from sqlmodel import Session, col, select
 
@@ -96,7 +97,8 @@ def question_detail(session: Session, question: Question) -> QuestionDetail:
     messages = session.exec(
         select(Message)
         .where(Message.question_id == question.id)
-        .order_by(col(Message.sent_at), col(Message.id))
+        # A reply not yet published has no platform time: it sorts by when it was written.
+        .order_by(sa.func.coalesce(col(Message.sent_at), col(Message.received_at)), col(Message.id))
     ).all()
     timeline = session.exec(
         select(TimelineEntry)

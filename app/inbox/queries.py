@@ -70,7 +70,10 @@ def _apply(query: SelectOfScalar[Question], f: QuestionFilter) -> SelectOfScalar
             )
         )
     if f.sla_state:
-        from app.sla.models import SlaClock
+        from app.sla.models import ClockState, SlaClock
+
+        if f.sla_state not in ClockState.__members__:
+            raise Invalid(f"Неизвестное состояние срока: {f.sla_state}", code="invalid_sla_state")
 
         query = query.where(
             sa.exists().where(
