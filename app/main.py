@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -256,7 +257,7 @@ def _include_routers(app: FastAPI) -> None:
     from app.routing.views import router as routing_api
     from app.sla.views import router as sla_api
 
-    for router in (
+    routers = (
         auth_pages,
         directory_api,
         questions_api,
@@ -267,7 +268,14 @@ def _include_routers(app: FastAPI) -> None:
         routing_api,
         sla_api,
         reports_api,
-    ):
+    )
+    for router in routers:
+        # OpenAPI summaries: the first line of an endpoint's docstring, else its name.
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.summary is None:
+                lines = (route.description or "").strip().splitlines()
+                name = route.name.split(":")[-1].replace("_", " ").capitalize()
+                route.summary = lines[0].rstrip(".") if lines else name
         app.include_router(router)
 
 
