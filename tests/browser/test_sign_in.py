@@ -14,13 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import BACKEND
-
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(
-        BACKEND != "sqlite", reason="runs once, in the SQLite run, on its own server"
-    ),
+    pytest.mark.sqlite_run,
 ]
 CHROMIUM = "/usr/bin/chromium"
 

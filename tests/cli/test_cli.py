@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKEND
-
 
 @dataclass
 class Ran:
@@ -60,7 +58,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.skipif(BACKEND != "sqlite", reason="the CLI flow runs once, on its own SQLite file")
+@pytest.mark.sqlite_run
 def test_migrate_demo_users_tokens_directory(cli_env: dict[str, str], tmp_path: Path) -> None:
     migrated = _console(["migrate"], cli_env)
     assert migrated.returncode == 0, migrated.stderr
