@@ -24,6 +24,7 @@ from app.directory.models import (
     TerritoryCreate,
     TerritoryUpdate,
 )
+from app.directory.snapshots import PageInfo
 from app.errors import Conflict, Invalid, NotFound
 from webhooks import PageSecrets
 
@@ -341,7 +342,7 @@ def page_read(page: Page, base_url: str) -> PageRead:
     )
 
 
-def page_secrets(page: Page, cipher: Cipher, api_url: str = "") -> PageSecrets:
+def page_secrets(page: Page | PageInfo, cipher: Cipher, api_url: str = "") -> PageSecrets:
     """The decrypted view of a page that platform adapters work with."""
     return PageSecrets(
         platform=page.platform,

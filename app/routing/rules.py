@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, field_validator
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from app import snapshots
 from app.directory.models import Institution, Page, Platform, Sector, Territory
 from app.errors import Invalid, NotFound
 from app.inbox.models import DismissReason, Priority, Question
@@ -135,9 +136,18 @@ class Subject:
         return lemmatize(self.text)
 
 
+@dataclass(frozen=True, slots=True)
+class RuleRef:
+    """What a match tells of its rule (a plain value: compiled rules outlive sessions)."""
+
+    id: int | None
+    name: str
+    position: int
+
+
 @dataclass
 class CompiledRule:
-    rule: RoutingRule
+    rule: RuleRef
     conditions: RuleConditions
     actions: RuleActions
     territory_path: str | None = None
@@ -201,7 +211,7 @@ def compile_rule(session: Session, rule: RoutingRule) -> CompiledRule:
         # A deleted territory matches nothing rather than everything.
         territory_path = territory.path if territory else "\x00"
     return CompiledRule(
-        rule=rule,
+        rule=RuleRef(id=rule.id, name=rule.name, position=rule.position),
         conditions=conditions,
         actions=parsed.actions,
         territory_path=territory_path,
@@ -209,13 +219,18 @@ def compile_rule(session: Session, rule: RoutingRule) -> CompiledRule:
     )
 
 
-def enabled_rules(session: Session) -> list[CompiledRule]:
+def enabled_rules(session: Session) -> Sequence[CompiledRule]:
+    """The enabled rules in order, compiled (a snapshot: see `app.snapshots`)."""
+    return snapshots.get(session, "routing.enabled_rules", _load_enabled)
+
+
+def _load_enabled(session: Session) -> tuple[CompiledRule, ...]:
     rows = session.exec(
         select(RoutingRule)
         .where(col(RoutingRule.enabled).is_(True))
         .order_by(col(RoutingRule.position), col(RoutingRule.id))
     ).all()
-    return [compile_rule(session, row) for row in rows]
+    return tuple(compile_rule(session, row) for row in rows)
 
 
 def first_match(rules: Sequence[CompiledRule], subject: Subject) -> CompiledRule | None:

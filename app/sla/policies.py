@@ -20,8 +20,11 @@ from typing import Any
 from pydantic import field_validator
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from app import snapshots
+from app.directory import snapshots as directory
 from app.directory.models import Institution, Sector, Territory
 from app.errors import Conflict, Invalid, NotFound
+from app.sla import norms
 from app.sla.calendar import BusinessCalendar as Calc
 from app.sla.calendar import CalendarSpec, calendar_for, default_spec, parse_hours
 from app.sla.models import BusinessCalendar, SlaPolicy, SlaPolicyBase
@@ -42,6 +45,7 @@ BUILTIN = SlaPolicyBase(
     warn_ratio=0.75,
     effective_from=datetime(2000, 1, 1, tzinfo=UTC),
 )
+BUILTIN_NORMS = norms.Norms.of(BUILTIN)
 
 
 # --- the time basis -----------------------------------------------------------
@@ -101,8 +105,11 @@ def basis(session: Session, *, working_time: bool, calendar_id: int | None, time
         return Basis(None)
     if calendar_id is None:
         return _office_basis(timezone)
-    row = session.get(BusinessCalendar, calendar_id)
-    return Basis(calendar_for(spec_of(row, timezone)))
+    return snapshots.get(
+        session,
+        ("sla.basis", calendar_id, timezone),
+        lambda s: Basis(calendar_for(spec_of(s.get(BusinessCalendar, calendar_id), timezone))),
+    )
 
 
 @lru_cache(maxsize=64)
@@ -120,13 +127,8 @@ def office_calendar(timezone: str | None) -> Calc:
 
 
 def institution_timezone(session: Session, institution_id: int) -> str:
-    institution = session.get(Institution, institution_id)
-    territory = session.get(Territory, institution.territory_id) if institution else None
-    return territory.timezone if territory else DEFAULT_TIMEZONE
-
-
-def _path_ids(path: str) -> list[int]:
-    return [int(part) for part in path.strip("/").split("/") if part]
+    institution = directory.institution(session, institution_id)
+    return institution.timezone if institution else DEFAULT_TIMEZONE
 
 
 def resolve_policy(session: Session, institution_id: int, at: datetime) -> SlaPolicy | None:
@@ -134,55 +136,8 @@ def resolve_policy(session: Session, institution_id: int, at: datetime) -> SlaPo
 
     None means the built-in default.
     """
-    institution = session.get(Institution, institution_id)
-    if institution is None:
-        raise NotFound(f"Учреждение {institution_id} не найдено")
-    territory = session.get(Territory, institution.territory_id)
-    chain = _path_ids(territory.path) if territory else [institution.territory_id]
-    depth = {territory_id: i for i, territory_id in enumerate(chain)}
-    # Policies are written (and flushed) only by create_policy: pending changes of the
-    # caller cannot change the answer, so they stay pending for one flush later.
-    with session.no_autoflush:
-        candidates = session.exec(
-            select(SlaPolicy).where(
-                col(SlaPolicy.effective_from) <= at,
-                (col(SlaPolicy.institution_id) == institution_id)
-                | (col(SlaPolicy.sector) == str(institution.sector))
-                | col(SlaPolicy.territory_id).in_(chain)
-                | (
-                    col(SlaPolicy.institution_id).is_(None)
-                    & col(SlaPolicy.sector).is_(None)
-                    & col(SlaPolicy.territory_id).is_(None)
-                ),
-            )
-        ).all()
-
-    def rank(policy: SlaPolicy) -> tuple[int, int] | None:
-        # Lower is more specific; None: does not apply.
-        if policy.institution_id is not None:
-            return (0, 0) if policy.institution_id == institution_id else None
-        nearness = 0
-        if policy.territory_id is not None:
-            if policy.territory_id not in depth:
-                return None
-            nearness = len(chain) - depth[policy.territory_id]
-        if policy.sector is not None:
-            if policy.sector != str(institution.sector):
-                return None
-            # Sector within a territory beats the sector everywhere.
-            return (1, nearness if policy.territory_id is not None else 10_000)
-        if policy.territory_id is not None:
-            return (2, nearness)
-        return (3, 0)
-
-    ranked = [
-        (r, -policy.effective_from.timestamp(), -(policy.id or 0), policy)
-        for policy in candidates
-        if (r := rank(policy)) is not None
-    ]
-    if not ranked:
-        return None
-    return min(ranked, key=lambda item: item[:3])[3]
+    found = norms.resolve(session, institution_id, at)
+    return session.get(SlaPolicy, found.id) if found is not None else None
 
 
 # --- policy and calendar management -------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from app import snapshots
 from app.config import Settings
 from app.crypto import Cipher
 from app.worker import JobContext
@@ -67,6 +68,8 @@ def committed(engine: sa.Engine) -> Iterator[Session]:
                     {"n": before[table]},
                 )
             conn.execute(sa.text(f'DELETE FROM "{table}" WHERE id > :n'), {"n": before[table]})
+    # Raw SQL: the configuration snapshots learn of it only this way.
+    snapshots.invalidate()
 
 
 @pytest.fixture
