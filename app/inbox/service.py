@@ -10,27 +10,28 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+import app.models  # noqa: F401  (every table: flushes resolve foreign keys across domains)
 from app.crypto import Cipher
 from app.directory import service as directory_service
-from app.directory.models import Institution, Page, Territory
-from app.inbox import outgoing, timeline
+from app.directory import snapshots as directory
+from app.directory.snapshots import PageInfo
+from app.inbox import intake, outgoing, timeline
 from app.inbox.models import (
     OPEN_STATUSES,
-    Direction,
     EventStatus,
     InboundEvent,
     Message,
     MessageSource,
     Question,
-    QuestionKind,
     QuestionStatus,
     ThreadContext,
 )
-from app.routing import service as routing_service
 from app.sla import service as sla_service
 from webhooks import EventKind, Malformed, get_adapter
 from webhooks import InboundEvent as Event
@@ -46,18 +47,9 @@ MAX_ATTEMPTS = 12
 
 def process(session: Session, event: InboundEvent, *, cipher: Cipher, now: datetime) -> None:
     """Apply one stored delivery. Raises on failure; the caller records it (mark_failed)."""
-    # The page with its institution and territory in one query. Held in `directory`
-    # until the end, they stay in the session's identity map, so routing and the SLA
-    # policy find them by primary key without reading (and autoflushing) again.
-    directory = session.exec(
-        select(Page, Institution, Territory)
-        .join(Institution, col(Institution.id) == col(Page.institution_id))
-        .outerjoin(Territory, col(Territory.id) == col(Institution.territory_id))
-        .where(col(Page.id) == event.page_id)
-    ).first()
-    if directory is None:
+    page = directory.page(session, event.page_id)
+    if page is None:
         raise LookupError(f"page {event.page_id} is gone")
-    page = directory[0]
     adapter = get_adapter(event.platform)
     secrets = directory_service.page_secrets(page, cipher)
     parsed = adapter.parse(secrets, event.body)
@@ -72,14 +64,45 @@ def process(session: Session, event: InboundEvent, *, cipher: Cipher, now: datet
     for item in parsed:
         _apply(session, page, item, event, now)
     kinds = {e.kind for e in parsed}
-    event.status = EventStatus.ignored if kinds <= {EventKind.ignored} else EventStatus.processed
-    event.event_types = ",".join(sorted({e.raw_type for e in parsed if e.raw_type}))[:255]
-    event.processed_at = now
-    event.last_error = None
-    event.next_attempt_at = None
-    session.add(event)
+    _settle(
+        session,
+        event,
+        status=EventStatus.ignored if kinds <= {EventKind.ignored} else EventStatus.processed,
+        event_types=",".join(sorted({e.raw_type for e in parsed if e.raw_type}))[:255],
+        processed_at=now,
+        last_error=None,
+        next_attempt_at=None,
+    )
+
+
+_SETTLE = (
+    sa.update(InboundEvent)
+    .where(col(InboundEvent.id) == sa.bindparam("event_id"))
+    .values(
+        status=sa.bindparam("status"),
+        event_types=sa.bindparam("event_types"),
+        processed_at=sa.bindparam("processed_at"),
+        last_error=sa.bindparam("last_error"),
+        next_attempt_at=sa.bindparam("next_attempt_at"),
+    )
+)
+
+
+def _settle(session: Session, event: InboundEvent, **values: Any) -> None:
+    """Record the outcome on the event: one prebuilt UPDATE rather than a flush of it.
+
+    The object gets the same values as committed state, as if it had been flushed.
+    """
     session.flush()
-    del directory
+    if event.id is None or sa.inspect(event).modified:
+        for name, value in values.items():
+            setattr(event, name, value)
+        session.add(event)
+        session.flush()
+        return
+    session.connection().execute(_SETTLE, {"event_id": event.id, **values})
+    for name, value in values.items():
+        set_committed_value(event, name, value)
 
 
 def mark_failed(session: Session, event_id: int, error: BaseException, now: datetime) -> None:
@@ -98,7 +121,7 @@ def mark_failed(session: Session, event_id: int, error: BaseException, now: date
     session.flush()
 
 
-def _apply(session: Session, page: Page, e: Event, event: InboundEvent, now: datetime) -> None:
+def _apply(session: Session, page: PageInfo, e: Event, event: InboundEvent, now: datetime) -> None:
     if e.kind == EventKind.citizen_message:
         _citizen_message(session, page, e, event, now)
     elif e.kind == EventKind.page_reply:
@@ -115,78 +138,90 @@ def _apply(session: Session, page: Page, e: Event, event: InboundEvent, now: dat
         _context(session, page, e, text=e.context_text)
 
 
+_MESSAGE_BY_KEY = select(Message).where(
+    col(Message.page_id) == sa.bindparam("page_id"),
+    col(Message.external_id) == sa.bindparam("key"),
+)
+_JOINABLE = [str(s) for s in (*OPEN_STATUSES, QuestionStatus.answered)]
+_OPEN_QUESTION = (
+    select(Question)
+    .where(
+        col(Question.page_id) == sa.bindparam("page_id"),
+        col(Question.thread_key) == sa.bindparam("thread_key"),
+        col(Question.citizen_platform_id) == sa.bindparam("author_id"),
+        col(Question.status).in_(_JOINABLE),
+        col(Question.last_citizen_at) >= sa.bindparam("since"),
+    )
+    .order_by(col(Question.id).desc())
+    .limit(1)
+)
+_THREAD_QUESTION = (
+    select(Question)
+    .where(
+        col(Question.page_id) == sa.bindparam("page_id"),
+        col(Question.thread_key) == sa.bindparam("thread_key"),
+        col(Question.status).in_([str(s) for s in OPEN_STATUSES]),
+    )
+    .order_by(col(Question.id).desc())
+    .limit(1)
+)
+_PENDING_REPLY = (
+    select(Message)
+    .where(
+        col(Message.question_id) == sa.bindparam("question_id"),
+        col(Message.source) == MessageSource.otklik,
+        col(Message.external_id).is_(None),
+        col(Message.text) == sa.bindparam("text"),
+    )
+    .order_by(col(Message.id))
+    .limit(1)
+)
+
+
 def _message_by_key(session: Session, page_id: int, key: str) -> Message | None:
-    return session.exec(
-        select(Message).where(col(Message.page_id) == page_id, col(Message.external_id) == key)
-    ).first()
+    found: Message | None = (
+        session.execute(_MESSAGE_BY_KEY, {"page_id": page_id, "key": key}).scalars().first()
+    )
+    return found
 
 
 def _attachments(e: Event) -> list[dict[str, str | None]]:
     return [asdict(a) for a in e.attachments]
 
 
-def _new_message(
-    page: Page, question: Question, e: Event, event: InboundEvent, source: MessageSource
-) -> Message:
-    assert page.id is not None and question.id is not None
-    return Message(
-        question_id=question.id,
-        page_id=page.id,
-        direction=Direction.inbound if source == MessageSource.citizen else Direction.outbound,
-        source=source,
-        author_id=e.author_id,
-        author_name=e.author_name,
-        text=e.text,
-        attachments=_attachments(e),
-        sent_at=e.sent_at,
-        received_at=event.received_at,
-        delay_seconds=round((event.received_at - e.sent_at).total_seconds(), 3),
-        external_id=e.source_key,
-        reply_to_key=e.reply_to_key,
-        reply_ref=dict(e.reply_ref),
-        permalink=e.permalink,
-    )
-
-
-def _open_question(session: Session, page: Page, e: Event) -> Question | None:
+def _open_question(session: Session, page: PageInfo, e: Event) -> Question | None:
     """The citizen's question this message continues, if any."""
     if e.group_chat:
         return None
-    joinable = [str(s) for s in (*OPEN_STATUSES, QuestionStatus.answered)]
-    return session.exec(
-        select(Question)
-        .where(
-            col(Question.page_id) == page.id,
-            col(Question.thread_key) == e.thread_key,
-            col(Question.citizen_platform_id) == e.author_id,
-            col(Question.status).in_(joinable),
-            col(Question.last_citizen_at) >= e.sent_at - FOLLOW_UP_WINDOW,
-        )
-        .order_by(col(Question.id).desc())
-        .limit(1)
-    ).first()
+    params = {
+        "page_id": page.id,
+        "thread_key": e.thread_key,
+        "author_id": e.author_id,
+        "since": e.sent_at - FOLLOW_UP_WINDOW,
+    }
+    found: Question | None = session.execute(_OPEN_QUESTION, params).scalars().first()
+    return found
 
 
 def _citizen_message(
-    session: Session, page: Page, e: Event, event: InboundEvent, now: datetime
+    session: Session, page: PageInfo, e: Event, event: InboundEvent, now: datetime
 ) -> None:
-    if _message_by_key(session, page.id or 0, e.source_key) is not None:
+    if intake.question_of_key(session, page.id, e.source_key) is not None:
         return  # the same comment delivered twice (double subscription, replay)
     question = _open_question(session, page, e)
     if question is None:
-        _open(session, page, e, event, now)
+        intake.open_question(session, page, e, event, now)
         return
-    message = _new_message(page, question, e, event, MessageSource.citizen)
-    session.add(message)
+    assert question.id is not None
+    db = session.connection()
+    message_id = intake.insert_message(db, page.id, question.id, e, event, MessageSource.citizen)
     question.last_citizen_at = max(question.last_citizen_at or e.sent_at, e.sent_at)
     question.updated_at = now
     old = question.status
     if old in (QuestionStatus.answered, QuestionStatus.waiting_citizen):
         question.status = QuestionStatus.in_progress
     session.add(question)
-    session.flush()
-    assert question.id is not None
-    timeline.record(session, question.id, "message", e.sent_at, data={"message_id": message.id})
+    intake.record(db, question.id, e.sent_at, [("message", {"message_id": message_id})])
     if old != question.status:
         sla_service.on_status_change(
             session, question, old=str(old), new=str(question.status), at=e.sent_at
@@ -194,80 +229,28 @@ def _citizen_message(
     sla_service.on_citizen_message(session, question, at=e.sent_at)
 
 
-def _open(session: Session, page: Page, e: Event, event: InboundEvent, now: datetime) -> Question:
-    linked_id = None
-    if e.reply_to_key:
-        replied = _message_by_key(session, page.id or 0, e.reply_to_key)
-        linked_id = replied.question_id if replied else None
-    assert page.id is not None
-    question = Question(
-        page_id=page.id,
-        institution_id=page.institution_id,
-        platform=str(page.platform),
-        kind=QuestionKind(str(e.thread_kind)),
-        status=QuestionStatus.new,
-        citizen_platform_id=e.author_id,
-        citizen_name=e.author_name,
-        thread_key=e.thread_key,
-        text=e.text,
-        permalink=e.permalink,
-        created_at=e.sent_at,
-        received_at=event.received_at,
-        updated_at=now,
-        last_citizen_at=e.sent_at,
-        linked_question_id=linked_id,
-    )
-    session.add(question)
-    session.flush()
-    assert question.id is not None
-    # The message and the timeline entries go with the next flush (triage's first query).
-    session.add(_new_message(page, question, e, event, MessageSource.citizen))
-    timeline.record(
-        session, question.id, "created", e.sent_at, data={"platform": str(page.platform)}
-    )
-    routing_service.triage_and_route(
-        session, question, text=e.text, has_attachments=bool(e.attachments), now=now
-    )
-    sla_service.start_clocks(session, question, now=now, fresh=True)
-    outgoing.emit(session, "question.created", question, now)
-    return question
-
-
-def _answered_question(session: Session, page: Page, e: Event) -> Question | None:
+def _answered_question(session: Session, page: PageInfo, e: Event) -> Question | None:
     """The question a page's reply answers: the one it replies to, else the thread's latest."""
     if e.reply_to_key:
-        replied = _message_by_key(session, page.id or 0, e.reply_to_key)
+        replied = intake.question_of_key(session, page.id, e.reply_to_key)
         if replied is not None:
-            return session.get(Question, replied.question_id)
-    return session.exec(
-        select(Question)
-        .where(
-            col(Question.page_id) == page.id,
-            col(Question.thread_key) == e.thread_key,
-            col(Question.status).in_([str(s) for s in OPEN_STATUSES]),
-        )
-        .order_by(col(Question.id).desc())
-        .limit(1)
-    ).first()
+            return session.get(Question, replied)
+    params = {"page_id": page.id, "thread_key": e.thread_key}
+    found: Question | None = session.execute(_THREAD_QUESTION, params).scalars().first()
+    return found
 
 
 def _our_pending_reply(session: Session, question_id: int, text: str) -> Message | None:
     """Our own reply whose echo outran the outbox's record of publishing it."""
-    return session.exec(
-        select(Message)
-        .where(
-            col(Message.question_id) == question_id,
-            col(Message.source) == MessageSource.otklik,
-            col(Message.external_id).is_(None),
-            col(Message.text) == text,
-        )
-        .order_by(col(Message.id))
-        .limit(1)
-    ).first()
+    params = {"question_id": question_id, "text": text}
+    found: Message | None = session.execute(_PENDING_REPLY, params).scalars().first()
+    return found
 
 
-def _page_reply(session: Session, page: Page, e: Event, event: InboundEvent, now: datetime) -> None:
-    if _message_by_key(session, page.id or 0, e.source_key) is not None:
+def _page_reply(
+    session: Session, page: PageInfo, e: Event, event: InboundEvent, now: datetime
+) -> None:
+    if intake.question_of_key(session, page.id, e.source_key) is not None:
         return  # the echo of our own published reply, or a duplicate
     question = _answered_question(session, page, e)
     if question is None or question.id is None:
@@ -279,8 +262,8 @@ def _page_reply(session: Session, page: Page, e: Event, event: InboundEvent, now
         session.add(pending)
         session.flush()
         return
-    message = _new_message(page, question, e, event, MessageSource.native)
-    session.add(message)
+    db = session.connection()
+    message_id = intake.insert_message(db, page.id, question.id, e, event, MessageSource.native)
     old = question.status
     if question.first_response_at is None or e.sent_at < question.first_response_at:
         question.first_response_at = e.sent_at
@@ -288,21 +271,15 @@ def _page_reply(session: Session, page: Page, e: Event, event: InboundEvent, now
         question.status = QuestionStatus.answered
     question.updated_at = now
     session.add(question)
-    session.flush()
-    timeline.record(
-        session,
-        question.id,
-        "response",
-        e.sent_at,
-        data={"source": "native", "message_id": message.id, "author_id": e.author_id},
-    )
+    response = {"source": "native", "message_id": message_id, "author_id": e.author_id}
+    intake.record(db, question.id, e.sent_at, [("response", response)])
     sla_service.on_response(session, question, at=e.sent_at, interim=False)
     if old != question.status:
         outgoing.emit(session, "question.answered", question, now, {"source": "native"})
 
 
-def _edit(session: Session, page: Page, e: Event, now: datetime) -> None:
-    message = _message_by_key(session, page.id or 0, e.source_key)
+def _edit(session: Session, page: PageInfo, e: Event, now: datetime) -> None:
+    message = _message_by_key(session, page.id, e.source_key)
     if message is None:
         context = session.exec(
             select(ThreadContext).where(
@@ -338,8 +315,8 @@ def _edit(session: Session, page: Page, e: Event, now: datetime) -> None:
         timeline.record(session, question.id, "edited", e.sent_at, data={"message_id": message.id})
 
 
-def _delete(session: Session, page: Page, e: Event, now: datetime) -> None:
-    message = _message_by_key(session, page.id or 0, e.source_key)
+def _delete(session: Session, page: PageInfo, e: Event, now: datetime) -> None:
+    message = _message_by_key(session, page.id, e.source_key)
     if message is None or message.deleted_at is not None:
         return
     message.deleted_at = e.sent_at
@@ -370,8 +347,8 @@ def _delete(session: Session, page: Page, e: Event, now: datetime) -> None:
         )
 
 
-def _restore(session: Session, page: Page, e: Event, now: datetime) -> None:
-    message = _message_by_key(session, page.id or 0, e.source_key)
+def _restore(session: Session, page: PageInfo, e: Event, now: datetime) -> None:
+    message = _message_by_key(session, page.id, e.source_key)
     if message is None or message.deleted_at is None:
         return
     message.deleted_at = None
@@ -388,7 +365,7 @@ def _restore(session: Session, page: Page, e: Event, now: datetime) -> None:
     session.flush()
 
 
-def _context(session: Session, page: Page, e: Event, text: str | None = None) -> None:
+def _context(session: Session, page: PageInfo, e: Event, text: str | None = None) -> None:
     assert page.id is not None
     context = session.exec(
         select(ThreadContext).where(

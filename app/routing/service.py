@@ -1,10 +1,13 @@
-"""Triage and routing of new questions; transfers, dismissals, reclassification; rules."""
+"""Transfers, dismissals, reclassification; rules and categories.
+
+Triage and routing of a new question is `app.routing.arrival` (`triage_and_route`
+stays importable from here).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -15,22 +18,17 @@ from app.errors import Conflict, Invalid, NotFound
 from app.inbox import outgoing, timeline
 from app.inbox.models import (
     OPEN_STATUSES,
-    Direction,
     DismissReason,
-    Message,
-    Priority,
     Question,
     QuestionStatus,
 )
 from app.routing import rules as rules_mod
 from app.routing import triage
+from app.routing.arrival import triage_and_route as triage_and_route
 from app.routing.models import Category, RoutingRule
-from app.routing.rules import CompiledRule, RoutingRuleRead, RoutingRuleWrite
+from app.routing.rules import RoutingRuleRead, RoutingRuleWrite
 from app.sla import service as sla_service
 
-# Earlier messages of the same citizen on the same page that spam detection compares.
-RECENT_WINDOW = timedelta(days=7)
-RECENT_LIMIT = 20
 DISMISS_REASONS_RU: dict[str, str] = {
     DismissReason.spam: "Спам",
     DismissReason.gratitude: "Благодарность",
@@ -39,98 +37,6 @@ DISMISS_REASONS_RU: dict[str, str] = {
     DismissReason.formal_appeal: "Переведён в официальное обращение",
     DismissReason.other: "Другое",
 }
-
-
-# --- triage and routing of a new question ----------------------------------------
-
-
-def _recent_texts(session: Session, question: Question) -> list[str]:
-    rows = session.exec(
-        select(Message.text)
-        .where(
-            col(Message.page_id) == question.page_id,
-            col(Message.author_id) == question.citizen_platform_id,
-            col(Message.direction) == Direction.inbound,
-            col(Message.question_id) != question.id,
-            col(Message.sent_at) >= question.created_at - RECENT_WINDOW,
-            col(Message.sent_at) <= question.created_at,
-        )
-        .order_by(col(Message.sent_at).desc())
-        .limit(RECENT_LIMIT)
-    ).all()
-    return list(rows)
-
-
-def triage_and_route(
-    session: Session, question: Question, *, text: str, has_attachments: bool, now: datetime
-) -> None:
-    """Classify a new question and apply the first matching enabled routing rule.
-
-    Called once by ingestion after the question and its first message are flushed,
-    before the SLA clocks start. Records 'classified', and on a match 'routed' (and
-    'dismissed' when the rule marks it as needing no answer) on the timeline.
-    """
-    assert question.id is not None
-    verdict = triage.classify(
-        text, has_attachments=has_attachments, recent_texts=_recent_texts(session, question)
-    )
-    # Read before the question changes, so that this query has nothing to flush.
-    compiled = rules_mod.enabled_rules(session)
-    question.classification = str(verdict.classification)
-    question.classification_rule = verdict.rule
-    question.classification_note = verdict.explanation[:500]
-    session.add(question)
-    # Triage happens on arrival: its entries share the question's time.
-    at = question.created_at
-    timeline.record(
-        session,
-        question.id,
-        "classified",
-        at,
-        data={"classification": question.classification, "rule": verdict.rule},
-    )
-    if not compiled:
-        return
-    match = rules_mod.first_match(compiled, rules_mod.subject(session, question))
-    if match is not None:
-        _apply(session, question, match, at)
-
-
-def _apply(session: Session, question: Question, match: CompiledRule, at: datetime) -> None:
-    assert question.id is not None
-    rule, actions = match.rule, match.actions
-    data: dict[str, Any] = {"rule_id": rule.id, "rule_name": rule.name}
-    target = actions.route_to_institution_id
-    # A rule pointing at a removed institution leaves the question where it is.
-    if (
-        target is not None
-        and target != question.institution_id
-        and session.get(Institution, target) is not None
-    ):
-        data |= {"from_institution_id": question.institution_id, "to_institution_id": target}
-        question.institution_id = target
-    if actions.category_id is not None:
-        question.category_id = actions.category_id
-        data["category_id"] = actions.category_id
-    if actions.priority is not None:
-        question.priority = Priority(actions.priority)
-        data["priority"] = str(actions.priority)
-    question.routed_by_rule_id = rule.id
-    session.add(question)
-    timeline.record(session, question.id, "routed", at, data=data)
-    if actions.dismiss_reason is not None:
-        question.status = QuestionStatus.dismissed
-        question.dismiss_reason = str(actions.dismiss_reason)
-        question.dismiss_note = f"Правило «{rule.name}»"[:1000]
-        question.closed_at = at
-        session.add(question)
-        timeline.record(
-            session,
-            question.id,
-            "dismissed",
-            at,
-            data={"reason": question.dismiss_reason, "rule_id": rule.id},
-        )
 
 
 # --- operators' actions -----------------------------------------------------------

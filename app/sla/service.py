@@ -13,20 +13,22 @@ transfer to an institution in another time zone never moves a running deadline.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from app.inbox.models import Priority, Question, QuestionStatus
-from app.sla import policies
-from app.sla.models import ClockState, SlaClock, SlaPolicy, SlaPolicyBase, Target
+from app.sla import clocks as clock_ops
+from app.sla import norms, policies
+from app.sla.models import ClockState, SlaClock, Target
 
-# Classifications that need an answer and so start clocks.
-ANSWERABLE = ("question", "complaint")
-# Clocks with a deadline still ahead of them or passed without an answer.
-ACTIVE = (ClockState.running, ClockState.warning, ClockState.breached)
-UNSETTLED = (*ACTIVE, ClockState.paused)
+ANSWERABLE = clock_ops.ANSWERABLE
+ACTIVE = clock_ops.ACTIVE
+UNSETTLED = clock_ops.UNSETTLED
+# What other modules use of the clocks, by their old names.
+clock_basis = clock_ops.clock_basis
+clocks_of = clock_ops.clocks_of
+policy_of = clock_ops.policy_of
 _STOPPING = (QuestionStatus.dismissed, QuestionStatus.withdrawn, QuestionStatus.closed)
 _OPEN = (QuestionStatus.new, QuestionStatus.in_progress, QuestionStatus.waiting_citizen)
 
@@ -34,37 +36,13 @@ _OPEN = (QuestionStatus.new, QuestionStatus.in_progress, QuestionStatus.waiting_
 # --- helpers ------------------------------------------------------------------
 
 
-def policy_of(session: Session, question: Question) -> SlaPolicyBase:
-    """The policy version the question was created under (the built-in default if none)."""
-    if question.policy_id is not None:
-        policy = session.get(SlaPolicy, question.policy_id)
-        if policy is not None:
-            return policy
-    return policies.BUILTIN
-
-
-def clock_basis(session: Session, clock: SlaClock) -> policies.Basis:
-    d = clock.details
-    return policies.basis(
-        session,
-        working_time=bool(d.get("working_time", True)),
-        calendar_id=d.get("calendar_id"),
-        timezone=str(d.get("timezone") or policies.DEFAULT_TIMEZONE),
-    )
-
-
-def clocks_of(session: Session, question: Question) -> dict[Target, SlaClock]:
-    rows = session.exec(select(SlaClock).where(SlaClock.question_id == question.id)).all()
-    return {Target(row.target): row for row in rows}
-
-
 def working_minutes(session: Session, question: Question, start: datetime, end: datetime) -> float:
     """Minutes between two instants in the question's time basis (its clocks', else its policy's)."""
-    clocks = clocks_of(session, question)
+    clocks = clock_ops.clocks_of(session, question)
     clock = clocks.get(Target.first_response) or next(iter(clocks.values()), None)
     if clock is not None:
-        return clock_basis(session, clock).between(start, end)
-    policy = policy_of(session, question)
+        return clock_ops.clock_basis(session, clock).between(start, end)
+    policy = clock_ops.policy_of(session, question)
     return policies.basis(
         session,
         working_time=policy.working_time,
@@ -73,132 +51,10 @@ def working_minutes(session: Session, question: Question, start: datetime, end: 
     ).between(start, end)
 
 
-def next_check(clock: SlaClock) -> datetime | None:
-    """When the watcher should next look at the clock (escalations are the watcher's)."""
-    if clock.state == ClockState.running:
-        if clock.warn_at is not None and clock.due_at is not None and clock.warn_at < clock.due_at:
-            return clock.warn_at
-        return clock.due_at
-    if clock.state == ClockState.warning:
-        return clock.due_at
-    return clock.check_at if clock.state == ClockState.breached else None
-
-
 def refresh_due(session: Session, question: Question) -> None:
     """Set `question.due_at` to the earliest deadline of its running or breached clocks."""
-    _set_due(session, question, clocks_of(session, question))
+    clock_ops.set_due(session, question, clock_ops.clocks_of(session, question))
     session.flush()
-
-
-def _set_due(session: Session, question: Question, clocks: dict[Target, SlaClock]) -> None:
-    dues = [c.due_at for c in clocks.values() if c.state in ACTIVE and c.due_at is not None]
-    question.due_at = min(dues) if dues else None
-    session.add(question)
-
-
-def _schedule(
-    session: Session,
-    question: Question,
-    existing: SlaClock | None,
-    target: Target,
-    *,
-    start: datetime,
-    minutes: int,
-    policy: SlaPolicyBase,
-    timezone: str,
-) -> SlaClock:
-    """(Re)start a clock from `start` with a fresh deadline."""
-    assert question.id is not None
-    clock = existing or SlaClock(question_id=question.id, target=target, started_at=start)
-    clock.started_at = start
-    clock.state = ClockState.running
-    clock.target_minutes = minutes
-    clock.details = {
-        "working_time": policy.working_time,
-        "calendar_id": policy.calendar_id,
-        "timezone": timezone,
-        "warn_ratio": policy.warn_ratio,
-        "paused_working_minutes": 0.0,
-    }
-    for attr in ("done_at", "working_minutes", "wall_minutes", "paused_at", "warned_at"):
-        setattr(clock, attr, None)
-    clock.breached_at = None
-    clock.paused_seconds = 0
-    clock.escalation_level = 0
-    b = clock_basis(session, clock)
-    clock.due_at = b.add(start, minutes)
-    clock.warn_at = b.add(start, minutes * policy.warn_ratio)
-    clock.check_at = next_check(clock)
-    session.add(clock)
-    return clock
-
-
-def _finish(session: Session, clock: SlaClock, at: datetime) -> None:
-    """Settle a clock answered at `at`: met within the deadline, missed after it."""
-    b = clock_basis(session, clock)
-    # While paused (waiting for the citizen) the clock counts only up to the pause.
-    end = clock.paused_at if clock.state == ClockState.paused and clock.paused_at else at
-    end = max(end, clock.started_at)
-    paused_working = float(clock.details.get("paused_working_minutes", 0.0))
-    clock.working_minutes = max(0.0, b.between(clock.started_at, end) - paused_working)
-    clock.wall_minutes = max(
-        0.0, (end - clock.started_at) / timedelta(minutes=1) - clock.paused_seconds / 60
-    )
-    clock.done_at = at
-    clock.state = (
-        ClockState.met if clock.due_at is None or end <= clock.due_at else ClockState.missed
-    )
-    clock.paused_at = None
-    clock.check_at = None
-    session.add(clock)
-
-
-def _pause(clock: SlaClock, at: datetime) -> None:
-    if clock.state not in (ClockState.running, ClockState.warning):
-        return
-    clock.details = {**clock.details, "state_before_pause": str(clock.state)}
-    clock.state = ClockState.paused
-    clock.paused_at = at
-    clock.check_at = None
-
-
-def _resume(session: Session, clock: SlaClock, at: datetime) -> None:
-    """Leave the pause; the paused time is added back to the deadline."""
-    if clock.state != ClockState.paused or clock.paused_at is None:
-        return
-    paused_from = clock.paused_at
-    at = max(at, paused_from)
-    b = clock_basis(session, clock)
-    paused_working = b.between(paused_from, at)
-    details: dict[str, Any] = dict(clock.details)
-    details["paused_working_minutes"] = (
-        float(details.get("paused_working_minutes", 0.0)) + paused_working
-    )
-    clock.paused_seconds += (at - paused_from).total_seconds()
-    for attr in ("due_at", "warn_at"):
-        value: datetime | None = getattr(clock, attr)
-        # A deadline that had passed before the pause stays passed.
-        if value is not None and value > paused_from:
-            setattr(clock, attr, b.add(value, paused_working))
-    bound = details.get("bound_due_at")
-    if bound and datetime.fromisoformat(bound) > paused_from:
-        details["bound_due_at"] = b.add(datetime.fromisoformat(bound), paused_working).isoformat()
-    clock.state = ClockState(details.pop("state_before_pause", ClockState.running))
-    clock.details = details
-    clock.paused_at = None
-    clock.check_at = next_check(clock)
-    session.add(clock)
-
-
-def _stop(clock: SlaClock, why: str) -> None:
-    if clock.state not in UNSETTLED:
-        return
-    clock.details = {**clock.details, "stopped": why}
-    clock.check_at = None
-    # A breach of a question closed unanswered stays a breach; dismissal and
-    # withdrawal mean no answer was owed, the breach stays only in breached_at.
-    if clock.state != ClockState.breached or why != str(QuestionStatus.closed):
-        clock.state = ClockState.none
 
 
 def _start_all(
@@ -210,16 +66,16 @@ def _start_all(
     """(Re)start the clocks; `existing` given means the caller knows them (no lookup, no
     flush: the caller's next flush writes them). Returns every clock of the question."""
     fresh = existing is not None
-    policy = policy_of(session, question)
+    policy = clock_ops.policy_of(session, question)
     timezone = policies.institution_timezone(session, question.institution_id)
     if existing is None:
-        existing = clocks_of(session, question)
+        existing = clock_ops.clocks_of(session, question)
     clocks = dict(existing)
     minutes = policy.first_response_minutes
     if question.priority == Priority.urgent and policy.urgent_first_response_minutes:
         minutes = policy.urgent_first_response_minutes
     start = question.created_at
-    first = clocks[Target.first_response] = _schedule(
+    first = clocks[Target.first_response] = clock_ops.schedule(
         session,
         question,
         existing.get(Target.first_response),
@@ -230,7 +86,7 @@ def _start_all(
         timezone=timezone,
     )
     if policy.final_answer_minutes:
-        clocks[Target.final_answer] = _schedule(
+        clocks[Target.final_answer] = clock_ops.schedule(
             session,
             question,
             existing.get(Target.final_answer),
@@ -241,7 +97,7 @@ def _start_all(
             timezone=timezone,
         )
     if question.first_response_at is not None:
-        _finish(session, first, question.first_response_at)
+        clock_ops.finish(session, first, question.first_response_at)
     if not fresh:
         session.flush()
     return clocks
@@ -262,7 +118,7 @@ def start_clocks(
     was created in this transaction), so none are looked up, and the new clocks are
     left to the session's next flush.
     """
-    policy = policies.resolve_policy(session, question.institution_id, question.created_at)
+    policy = norms.resolve(session, question.institution_id, question.created_at)
     question.policy_id = policy.id if policy is not None else None
     session.add(question)
     if not fresh:
@@ -273,7 +129,7 @@ def start_clocks(
     clocks: dict[Target, SlaClock] = {}
     if question.classification in ANSWERABLE and question.status in _OPEN:
         clocks = _start_all(session, question, now, existing=clocks)
-    _set_due(session, question, clocks)
+    clock_ops.set_due(session, question, clocks)
 
 
 def clocks_started(session: Session, question: Question, *, now: datetime) -> None:
@@ -283,7 +139,7 @@ def clocks_started(session: Session, question: Question, *, now: datetime) -> No
     the first-response clock at once.
     """
     if question.policy_id is None:
-        policy = policies.resolve_policy(session, question.institution_id, question.created_at)
+        policy = norms.resolve(session, question.institution_id, question.created_at)
         question.policy_id = policy.id if policy is not None else None
     if question.status in _OPEN or question.status == QuestionStatus.answered:
         _start_all(session, question, now)
@@ -292,8 +148,8 @@ def clocks_started(session: Session, question: Question, *, now: datetime) -> No
 
 def clocks_stopped(session: Session, question: Question, *, at: datetime) -> None:
     """Stop every unsettled clock (state none): the question no longer needs an answer."""
-    for clock in clocks_of(session, question).values():
-        _stop(clock, "reclassified")
+    for clock in clock_ops.clocks_of(session, question).values():
+        clock_ops.stop(clock, "reclassified")
         session.add(clock)
     refresh_due(session, question)
 
@@ -304,13 +160,13 @@ def on_citizen_message(session: Session, question: Question, *, at: datetime) ->
     After a response it (re)starts the next-response clock from `at`; a paused
     final-answer clock resumes.
     """
-    clocks = clocks_of(session, question)
+    clocks = clock_ops.clocks_of(session, question)
     first = clocks.get(Target.first_response)
     final = clocks.get(Target.final_answer)
     if final is not None and final.state == ClockState.paused:
-        _resume(session, final, at)
+        clock_ops.resume(session, final, at)
     if first is not None and first.done_at is not None and at > first.done_at:
-        policy = policy_of(session, question)
+        policy = clock_ops.policy_of(session, question)
         current = clocks.get(Target.next_response)
         restart = current is None or (
             current.state not in UNSETTLED
@@ -318,7 +174,7 @@ def on_citizen_message(session: Session, question: Question, *, at: datetime) ->
             and current.details.get("stopped") is None
         )
         if policy.next_response_minutes and restart:
-            _schedule(
+            clocks[Target.next_response] = clock_ops.schedule(
                 session,
                 question,
                 current,
@@ -328,8 +184,8 @@ def on_citizen_message(session: Session, question: Question, *, at: datetime) ->
                 policy=policy,
                 timezone=str(first.details.get("timezone") or policies.DEFAULT_TIMEZONE),
             )
+    clock_ops.set_due(session, question, clocks)
     session.flush()
-    refresh_due(session, question)
 
 
 def on_response(
@@ -347,10 +203,10 @@ def on_response(
     interim answer with `expected_at` moves the final-answer deadline to that
     instant, never later than the policy allows. Idempotent for the same `at`.
     """
-    clocks = clocks_of(session, question)
+    clocks = clock_ops.clocks_of(session, question)
     first = clocks.get(Target.first_response)
     if first is not None and _settles(first, at):
-        _finish(session, first, at)
+        clock_ops.finish(session, first, at)
     following = clocks.get(Target.next_response)
     if (
         following is not None
@@ -358,15 +214,15 @@ def on_response(
         and following.state in UNSETTLED
         and at >= following.started_at
     ):
-        _finish(session, following, at)
+        clock_ops.finish(session, following, at)
     final = clocks.get(Target.final_answer)
     if final is not None and final.done_at is None and final.state in UNSETTLED:
         if not interim:
-            _finish(session, final, at)
+            clock_ops.finish(session, final, at)
         elif expected_at is not None:
             _set_expected(session, final, expected_at)
+    clock_ops.set_due(session, question, clocks)
     session.flush()
-    refresh_due(session, question)
 
 
 def _settles(first: SlaClock, at: datetime) -> bool:
@@ -389,13 +245,13 @@ def _set_expected(session: Session, clock: SlaClock, expected_at: datetime) -> N
     details["expected_at"] = expected_at.isoformat()
     due = min(expected_at, bound)
     clock.due_at = due
-    b = clock_basis(session, clock)
+    b = clock_ops.clock_basis(session, clock)
     span = b.between(clock.started_at, due) - float(details.get("paused_working_minutes", 0.0))
     ratio = float(details.get("warn_ratio", policies.BUILTIN.warn_ratio))
     clock.warn_at = min(due, b.add(clock.started_at, max(0.0, span) * ratio))
     clock.details = details
     if clock.state != ClockState.paused:
-        clock.check_at = next_check(clock)
+        clock.check_at = clock_ops.next_check(clock)
     session.add(clock)
 
 
@@ -407,32 +263,32 @@ def on_status_change(
     reopening a stopped question restarts its clocks."""
     if old == new:
         return
-    clocks = clocks_of(session, question)
+    clocks = clock_ops.clocks_of(session, question)
     final = clocks.get(Target.final_answer)
     if new == QuestionStatus.waiting_citizen and final is not None:
-        _pause(final, at)
+        clock_ops.pause(final, at)
         session.add(final)
     elif old == QuestionStatus.waiting_citizen and final is not None and new not in _STOPPING:
-        _resume(session, final, at)
+        clock_ops.resume(session, final, at)
     if new in _STOPPING:
         for clock in clocks.values():
-            _stop(clock, new)
+            clock_ops.stop(clock, new)
             session.add(clock)
     elif old in _STOPPING and new in _OPEN:
-        _reopen(session, question, clocks, at)
+        clocks = _reopen(session, question, clocks, at)
+    clock_ops.set_due(session, question, clocks)
     session.flush()
-    refresh_due(session, question)
 
 
 def _reopen(
     session: Session, question: Question, clocks: dict[Target, SlaClock], at: datetime
-) -> None:
+) -> dict[Target, SlaClock]:
+    """Restart the clocks that the stop stopped; returns every clock of the question."""
     if question.classification not in ANSWERABLE:
-        return
+        return clocks
     stopped = [c for c in clocks.values() if c.state == ClockState.none and c.done_at is None]
     if not clocks:
-        _start_all(session, question, at)
-        return
+        return _start_all(session, question, at)
     for clock in stopped:
         details = dict(clock.details)
         details.pop("stopped", None)
@@ -441,5 +297,6 @@ def _reopen(
         clock.state = ClockState.warning if clock.warned_at else ClockState.running
         if clock.breached_at is not None:
             clock.state = ClockState.breached
-        clock.check_at = next_check(clock)
+        clock.check_at = clock_ops.next_check(clock)
         session.add(clock)
+    return clocks

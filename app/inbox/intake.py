@@ -1,0 +1,183 @@
+"""A citizen's message that starts a new question, written in one go.
+
+Everything about a new question is decided before anything is written: triage and
+routing (`app.routing.arrival`), the SLA policy version and clocks, the outgoing
+webhooks. Then the question, its message, timeline entries, clocks and outbox rows
+are inserted with prebuilt Core statements: one INSERT per table, no ORM objects
+built, no flush. Nothing reads these rows back as objects in the same event; a
+later event of the same transaction loads them from the database like any other.
+The result is the one the step-by-step hooks (`triage_and_route`, `start_clocks`,
+`emit`) give a question written first and changed afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app.directory.snapshots import PageInfo
+from app.inbox import outgoing
+from app.inbox.models import (
+    OPEN_STATUSES,
+    Direction,
+    InboundEvent,
+    Message,
+    MessageSource,
+    OutboxItem,
+    Priority,
+    Question,
+    QuestionKind,
+    QuestionStatus,
+    TimelineEntry,
+)
+from app.routing import arrival
+from app.sla import clocks as clock_ops
+from app.sla import norms, policies
+from app.sla.models import SlaClock
+from webhooks import InboundEvent as Event
+
+_QUESTION_OF_KEY = (
+    select(Message.question_id)
+    .where(
+        col(Message.page_id) == sa.bindparam("page_id"),
+        col(Message.external_id) == sa.bindparam("key"),
+    )
+    .limit(1)
+)
+_INSERT_QUESTION = sa.insert(Question)
+_INSERT_MESSAGE = sa.insert(Message)
+_INSERT_TIMELINE = sa.insert(TimelineEntry)
+_INSERT_CLOCKS = sa.insert(SlaClock)
+_INSERT_OUTBOX = sa.insert(OutboxItem)
+
+
+def question_of_key(db: Session | sa.Connection, page_id: int, key: str) -> int | None:
+    """The question of the page's message with this platform key, if there is one."""
+    found: int | None = db.execute(_QUESTION_OF_KEY, {"page_id": page_id, "key": key}).scalar()
+    return found
+
+
+def message_row(
+    page_id: int, question_id: int, e: Event, event: InboundEvent, source: MessageSource
+) -> dict[str, Any]:
+    """The columns of a message the platform delivered."""
+    return {
+        "question_id": question_id,
+        "page_id": page_id,
+        "direction": Direction.inbound if source == MessageSource.citizen else Direction.outbound,
+        "source": source,
+        "author_id": e.author_id,
+        "author_name": e.author_name,
+        "text": e.text,
+        "attachments": [asdict(a) for a in e.attachments],
+        "sent_at": e.sent_at,
+        "received_at": event.received_at,
+        "delay_seconds": round((event.received_at - e.sent_at).total_seconds(), 3),
+        "external_id": e.source_key,
+        "reply_to_key": e.reply_to_key,
+        "reply_ref": dict(e.reply_ref),
+        "permalink": e.permalink,
+    }
+
+
+def insert_message(
+    db: sa.Connection,
+    page_id: int,
+    question_id: int,
+    e: Event,
+    event: InboundEvent,
+    source: MessageSource,
+) -> int:
+    """Write a message the platform delivered; returns its id."""
+    row = message_row(page_id, question_id, e, event, source)
+    inserted = db.execute(_INSERT_MESSAGE, row).inserted_primary_key
+    assert inserted is not None
+    message_id: int = inserted[0]
+    return message_id
+
+
+def record(
+    db: sa.Connection, question_id: int, at: datetime, entries: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Timeline entries (kind, data) of one moment, written at once (no dedupe keys)."""
+    db.execute(
+        _INSERT_TIMELINE,
+        [{"question_id": question_id, "kind": k, "at": at, "data": d} for k, d in entries],
+    )
+
+
+def open_question(
+    session: Session, page: PageInfo, e: Event, event: InboundEvent, now: datetime
+) -> int:
+    """Write the new question the citizen's message `e` starts; returns its id."""
+    # Reads below go to the connection: whatever the session holds goes first.
+    session.flush()
+    db = session.connection()
+    linked_id = question_of_key(db, page.id, e.reply_to_key) if e.reply_to_key else None
+    recent = arrival.recent_texts(
+        db, page_id=page.id, author_id=e.author_id, at=e.sent_at, question_id=0
+    )
+    question: dict[str, Any] = {
+        "page_id": page.id,
+        "institution_id": page.institution_id,
+        "platform": str(page.platform),
+        "kind": QuestionKind(str(e.thread_kind)),
+        "status": QuestionStatus.new,
+        "priority": Priority.normal,
+        "citizen_platform_id": e.author_id,
+        "citizen_name": e.author_name,
+        "thread_key": e.thread_key,
+        "text": e.text,
+        "permalink": e.permalink,
+        "created_at": e.sent_at,
+        "received_at": event.received_at,
+        "updated_at": now,
+        "last_citizen_at": e.sent_at,
+        "linked_question_id": linked_id,
+    }
+    decision = arrival.decide(
+        session,
+        page=page,
+        institution_id=page.institution_id,
+        text=e.text,
+        has_attachments=bool(e.attachments),
+        recent=recent,
+        at=e.sent_at,
+    )
+    question.update(decision.changes)
+    policy = norms.resolve(session, question["institution_id"], e.sent_at)
+    question["policy_id"] = policy.id if policy is not None else None
+    clocks: dict[Any, dict[str, Any]] = {}
+    if question["classification"] in clock_ops.ANSWERABLE and question["status"] in OPEN_STATUSES:
+        clocks = clock_ops.first_clocks(
+            session,
+            created_at=e.sent_at,
+            urgent=question["priority"] == Priority.urgent,
+            policy=policy or policies.BUILTIN_NORMS,
+            timezone=policies.institution_timezone(session, question["institution_id"]),
+        )
+    question["due_at"] = min((c["due_at"] for c in clocks.values()), default=None)
+
+    inserted = db.execute(_INSERT_QUESTION, question).inserted_primary_key
+    assert inserted is not None
+    question_id: int = inserted[0]
+    question["id"] = question_id
+    db.execute(_INSERT_MESSAGE, message_row(page.id, question_id, e, event, MessageSource.citizen))
+    created = ("created", {"platform": str(page.platform)})
+    record(db, question_id, e.sent_at, [created, *decision.entries])
+    if clocks:
+        db.execute(
+            _INSERT_CLOCKS,
+            [
+                {"question_id": question_id, "target": target, **values}
+                for target, values in clocks.items()
+            ],
+        )
+    outbox = outgoing.outbox_rows(session, "question.created", question, now)
+    if outbox:
+        db.execute(_INSERT_OUTBOX, outbox)
+    return question_id
