@@ -56,31 +56,54 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
-    """Serve HTTP; runs the background work too unless OTKLIK_RUN_WORKER=false."""
+    """Serve HTTP, with an `otklik worker` process beside it unless OTKLIK_RUN_WORKER=false.
+
+    The web processes only store webhook deliveries and answer; processing them,
+    the SLA watcher, the outbox and retries run in the worker, on a core of its own.
+    """
+    import os
+
     import uvicorn
+
+    from app.worker import Companion
 
     settings = _settings()
     setup_logging(settings.log_level)
-    uvicorn.run(
-        "app.main:app_factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=True,
-        forwarded_allow_ips="*",
-        access_log=False,
-        log_config=None,
+    # The web processes read their settings from the environment (uvicorn's factory).
+    os.environ["OTKLIK_RUN_WORKER"] = "false"
+    os.environ["OTKLIK_PROCESS_EVENTS"] = "false"
+    companion = (
+        Companion([sys.executable, "-m", "app.cli", "worker"]) if settings.run_worker else None
     )
+    if companion is None:
+        typer.echo("OTKLIK_RUN_WORKER=false: run `otklik worker` to process events", err=True)
+    else:
+        companion.start()
+    try:
+        uvicorn.run(
+            "app.main:app_factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=True,
+            forwarded_allow_ips="*",
+            access_log=False,
+            log_config=None,
+        )
+    finally:
+        if companion is not None:
+            companion.stop()
 
 
 @cli.command()
 def worker() -> None:
-    """Background work only: the SLA watcher, the outbox, retries of failed events."""
+    """Background work only: event processing, the SLA watcher, the outbox, retries."""
     import httpx
 
     from app.crypto import Cipher
     from app.db import utcnow
+    from app.inbox.processor import Processor
     from app.worker import JobContext, run_forever
 
     settings = _settings()
@@ -89,15 +112,17 @@ def worker() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    cipher = Cipher(settings.resolved_secret_key())
+    processor = threading.Thread(
+        target=Processor(engine, cipher, utcnow).run_forever,
+        args=(stop,),
+        name="otklik-processor",
+    )
+    processor.start()
     with httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0)) as http:
-        ctx = JobContext(
-            engine=engine,
-            settings=settings,
-            clock=utcnow,
-            http=http,
-            cipher=Cipher(settings.resolved_secret_key()),
-        )
+        ctx = JobContext(engine=engine, settings=settings, clock=utcnow, http=http, cipher=cipher)
         run_forever(ctx, stop)
+    processor.join(timeout=30)
     engine.dispose()
 
 

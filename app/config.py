@@ -16,7 +16,13 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/otklik.db"
     secret_key: SecretStr | None = None
     base_url: str = "http://127.0.0.1:8000"
+    # Background work (SLA watcher, outbox, retries, event processing) runs beside the
+    # web server: `otklik serve` starts an `otklik worker` process for it. False when
+    # separate `otklik worker` processes do it (the scaled shape).
     run_worker: bool = True
+    # The web process processes the deliveries it stores itself (a thread). `otklik serve`
+    # turns this off for its web processes: its worker process does it on another core.
+    process_events: bool = True
     # Where the embedded default keeps its generated secret key and other local state.
     var_dir: Path = Path("var")
 

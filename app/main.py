@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -115,6 +116,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error_page(request, 500, message)
 
 
+# Request ids: random per process, then a counter (uuid4 per request costs a system call).
+_ID_PREFIX = secrets.token_hex(4)
+_ID_COUNTER = itertools.count(1)
+
+
 class RequestIdMiddleware:
     """A request id on every response and in every log line of the request.
 
@@ -131,7 +137,7 @@ class RequestIdMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
-        request_id = given or uuid.uuid4().hex[:16]
+        request_id = given or f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 0
@@ -170,6 +176,7 @@ def create_app(
     clock: Clock | None = None,
     http: httpx.Client | None = None,
     run_worker: bool | None = None,
+    process_events: bool | None = None,
 ) -> FastAPI:
     """Build the application. Tests pass their own settings, engine, clock and HTTP client."""
     settings = settings or get_settings()
@@ -190,6 +197,13 @@ def create_app(
                 cipher=app.state.cipher,
             )
             thread, stop = start_thread(ctx)
+        if app.state.process_events:
+            from app.inbox.receive import receiver_for
+
+            # Deliveries stored before a restart are processed now, not at the next webhook.
+            processor = receiver_for(app).processor
+            assert processor is not None
+            processor.wake()
         try:
             yield
         finally:
@@ -218,6 +232,7 @@ def create_app(
         openapi_url="/api/v1/openapi.json",
     )
     app.state.settings = settings
+    app.state.process_events = settings.process_events if process_events is None else process_events
     app.state.engine = engine or make_engine(settings.database_url)
     app.state.clock = clock or utcnow
     app.state.cipher = Cipher(settings.resolved_secret_key())
@@ -225,9 +240,13 @@ def create_app(
         timeout=httpx.Timeout(10.0, connect=5.0), headers={"User-Agent": "Otklik/1.0"}
     )
 
-    app.add_middleware(RequestIdMiddleware)
+    from app.inbox.receive import WebhookFastPath
+
+    app.add_middleware(WebhookFastPath)
+    app.add_middleware(RequestIdMiddleware)  # added last: the outer one
 
     _install_error_handlers(app)
+    _include_routers(app)
 
     @app.get("/healthz", tags=["ops"], summary="The process is alive")
     def healthz() -> dict[str, str]:
@@ -265,7 +284,6 @@ def create_app(
     def index() -> RedirectResponse:
         return RedirectResponse("/inbox", status_code=303)
 
-    _include_routers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app
 
@@ -283,12 +301,13 @@ def _include_routers(app: FastAPI) -> None:
     from app.sla.views import router as sla_api
 
     routers = (
+        # First: routes are matched in order, and webhooks are most of the traffic.
+        webhooks_receiver,
         auth_pages,
         directory_api,
         questions_api,
         actions_api,
         events_api,
-        webhooks_receiver,
         inbox_pages,
         routing_api,
         sla_api,

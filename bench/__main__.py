@@ -54,7 +54,8 @@ def _env(url: str, var: Path) -> dict[str, str]:
         OTKLIK_DATABASE_URL=url,
         OTKLIK_VAR_DIR=str(var),
         OTKLIK_LOG_LEVEL="WARNING",
-        OTKLIK_RUN_WORKER="false",
+        OTKLIK_RUN_WORKER="true",
+        OTKLIK_WORKER_INTERVAL="1",
         OTKLIK_SECRET_KEY="bench-secret-key-0123456789abcdef",
     )
     return env
@@ -142,23 +143,8 @@ db.commit()
 
 
 @contextmanager
-def _server(app: str, env: dict[str, str], port: int, factory: bool) -> Iterator[None]:
-    args = [
-        PY,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
-    if factory:
-        args.append("--factory")
-    process = subprocess.Popen(args, env=env, cwd=ROOT)
+def _server(args: list[str], env: dict[str, str], port: int) -> Iterator[None]:
+    process = subprocess.Popen([PY, "-m", *args], env=env, cwd=ROOT)
     try:
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -171,6 +157,20 @@ def _server(app: str, env: dict[str, str], port: int, factory: bool) -> Iterator
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _uvicorn(app: str, port: int) -> list[str]:
+    return [
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
 
 
 def _wrk(
@@ -280,7 +280,7 @@ def bench_webhooks(seconds: int, repeat: int, postgres: bool) -> None:
         tmpdir = Path(tmp)
         env = _env("sqlite:///unused.db", tmpdir / "var")
         port = 8765
-        with _server("bench.bare:app", env, port, factory=False):
+        with _server(_uvicorn("bench.bare:app", port), env, port):
             bare = [
                 _wrk(f"http://127.0.0.1:{port}/webhooks/vk/x", seconds, 32) for _ in range(repeat)
             ]
@@ -302,7 +302,8 @@ def bench_webhooks(seconds: int, repeat: int, postgres: bool) -> None:
         for name, url, goal in targets:
             env, key = _prepare(url, tmpdir / "var")
             port += 1
-            with _server("app.main:app_factory", env, port, factory=True):
+            # As deployed: `otklik serve`, one web process and its worker process.
+            with _server(["app.cli", "serve", "--port", str(port)], env, port):
                 runs = [
                     _wrk(f"http://127.0.0.1:{port}/webhooks/vk/{key}", seconds, 32)
                     for _ in range(repeat)

@@ -6,9 +6,9 @@ A migrated SQLite database in a temporary directory gets the demo directory and 
 realistic deliveries (TrafficGenerator, verified and stored by the receiver's own
 check and DeliveryWriter, like `otklik demo --history-days`). Each run copies that
 database and processes every stored event, first one by one with `process_one`
-(per-event times, SQL statements and ORM flushes), then through the Ingestor (the
-thread the server uses, behind the SQLite write gate), whose rate is the
-sustained processing rate. The baseline, measured in the same run, is the cost of
+(per-event times, SQL statements and ORM flushes), then in batches with
+`process_pending` (what the processor thread runs), whose rate is the sustained
+processing rate. The baseline, measured in the same run, is the cost of
 only parsing the same payloads with their platform adapters: the machine is shared
 and noisy, the ratio to that baseline is the steadier figure.
 """
@@ -39,10 +39,11 @@ from app.db import make_engine
 from app.directory import service as directory_service
 from app.directory.models import Page
 from app.inbox.models import InboundEvent, Question
-from app.inbox.receive import Ingestor, KnownPage, check, process_one
+from app.inbox.processor import process_one, process_pending
+from app.inbox.receive import KnownPage, check
 from app.inbox.simulate import load_pages
 from app.inbox.traffic import TrafficGenerator
-from app.inbox.writer import DeliveryWriter, WriteGate
+from app.inbox.writer import DeliveryWriter
 from webhooks import get_adapter
 
 SECRET_KEY = "bench-secret-key-0123456789abcdef"
@@ -53,7 +54,7 @@ class Run:
     per_event_ms: list[float]
     cpu_ms: float
     sequential_rate: float
-    ingestor_rate: float
+    batch_rate: float
     baseline_us: float
     statements: float
     flushes: float
@@ -114,7 +115,7 @@ def prepare(path: Path, events: int, seed: int = 7) -> None:
     start = datetime.now(UTC) - timedelta(days=2)
     step = timedelta(days=2) / events
     try:
-        futures = []
+        deliveries = []
         for n in range(events):
             moment = start + step * n
             delivery = generator.next(moment)
@@ -127,9 +128,8 @@ def prepare(path: Path, events: int, seed: int = 7) -> None:
             checked = check(known, headers, delivery.body, received)
             if not isinstance(checked, tuple):
                 raise RuntimeError(f"simulated delivery refused: {checked.status_code}")
-            futures.append(writer.submit(checked[0]))
-        for future in futures:
-            future.result(timeout=60)
+            deliveries.append(checked[0])
+        writer.write_now(deliveries)
     finally:
         writer.close()
     # Closing the last connection checkpoints the WAL into the file that runs copy.
@@ -213,7 +213,7 @@ def _now() -> datetime:
 
 def run_once(template: Path, workdir: Path, profile: cProfile.Profile | None = None) -> Run:
     cipher = Cipher(SECRET_KEY)
-    # One copy for the one-by-one pass, one for the Ingestor pass.
+    # One copy for the one-by-one pass, one for the batched pass.
     copies = []
     for name in ("seq.db", "ing.db"):
         target = workdir / name
@@ -249,21 +249,17 @@ def run_once(template: Path, workdir: Path, profile: cProfile.Profile | None = N
 
     engine = make_engine(f"sqlite:///{copies[1]}")
     ids = _event_ids(engine)
-    ingestor = Ingestor(engine, cipher, _now, WriteGate(True))
     t_start = time.perf_counter()
-    for event_id in ids:
-        ingestor.submit(event_id)
-    if not ingestor.wait_idle(timeout=600):
-        raise RuntimeError("the ingestor did not finish")
+    while process_pending(engine, cipher, _now):
+        pass
     ingest_elapsed = time.perf_counter() - t_start
-    ingestor.close()
     engine.dispose()
 
     return Run(
         per_event_ms=per_event,
         cpu_ms=cpu / len(ids) * 1000,
         sequential_rate=len(ids) / elapsed,
-        ingestor_rate=len(ids) / ingest_elapsed,
+        batch_rate=len(ids) / ingest_elapsed,
         baseline_us=baseline,
         statements=counter.statements / len(ids),
         flushes=counter.flushes / len(ids),
@@ -284,7 +280,7 @@ def bench_processing(events: int, repeat: int, profile: bool = False) -> None:
             stats.print_stats(60)
     median = statistics.median
     seq = median(r.sequential_rate for r in runs)
-    ing = median(r.ingestor_rate for r in runs)
+    ing = median(r.batch_rate for r in runs)
     ms = median(r.median_ms for r in runs)
     cpu = median(r.cpu_ms for r in runs)
     p99 = median(r.p99_ms for r in runs)
@@ -297,8 +293,8 @@ def bench_processing(events: int, repeat: int, profile: bool = False) -> None:
         f"(runs: {', '.join(f'{r.sequential_rate:.0f}' for r in runs)})"
     )
     print(
-        f"through the Ingestor      {ing:7.0f} events/s "
-        f"(runs: {', '.join(f'{r.ingestor_rate:.0f}' for r in runs)}; goal >= 1000)"
+        f"in batches (processor)    {ing:7.0f} events/s "
+        f"(runs: {', '.join(f'{r.batch_rate:.0f}' for r in runs)}; goal >= 1000)"
     )
     print(
         f"per event                 {runs[0].statements:7.1f} SQL statements, "

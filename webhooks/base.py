@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 from collections.abc import Callable, Mapping
@@ -121,7 +122,16 @@ class PlatformAdapter(Protocol):
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
-    """Decode a JSON object body; raises Malformed with a clear message."""
+    """Decode a JSON object body; raises Malformed with a clear message.
+
+    Verifying, acknowledging and keying one delivery each look at its body: it is
+    decoded once (the result is shared, so callers must not modify it).
+    """
+    return _parse_json(body)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_json(body: bytes) -> dict[str, Any]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

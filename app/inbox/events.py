@@ -13,7 +13,7 @@ from app.auth.deps import ApiAdminDep
 from app.db import SessionDep
 from app.errors import NotFound
 from app.inbox.models import EventStatus, InboundEvent
-from app.inbox.receive import process_one
+from app.inbox.processor import process_one
 
 router = APIRouter(prefix="/api/v1", tags=["events"], responses=ERROR_RESPONSES)
 

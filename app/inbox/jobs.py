@@ -1,4 +1,4 @@
-"""The inbox's periodic jobs: retries of failed deliveries and stragglers."""
+"""The inbox's periodic jobs: retries of failed deliveries."""
 
 from __future__ import annotations
 
@@ -7,34 +7,21 @@ from datetime import timedelta
 from sqlmodel import Session, col, select
 
 from app.inbox.models import EventStatus, InboundEvent
-from app.inbox.receive import process_one
+from app.inbox.processor import process_one
 from app.worker import Job, JobContext
 
-# A delivery still pending this long after receipt lost its ingest thread (a
-# restart between commit and processing): any worker picks it up.
-STRAGGLER_AGE = timedelta(seconds=60)
 BATCH = 200
 
 
 def retry_events(ctx: JobContext) -> int:
-    """Process failed deliveries whose backoff has passed, and stragglers."""
+    """Process failed deliveries whose backoff has passed (pending ones are the processor's)."""
     now = ctx.clock()
     with Session(ctx.engine) as session:
         query = (
             select(InboundEvent.id)
             .where(
-                (
-                    (col(InboundEvent.status) == EventStatus.failed)
-                    & (col(InboundEvent.next_attempt_at) <= now)
-                )
-                | (
-                    (col(InboundEvent.status) == EventStatus.pending)
-                    & (col(InboundEvent.received_at) <= now - STRAGGLER_AGE)
-                    & (
-                        col(InboundEvent.next_attempt_at).is_(None)
-                        | (col(InboundEvent.next_attempt_at) <= now)
-                    )
-                )
+                col(InboundEvent.status) == EventStatus.failed,
+                col(InboundEvent.next_attempt_at) <= now,
             )
             .order_by(col(InboundEvent.id))
             .limit(BATCH)

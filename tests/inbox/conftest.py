@@ -64,5 +64,5 @@ def payload() -> Callable[[str, str], bytes]:
 def settle(app: FastAPI) -> None:
     """Wait until every acknowledged delivery has been processed."""
     receiver: Any = getattr(app.state, "receiver", None)
-    if receiver is not None:
-        assert receiver.ingestor.wait_idle(20), "ingestion did not finish"
+    if receiver is not None and receiver.processor is not None:
+        assert receiver.processor.wait_idle(20), "ingestion did not finish"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from datetime import UTC, datetime
 
 import pytest
@@ -252,12 +251,10 @@ def test_storage_failure_answers_503_never_ok(
     _post(live, page, payload("vk", "confirmation"))  # creates the receiver
     receiver = live_app.state.receiver
 
-    def broken(_delivery: object) -> Future[object]:
-        future: Future[object] = Future()
-        future.set_exception(sa.exc.OperationalError("INSERT", {}, Exception("database is down")))
-        return future
+    async def broken(_delivery: object) -> None:
+        raise sa.exc.OperationalError("INSERT", {}, Exception("database is down"))
 
-    monkeypatch.setattr(receiver.writer, "submit", broken)
+    monkeypatch.setattr(receiver.writer, "store", broken)
     response = _post(live, page, payload("vk", "wall_reply_new"))
     assert response.status_code == 503
     assert response.headers["retry-after"]

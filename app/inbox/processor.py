@@ -1,0 +1,187 @@
+"""Processing of stored deliveries: pending events become messages on questions.
+
+The receiving endpoint only stores; this is where the work happens, in arrival
+order, many events to one transaction (each in its own savepoint, so one bad
+event is marked failed and the rest go on). It runs as a thread: in the web
+process when it processes events itself (the default of a single process), or
+in `otklik worker`, which `otklik serve` starts beside the web server so that
+processing has its own process and core. Any number of processors may run on
+PostgreSQL (pending rows are claimed with FOR UPDATE SKIP LOCKED); on SQLite
+they take turns on the write lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app.clock import Clock
+from app.crypto import Cipher
+from app.db import reading_engine
+from app.inbox import service as inbox_service
+from app.inbox.models import EventStatus, InboundEvent
+from webhooks import Malformed
+
+log = logging.getLogger("otklik.ingest")
+
+BATCH = 100
+# On SQLite a batch holds the one write lock, which the webhook writer waits
+# for: commit after this much work (seconds) so that no delivery waits longer.
+SQLITE_BUDGET = 0.015
+POLL = 0.05  # seconds between looks for new events when nobody says there are
+
+
+def process_one(engine: sa.Engine, event_id: int, cipher: Cipher, clock: Clock) -> bool:
+    """Process one stored delivery in its own transaction; on failure mark it failed."""
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            event = session.get(InboundEvent, event_id)
+            if event is None or event.status in ("processed", "ignored"):
+                return True
+            inbox_service.process(session, event, cipher=cipher, now=clock())
+            session.commit()
+            return True
+    except Exception as exc:
+        _record_failure(engine, event_id, exc, clock)
+        return False
+
+
+def _record_failure(engine: sa.Engine, event_id: int, exc: Exception, clock: Clock) -> None:
+    _log_failure(event_id, exc)
+    try:
+        with Session(engine) as session:
+            inbox_service.mark_failed(session, event_id, exc, clock())
+            session.commit()
+    except Exception:
+        log.exception("could not mark the event failed", extra={"fields": {"event_id": event_id}})
+
+
+def _log_failure(event_id: int | None, exc: Exception) -> None:
+    log.warning(
+        "processing failed",
+        extra={"fields": {"event_id": event_id, "error": f"{type(exc).__name__}: {exc}"}},
+        exc_info=not isinstance(exc, Malformed),
+    )
+
+
+def has_pending(engine: sa.Engine) -> bool:
+    """A read that takes no write lock: is anything waiting?"""
+    with reading_engine(engine).connect() as conn:
+        return (
+            conn.execute(
+                sa.select(InboundEvent.id)  # type: ignore[call-overload]
+                .where(col(InboundEvent.status) == EventStatus.pending)
+                .limit(1)
+            ).first()
+            is not None
+        )
+
+
+def process_pending(engine: sa.Engine, cipher: Cipher, clock: Clock, limit: int = BATCH) -> int:
+    """Process waiting deliveries, oldest first, in one transaction; how many were handled."""
+    if not has_pending(engine):
+        return 0
+    sqlite = engine.dialect.name == "sqlite"
+    ids: list[int] = []
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            query = (
+                select(InboundEvent)
+                .where(col(InboundEvent.status) == EventStatus.pending)
+                .order_by(col(InboundEvent.id))
+                .limit(limit)
+            )
+            if not sqlite:
+                query = query.with_for_update(skip_locked=True)
+            deadline = time.perf_counter() + SQLITE_BUDGET
+            for event in session.exec(query).all():
+                assert event.id is not None
+                ids.append(event.id)
+                try:
+                    with session.begin_nested():
+                        inbox_service.process(session, event, cipher=cipher, now=clock())
+                except Exception as exc:
+                    _log_failure(event.id, exc)
+                    inbox_service.mark_failed(session, event.id, exc, clock())
+                if sqlite and time.perf_counter() > deadline:
+                    break
+            session.commit()
+    except Exception:
+        # The batch could not be committed: one transaction per event, so that
+        # whatever fails is marked failed and the rest is kept.
+        log.exception("batch processing failed; processing one by one")
+        for event_id in ids:
+            process_one(engine, event_id, cipher, clock)
+    return len(ids)
+
+
+class Processor:
+    """A thread that processes deliveries as they are stored: woken by the writer in
+    the same process, and looking every POLL seconds for those stored by others."""
+
+    def __init__(self, engine: sa.Engine, cipher: Cipher, clock: Clock) -> None:
+        self._engine = engine
+        self._cipher = cipher
+        self._clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Condition()
+        self._passes = 0  # completed passes (each ends when nothing is left to do)
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="otklik-processor", daemon=True)
+        self._started = False
+        self._lock = threading.Lock()
+
+    def wake(self) -> None:
+        if not self._started:
+            with self._lock:
+                if not self._started:
+                    self._thread.start()
+                    self._started = True
+        self._wake.set()
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Process in the calling thread until `stop` is set (`otklik worker`)."""
+        self._stop = stop
+        self._run()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Until everything stored before this call has been processed (tests, tools)."""
+        with self._idle:
+            # A pass already under way may have looked before this call: wait for the next.
+            target = self._passes + (2 if self._busy else 1)
+            self.wake()
+            return self._idle.wait_for(lambda: self._passes >= target, timeout)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._started:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        sqlite = self._engine.dialect.name == "sqlite"
+        while not self._stop.is_set():
+            self._wake.wait(POLL)
+            with self._idle:
+                self._wake.clear()
+                self._busy = True
+            while not self._stop.is_set():
+                try:
+                    handled = process_pending(self._engine, self._cipher, self._clock)
+                except Exception:
+                    log.exception("processing pass failed")
+                    self._stop.wait(1.0)
+                    break
+                if handled == 0:
+                    break
+                if sqlite:
+                    time.sleep(0.001)  # the write lock is free: let the webhook writer in
+            with self._idle:
+                self._busy = False
+                self._passes += 1
+                self._idle.notify_all()
