@@ -55,6 +55,13 @@ _INSERT_CLOCKS = sa.insert(SlaClock)
 _INSERT_OUTBOX = sa.insert(OutboxItem)
 
 
+def connection(session: Session) -> sa.Connection:
+    """The session's connection for Core reads, with whatever the session holds written
+    first (what a query of the session itself would autoflush)."""
+    session.flush()
+    return session.connection()
+
+
 def question_of_key(db: Session | sa.Connection, page_id: int, key: str) -> int | None:
     """The question of the page's message with this platform key, if there is one."""
     found: int | None = db.execute(_QUESTION_OF_KEY, {"page_id": page_id, "key": key}).scalar()
@@ -114,9 +121,7 @@ def open_question(
     session: Session, page: PageInfo, e: Event, event: InboundEvent, now: datetime
 ) -> int:
     """Write the new question the citizen's message `e` starts; returns its id."""
-    # Reads below go to the connection: whatever the session holds goes first.
-    session.flush()
-    db = session.connection()
+    db = connection(session)
     linked_id = question_of_key(db, page.id, e.reply_to_key) if e.reply_to_key else None
     recent = arrival.recent_texts(
         db, page_id=page.id, author_id=e.author_id, at=e.sent_at, question_id=0

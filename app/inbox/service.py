@@ -206,7 +206,7 @@ def _open_question(session: Session, page: PageInfo, e: Event) -> Question | Non
 def _citizen_message(
     session: Session, page: PageInfo, e: Event, event: InboundEvent, now: datetime
 ) -> None:
-    if intake.question_of_key(session, page.id, e.source_key) is not None:
+    if intake.question_of_key(intake.connection(session), page.id, e.source_key) is not None:
         return  # the same comment delivered twice (double subscription, replay)
     question = _open_question(session, page, e)
     if question is None:
@@ -232,7 +232,7 @@ def _citizen_message(
 def _answered_question(session: Session, page: PageInfo, e: Event) -> Question | None:
     """The question a page's reply answers: the one it replies to, else the thread's latest."""
     if e.reply_to_key:
-        replied = intake.question_of_key(session, page.id, e.reply_to_key)
+        replied = intake.question_of_key(intake.connection(session), page.id, e.reply_to_key)
         if replied is not None:
             return session.get(Question, replied)
     params = {"page_id": page.id, "thread_key": e.thread_key}
@@ -250,7 +250,7 @@ def _our_pending_reply(session: Session, question_id: int, text: str) -> Message
 def _page_reply(
     session: Session, page: PageInfo, e: Event, event: InboundEvent, now: datetime
 ) -> None:
-    if intake.question_of_key(session, page.id, e.source_key) is not None:
+    if intake.question_of_key(intake.connection(session), page.id, e.source_key) is not None:
         return  # the echo of our own published reply, or a duplicate
     question = _answered_question(session, page, e)
     if question is None or question.id is None:
