@@ -72,6 +72,7 @@ def serve(
     # The web processes read their settings from the environment (uvicorn's factory).
     os.environ["OTKLIK_RUN_WORKER"] = "false"
     os.environ["OTKLIK_PROCESS_EVENTS"] = "false"
+    get_settings.cache_clear()  # one web process is this one: it reads them again
     companion = (
         Companion([sys.executable, "-m", "app.cli", "worker"]) if settings.run_worker else None
     )

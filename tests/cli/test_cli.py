@@ -132,3 +132,83 @@ def test_every_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(cli, [*command, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+def _children(pid: int) -> set[int]:
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children |= {int(c) for c in (task / "children").read_text().split()}
+    return children
+
+
+@pytest.mark.sqlite_run
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+def test_serve_runs_a_worker_process_that_processes_deliveries(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    import socket
+    import sqlite3
+    import time
+
+    import httpx
+
+    assert _console(["migrate"], cli_env).returncode == 0
+    assert _console(["demo"], cli_env).returncode == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(cli_env, OTKLIK_WORKER_INTERVAL="0.5")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env
+    )
+    try:
+        deadline = time.monotonic() + 30
+        workers: set[int] = set()
+        while time.monotonic() < deadline and not workers:
+            time.sleep(0.2)
+            workers = _children(server.pid)
+        assert len(workers) == 1, "otklik serve started no worker process"
+        worker = workers.pop()
+        assert "worker" in Path(f"/proc/{worker}/cmdline").read_text()
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+
+        sent = _console(
+            [
+                "simulate",
+                "--base-url",
+                f"http://127.0.0.1:{port}",
+                "--rate",
+                "20",
+                "--duration",
+                "1",
+            ],
+            cli_env,
+        )
+        assert sent.returncode == 0, sent.stderr
+        assert "transport errors 0" in sent.stdout
+        # The web process only stores; the worker process turns deliveries into questions.
+        db = sqlite3.connect(tmp_path / "cli.db")
+        statuses: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            statuses = dict(db.execute("select status, count(*) from inbound_event group by 1"))
+            if statuses and set(statuses) <= {"processed", "ignored"}:
+                break
+            time.sleep(0.2)
+        assert statuses.get("processed", 0) >= 10, statuses
+        assert set(statuses) <= {"processed", "ignored"}, statuses
+        assert db.execute("select count(*) from question").fetchone()[0] > 0
+        db.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    # The worker stops with the server.
+    for _ in range(50):
+        if not Path(f"/proc/{worker}").exists():
+            break
+        time.sleep(0.1)
+    assert not Path(f"/proc/{worker}").exists(), "the worker outlived otklik serve"
