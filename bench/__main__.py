@@ -256,7 +256,7 @@ def _processing(url: str) -> tuple[int, int, float, float]:
     )
 
 
-def _wait_processed(url: str, timeout: float = 120) -> None:
+def _wait_processed(url: str, timeout: float = 900) -> None:
     """Until every stored event is processed, or no progress for five seconds."""
     deadline = time.time() + timeout
     last, stalled_since = -1, time.time()
@@ -266,7 +266,7 @@ def _wait_processed(url: str, timeout: float = 120) -> None:
             return
         if processed != last:
             last, stalled_since = processed, time.time()
-        elif time.time() - stalled_since > 5:
+        elif time.time() - stalled_since > 15:
             return
         time.sleep(0.5)
 
@@ -302,43 +302,43 @@ def bench_webhooks(seconds: int, repeat: int, postgres: bool) -> None:
         for name, url, goal in targets:
             env, key = _prepare(url, tmpdir / "var")
             port += 1
+            target = f"http://127.0.0.1:{port}/webhooks/vk/{key}"
             # As deployed: `otklik serve`, one web process and its worker process.
-            with _server(["app.cli", "serve", "--port", str(port)], env, port):
-                runs = [
-                    _wrk(f"http://127.0.0.1:{port}/webhooks/vk/{key}", seconds, 32)
-                    for _ in range(repeat)
-                ]
+            serve = ["app.cli", "serve", "--port", str(port)]
+            with _server(serve, env, port):
+                # The worker processes these while they arrive: intake and processing
+                # share the machine, as they do in production.
+                runs = [_wrk(target, seconds, 32) for _ in range(repeat)]
                 rps = statistics.median(r[0] for r in runs)
                 p50 = statistics.median(r[1] for r in runs)
                 p99 = statistics.median(r[2] for r in runs)
-                _wait_processed(url)
-                received, processed, rate, _ = _processing(url)
                 print(
                     f"{name:<10} durable      {rps:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  "
                     f"ratio {rps / bare_rps:.2f}x of bare (goal {goal}x)"
                 )
+                _wait_processed(url)
+                received, processed, rate, _ = _processing(url)
                 print(
-                    f"{name:<10} processing   {rate:8.0f} events/s end to end ({processed}/{received} processed)"
+                    f"{name:<10} processing   {rate:8.0f} events/s end to end, first delivery to last "
+                    f"question ({processed}/{received} processed; goal 1000 on SQLite)"
                 )
                 # Half the measured maximum, paced by wrk's per-connection delay.
                 connections = 16
                 delay = max(1, int(connections * 1000 / (rps / 2)))
-                half = _wrk(
-                    f"http://127.0.0.1:{port}/webhooks/vk/{key}", seconds, connections, delay
-                )
+                half = _wrk(target, seconds, connections, delay)
                 print(
                     f"{name:<10} at ~half rate {half[0]:7.0f} req/s  p50 {half[1]:6.2f} ms  p99 {half[2]:6.2f} ms (goal p99 < 50 ms)"
                 )
-                # Lag at 300 events/s: processed_at - received_at.
-                _reset_events(url)
-                paced = _wrk(
-                    f"http://127.0.0.1:{port}/webhooks/vk/{key}", seconds, 10, int(10 * 1000 / 300)
-                )
+                _wait_processed(url)
+            # Lag at 300 events/s (processed_at - received_at), on a fresh start.
+            _reset_events(url)
+            with _server(serve, env, port):
+                paced = _wrk(target, seconds, 10, int(10 * 1000 / 300))
                 _wait_processed(url)
                 _, _, _, lag = _processing(url)
-                print(
-                    f"{name:<10} at {paced[0]:4.0f} events/s   processing lag p99 {lag * 1000:7.1f} ms (goal < 2000 ms)"
-                )
+            print(
+                f"{name:<10} at {paced[0]:4.0f} events/s   processing lag p99 {lag * 1000:7.1f} ms (goal < 2000 ms)"
+            )
 
 
 def _reset_events(url: str) -> None:

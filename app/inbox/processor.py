@@ -24,14 +24,15 @@ from app.crypto import Cipher
 from app.db import reading_engine
 from app.inbox import service as inbox_service
 from app.inbox.models import EventStatus, InboundEvent
+from app.inbox.turns import intake_signal
 from webhooks import Malformed
 
 log = logging.getLogger("otklik.ingest")
 
 BATCH = 100
-# On SQLite a batch holds the one write lock, which the webhook writer waits
-# for: commit after this much work (seconds) so that no delivery waits longer.
-SQLITE_BUDGET = 0.015
+# On SQLite a batch holds the one write lock: commit after this much work
+# (seconds), or at once when the webhook writer is waiting (see turns.py).
+SQLITE_BUDGET = 0.05
 POLL = 0.05  # seconds between looks for new events when nobody says there are
 
 
@@ -98,6 +99,7 @@ def process_pending(engine: sa.Engine, cipher: Cipher, clock: Clock, limit: int 
             if not sqlite:
                 query = query.with_for_update(skip_locked=True)
             deadline = time.perf_counter() + SQLITE_BUDGET
+            intake = intake_signal(engine)
             for event in session.exec(query).all():
                 assert event.id is not None
                 ids.append(event.id)
@@ -107,8 +109,10 @@ def process_pending(engine: sa.Engine, cipher: Cipher, clock: Clock, limit: int 
                 except Exception as exc:
                     _log_failure(event.id, exc)
                     inbox_service.mark_failed(session, event.id, exc, clock())
-                if sqlite and time.perf_counter() > deadline:
-                    break
+                if sqlite and (
+                    time.perf_counter() > deadline or (intake is not None and intake.raised())
+                ):
+                    break  # a webhook waits for the write lock: commit now
             session.commit()
     except Exception:
         # The batch could not be committed: one transaction per event, so that
@@ -164,7 +168,7 @@ class Processor:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        sqlite = self._engine.dialect.name == "sqlite"
+        intake = intake_signal(self._engine)
         while not self._stop.is_set():
             self._wake.wait(POLL)
             with self._idle:
@@ -179,8 +183,8 @@ class Processor:
                     break
                 if handled == 0:
                     break
-                if sqlite:
-                    time.sleep(0.001)  # the write lock is free: let the webhook writer in
+                if intake is not None:
+                    intake.wait_lowered()  # let the webhook writer in first
             with self._idle:
                 self._busy = False
                 self._passes += 1

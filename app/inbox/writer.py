@@ -32,6 +32,7 @@ import psycopg
 import sqlalchemy as sa
 
 from app.inbox.models import EventStatus, InboundEvent
+from app.inbox.turns import intake_signal
 
 log = logging.getLogger("otklik.receive")
 
@@ -54,6 +55,7 @@ class DeliveryWriter:
         self._engine = engine
         self._on_commit = on_commit
         self._sqlite = engine.dialect.name == "sqlite"
+        self._intake = intake_signal(engine)
         table = InboundEvent.__table__  # type: ignore[attr-defined]
         self._time = table.c.received_at.type.bind_processor(engine.dialect) or (lambda v: v)
         self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
@@ -152,7 +154,10 @@ class DeliveryWriter:
         except sqlite3.OperationalError as exc:
             first_try = started if started is not None else time.monotonic()
             if _locked(exc) and time.monotonic() - first_try < _LOCK_WAIT:
-                # Event processing has the lock: try again shortly, with whatever arrived.
+                # Someone (event processing, mostly) has the lock: ask for a turn and try
+                # again shortly, with whatever arrived meanwhile.
+                if self._intake is not None:
+                    self._intake.raise_()
                 self._pending[:0] = batch
                 self._loop.call_later(_RETRY, self._flush_sqlite, first_try)
                 return
@@ -161,6 +166,8 @@ class DeliveryWriter:
             self._fail(batch, exc)
         else:
             self._done(batch, None)
+        if self._intake is not None and started is not None:
+            self._intake.lower()
         if self._pending:
             self._loop.call_soon(self._flush_sqlite)
         else:

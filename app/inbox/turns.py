@@ -1,0 +1,64 @@
+"""SQLite's write lock, shared fairly between webhook intake and event processing.
+
+SQLite has one writer at a time and no queue: whoever asks when the lock is free
+gets it. Event processing holds it for a batch of events, and a webhook behind
+that batch would wait for all of it. So the webhook writer raises a flag while it
+waits — one byte in a small file beside the database, mapped into memory by
+every process that uses the database — and processing, which looks at it after
+each event, commits at once and stands aside until the flag is lowered. A
+delivery then waits for one event's processing at most, whichever process does it.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import threading
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+_signals: dict[str, IntakeSignal] = {}
+_lock = threading.Lock()
+
+
+class IntakeSignal:
+    def __init__(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < 1:
+                os.ftruncate(fd, 1)
+            self._map = mmap.mmap(fd, 1)
+        finally:
+            os.close(fd)
+
+    def raise_(self) -> None:
+        self._map[0] = 1
+
+    def lower(self) -> None:
+        self._map[0] = 0
+
+    def raised(self) -> bool:
+        return self._map[0] != 0
+
+    def wait_lowered(self, timeout: float = 0.05) -> None:
+        """Stand aside while intake waits (bounded: a writer that died leaves it raised)."""
+        deadline = time.monotonic() + timeout
+        while self._map[0] and time.monotonic() < deadline:
+            time.sleep(0.0002)
+
+
+def intake_signal(engine: sa.Engine) -> IntakeSignal | None:
+    """The flag of an SQLite database file; None for PostgreSQL and in-memory databases."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = str(Path(database).resolve())
+    with _lock:
+        signal = _signals.get(path)
+        if signal is None:
+            signal = _signals[path] = IntakeSignal(Path(f"{path}-intake"))
+        return signal
