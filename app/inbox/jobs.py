@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, col, select
 
+from app.db import reading_engine
 from app.inbox.models import EventStatus, InboundEvent
 from app.inbox.processor import process_one
 from app.worker import Job, JobContext
@@ -16,7 +17,9 @@ BATCH = 200
 def retry_events(ctx: JobContext) -> int:
     """Process failed deliveries whose backoff has passed (pending ones are the processor's)."""
     now = ctx.clock()
-    with Session(ctx.engine) as session:
+    postgres = ctx.engine.dialect.name == "postgresql"
+    # SQLite: a read (no write lock, which webhook intake may be holding on to).
+    with Session(ctx.engine if postgres else reading_engine(ctx.engine)) as session:
         query = (
             select(InboundEvent.id)
             .where(
@@ -26,10 +29,10 @@ def retry_events(ctx: JobContext) -> int:
             .order_by(col(InboundEvent.id))
             .limit(BATCH)
         )
-        if ctx.engine.dialect.name == "postgresql":
+        if postgres:
             query = query.with_for_update(skip_locked=True)
         ids = [i for i in session.exec(query).all() if i is not None]
-        if ctx.engine.dialect.name == "postgresql" and ids:
+        if postgres and ids:
             # Push them out of reach of other workers while this one works.
             for event in session.exec(select(InboundEvent).where(col(InboundEvent.id).in_(ids))):
                 event.next_attempt_at = now + timedelta(minutes=5)
