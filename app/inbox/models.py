@@ -169,6 +169,8 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("page_id", "external_id"),
         sa.Index("ix_message_question_sent", "question_id", "sent_at"),
+        # Spam detection: a citizen's latest messages on a page (routing/arrival.py).
+        sa.Index("ix_message_page_author_sent", "page_id", "author_id", "sent_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     question_id: int = Field(foreign_key="question.id")
