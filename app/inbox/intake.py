@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -24,7 +24,6 @@ from app.inbox import outgoing
 from app.inbox.models import (
     OPEN_STATUSES,
     Direction,
-    InboundEvent,
     Message,
     MessageSource,
     OutboxItem,
@@ -55,6 +54,21 @@ _INSERT_CLOCKS = sa.insert(SlaClock)
 _INSERT_OUTBOX = sa.insert(OutboxItem)
 
 
+class Delivery(Protocol):
+    """What processing reads of a stored delivery: an `InboundEvent`, or just its columns."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def platform(self) -> str: ...
+    @property
+    def page_id(self) -> int: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def received_at(self) -> datetime: ...
+
+
 def connection(session: Session) -> sa.Connection:
     """The session's connection for Core reads, with whatever the session holds written
     first (what a query of the session itself would autoflush)."""
@@ -69,7 +83,7 @@ def question_of_key(db: Session | sa.Connection, page_id: int, key: str) -> int 
 
 
 def message_row(
-    page_id: int, question_id: int, e: Event, event: InboundEvent, source: MessageSource
+    page_id: int, question_id: int, e: Event, event: Delivery, source: MessageSource
 ) -> dict[str, Any]:
     """The columns of a message the platform delivered."""
     return {
@@ -96,7 +110,7 @@ def insert_message(
     page_id: int,
     question_id: int,
     e: Event,
-    event: InboundEvent,
+    event: Delivery,
     source: MessageSource,
 ) -> int:
     """Write a message the platform delivered; returns its id."""
@@ -118,7 +132,7 @@ def record(
 
 
 def open_question(
-    session: Session, page: PageInfo, e: Event, event: InboundEvent, now: datetime
+    session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime
 ) -> int:
     """Write the new question the citizen's message `e` starts; returns its id."""
     db = connection(session)

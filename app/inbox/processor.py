@@ -15,9 +15,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from app.clock import Clock
 from app.crypto import Cipher
@@ -82,37 +85,58 @@ def has_pending(engine: sa.Engine) -> bool:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """The columns of a pending delivery that processing reads (`intake.Delivery`)."""
+
+    id: int
+    platform: str
+    page_id: int
+    body: bytes
+    received_at: datetime
+
+
+_PENDING = (
+    sa.select(  # type: ignore[call-overload]
+        InboundEvent.id,
+        InboundEvent.platform,
+        InboundEvent.page_id,
+        InboundEvent.body,
+        InboundEvent.received_at,
+    )
+    .where(col(InboundEvent.status) == EventStatus.pending)
+    .order_by(col(InboundEvent.id))
+)
+
+
+def _claim(session: Session, limit: int, ids: list[int] | None = None) -> list[_Stored]:
+    """Pending events, oldest first (those of `ids` only, if given), locked on PostgreSQL."""
+    query = _PENDING.limit(limit) if ids is None else _PENDING.where(col(InboundEvent.id).in_(ids))
+    if session.get_bind().dialect.name != "sqlite":
+        query = query.with_for_update(skip_locked=True)
+    return [_Stored(*row) for row in session.connection().execute(query)]
+
+
 def process_pending(engine: sa.Engine, cipher: Cipher, clock: Clock, limit: int = BATCH) -> int:
-    """Process waiting deliveries, oldest first, in one transaction; how many were handled."""
+    """Process waiting deliveries, oldest first, in one transaction; how many were handled.
+
+    The events run one after another with nothing in between: their outcomes are
+    written by one UPDATE at the end. Should one of them raise, the transaction is
+    rolled back and the same events are processed again with a savepoint each, so
+    that the one that fails is marked failed and the others are kept.
+    """
     if not has_pending(engine):
         return 0
-    sqlite = engine.dialect.name == "sqlite"
     ids: list[int] = []
     try:
         with Session(engine, expire_on_commit=False) as session:
-            query = (
-                select(InboundEvent)
-                .where(col(InboundEvent.status) == EventStatus.pending)
-                .order_by(col(InboundEvent.id))
-                .limit(limit)
+            if _process(engine, session, _claim(session, limit), cipher, clock, ids, careful=False):
+                session.commit()
+                return len(ids)
+        with Session(engine, expire_on_commit=False) as session:
+            _process(
+                engine, session, _claim(session, len(ids), ids), cipher, clock, [], careful=True
             )
-            if not sqlite:
-                query = query.with_for_update(skip_locked=True)
-            deadline = time.perf_counter() + SQLITE_BUDGET
-            intake = intake_signal(engine)
-            for event in session.exec(query).all():
-                assert event.id is not None
-                ids.append(event.id)
-                try:
-                    with session.begin_nested():
-                        inbox_service.process(session, event, cipher=cipher, now=clock())
-                except Exception as exc:
-                    _log_failure(event.id, exc)
-                    inbox_service.mark_failed(session, event.id, exc, clock())
-                if sqlite and (
-                    time.perf_counter() > deadline or (intake is not None and intake.raised())
-                ):
-                    break  # a webhook waits for the write lock: commit now
             session.commit()
     except Exception:
         # The batch could not be committed: one transaction per event, so that
@@ -121,6 +145,45 @@ def process_pending(engine: sa.Engine, cipher: Cipher, clock: Clock, limit: int 
         for event_id in ids:
             process_one(engine, event_id, cipher, clock)
     return len(ids)
+
+
+def _process(
+    engine: sa.Engine,
+    session: Session,
+    events: list[_Stored],
+    cipher: Cipher,
+    clock: Clock,
+    ids: list[int],
+    *,
+    careful: bool,
+) -> bool:
+    """Process `events` in order, appending the id of each to `ids` before it starts.
+    Not `careful`: False as soon as one raises. `careful`: each runs in a savepoint,
+    and one that fails is marked failed."""
+    sqlite = engine.dialect.name == "sqlite"
+    deadline = time.perf_counter() + SQLITE_BUDGET
+    intake = intake_signal(engine)
+    settled: list[dict[str, Any]] = []
+    for event in events:
+        ids.append(event.id)
+        try:
+            if careful:
+                with session.begin_nested():
+                    inbox_service.process(
+                        session, event, cipher=cipher, now=clock(), settled=settled
+                    )
+            else:
+                inbox_service.process(session, event, cipher=cipher, now=clock(), settled=settled)
+        except Exception as exc:
+            if not careful:
+                return False
+            _log_failure(event.id, exc)
+            inbox_service.mark_failed(session, event.id, exc, clock())
+        if sqlite and (time.perf_counter() > deadline or (intake is not None and intake.raised())):
+            break  # a webhook waits for the write lock: commit now
+    if settled:
+        session.connection().execute(inbox_service.SETTLE, settled)
+    return True
 
 
 class Processor:

@@ -22,6 +22,7 @@ from app.directory import service as directory_service
 from app.directory import snapshots as directory
 from app.directory.snapshots import PageInfo
 from app.inbox import intake, outgoing, timeline
+from app.inbox.intake import Delivery
 from app.inbox.models import (
     OPEN_STATUSES,
     EventStatus,
@@ -45,8 +46,19 @@ FOLLOW_UP_WINDOW = timedelta(days=30)
 MAX_ATTEMPTS = 12
 
 
-def process(session: Session, event: InboundEvent, *, cipher: Cipher, now: datetime) -> None:
-    """Apply one stored delivery. Raises on failure; the caller records it (mark_failed)."""
+def process(
+    session: Session,
+    event: Delivery,
+    *,
+    cipher: Cipher,
+    now: datetime,
+    settled: list[dict[str, Any]] | None = None,
+) -> None:
+    """Apply one stored delivery. Raises on failure; the caller records it (mark_failed).
+
+    The outcome goes on the event (an `InboundEvent`) at once; with `settled`, it is
+    appended there instead (the values of `SETTLE`, for one UPDATE of many events).
+    """
     page = directory.page(session, event.page_id)
     if page is None:
         raise LookupError(f"page {event.page_id} is gone")
@@ -64,18 +76,22 @@ def process(session: Session, event: InboundEvent, *, cipher: Cipher, now: datet
     for item in parsed:
         _apply(session, page, item, event, now)
     kinds = {e.kind for e in parsed}
-    _settle(
-        session,
-        event,
-        status=EventStatus.ignored if kinds <= {EventKind.ignored} else EventStatus.processed,
-        event_types=",".join(sorted({e.raw_type for e in parsed if e.raw_type}))[:255],
-        processed_at=now,
-        last_error=None,
-        next_attempt_at=None,
-    )
+    outcome = {
+        "status": EventStatus.ignored if kinds <= {EventKind.ignored} else EventStatus.processed,
+        "event_types": ",".join(sorted({e.raw_type for e in parsed if e.raw_type}))[:255],
+        "processed_at": now,
+        "last_error": None,
+        "next_attempt_at": None,
+    }
+    if settled is None:
+        assert isinstance(event, InboundEvent)
+        _settle(session, event, **outcome)
+    else:
+        session.flush()  # what fails, fails with its event
+        settled.append({"event_id": event.id, **outcome})
 
 
-_SETTLE = (
+SETTLE = (
     sa.update(InboundEvent)
     .where(col(InboundEvent.id) == sa.bindparam("event_id"))
     .values(
@@ -100,7 +116,7 @@ def _settle(session: Session, event: InboundEvent, **values: Any) -> None:
         session.add(event)
         session.flush()
         return
-    session.connection().execute(_SETTLE, {"event_id": event.id, **values})
+    session.connection().execute(SETTLE, {"event_id": event.id, **values})
     for name, value in values.items():
         set_committed_value(event, name, value)
 
@@ -121,7 +137,7 @@ def mark_failed(session: Session, event_id: int, error: BaseException, now: date
     session.flush()
 
 
-def _apply(session: Session, page: PageInfo, e: Event, event: InboundEvent, now: datetime) -> None:
+def _apply(session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime) -> None:
     if e.kind == EventKind.citizen_message:
         _citizen_message(session, page, e, event, now)
     elif e.kind == EventKind.page_reply:
@@ -204,7 +220,7 @@ def _open_question(session: Session, page: PageInfo, e: Event) -> Question | Non
 
 
 def _citizen_message(
-    session: Session, page: PageInfo, e: Event, event: InboundEvent, now: datetime
+    session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime
 ) -> None:
     if intake.question_of_key(intake.connection(session), page.id, e.source_key) is not None:
         return  # the same comment delivered twice (double subscription, replay)
@@ -247,9 +263,7 @@ def _our_pending_reply(session: Session, question_id: int, text: str) -> Message
     return found
 
 
-def _page_reply(
-    session: Session, page: PageInfo, e: Event, event: InboundEvent, now: datetime
-) -> None:
+def _page_reply(session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime) -> None:
     if intake.question_of_key(intake.connection(session), page.id, e.source_key) is not None:
         return  # the echo of our own published reply, or a duplicate
     question = _answered_question(session, page, e)
