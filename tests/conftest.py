@@ -44,10 +44,10 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Each backend's run deselects the other's tests; CI always makes both runs.
-    other = "sqlite_run" if BACKEND == "postgres" else "postgres"
+    others = ("sqlite_run", "sqlite") if BACKEND == "postgres" else ("postgres",)
     keep, drop = [], []
     for item in items:
-        (drop if item.get_closest_marker(other) else keep).append(item)
+        (drop if any(item.get_closest_marker(m) for m in others) else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
