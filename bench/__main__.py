@@ -305,17 +305,14 @@ def bench_webhooks(seconds: int, repeat: int, postgres: bool) -> None:
             target = f"http://127.0.0.1:{port}/webhooks/vk/{key}"
             # As deployed: `otklik serve`, one web process and its worker process.
             serve = ["app.cli", "serve", "--port", str(port)]
+            # The intake path alone: no worker process, deliveries only stored.
+            with _server(serve, dict(env, OTKLIK_RUN_WORKER="false"), port):
+                _intake(name, "stored only", target, seconds, repeat, bare_rps, goal)
+            _reset_events(url)
             with _server(serve, env, port):
                 # The worker processes these while they arrive: intake and processing
-                # share the machine, as they do in production.
-                runs = [_wrk(target, seconds, 32) for _ in range(repeat)]
-                rps = statistics.median(r[0] for r in runs)
-                p50 = statistics.median(r[1] for r in runs)
-                p99 = statistics.median(r[2] for r in runs)
-                print(
-                    f"{name:<10} durable      {rps:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  "
-                    f"ratio {rps / bare_rps:.2f}x of bare (goal {goal}x)"
-                )
+                # share the machine (and SQLite's write lock), as they do in production.
+                rps = _intake(name, "+ processing", target, seconds, repeat, bare_rps, goal)
                 _wait_processed(url)
                 received, processed, rate, _ = _processing(url)
                 print(
@@ -344,6 +341,20 @@ def bench_webhooks(seconds: int, repeat: int, postgres: bool) -> None:
                     f"lag p99 {lag * 1000:7.1f} ms ({processed}/{received}; goal at 1000/s on SQLite, "
                     f"lag < 2000 ms at 300/s)"
                 )
+
+
+def _intake(
+    name: str, what: str, target: str, seconds: int, repeat: int, bare_rps: float, goal: float
+) -> float:
+    runs = [_wrk(target, seconds, 32) for _ in range(repeat)]
+    rps = statistics.median(r[0] for r in runs)
+    p50 = statistics.median(r[1] for r in runs)
+    p99 = statistics.median(r[2] for r in runs)
+    print(
+        f"{name:<10} {what:<13} {rps:7.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  "
+        f"ratio {rps / bare_rps:.2f}x of bare (goal {goal}x)"
+    )
+    return rps
 
 
 def _reset_events(url: str) -> None:
