@@ -47,6 +47,21 @@ _QUESTION_OF_KEY = (
     )
     .limit(1)
 )
+# A citizen's message joins the question in its thread in one of these statuses.
+JOINABLE = [str(s) for s in (*OPEN_STATUSES, QuestionStatus.answered)]
+_OPEN_QUESTION = (
+    select(Question.id)
+    .where(
+        col(Question.page_id) == sa.bindparam("page_id"),
+        col(Question.thread_key) == sa.bindparam("thread_key"),
+        col(Question.citizen_platform_id) == sa.bindparam("author_id"),
+        col(Question.status).in_(JOINABLE),
+        col(Question.last_citizen_at) >= sa.bindparam("since"),
+    )
+    .order_by(col(Question.id).desc())
+    .limit(1)
+)
+_SEEN_OR_OPEN = sa.select(_QUESTION_OF_KEY.scalar_subquery(), _OPEN_QUESTION.scalar_subquery())
 _INSERT_QUESTION = sa.insert(Question)
 _INSERT_MESSAGE = sa.insert(Message)
 _INSERT_TIMELINE = sa.insert(TimelineEntry)
@@ -80,6 +95,23 @@ def question_of_key(db: Session | sa.Connection, page_id: int, key: str) -> int 
     """The question of the page's message with this platform key, if there is one."""
     found: int | None = db.execute(_QUESTION_OF_KEY, {"page_id": page_id, "key": key}).scalar()
     return found
+
+
+def seen_or_open(
+    db: sa.Connection, page_id: int, e: Event, since: datetime
+) -> tuple[int | None, int | None]:
+    """In one statement: the question of the page's message with `e`'s key (if there is
+    one, `e` is a duplicate), and the question `e` continues: the citizen's latest in
+    its thread that is open, or answered, with a message of theirs since `since`."""
+    params = {
+        "page_id": page_id,
+        "key": e.source_key,
+        "thread_key": e.thread_key,
+        "author_id": e.author_id,
+        "since": since,
+    }
+    row = db.execute(_SEEN_OR_OPEN, params).one()
+    return row[0], row[1]
 
 
 def message_row(

@@ -158,19 +158,6 @@ _MESSAGE_BY_KEY = select(Message).where(
     col(Message.page_id) == sa.bindparam("page_id"),
     col(Message.external_id) == sa.bindparam("key"),
 )
-_JOINABLE = [str(s) for s in (*OPEN_STATUSES, QuestionStatus.answered)]
-_OPEN_QUESTION = (
-    select(Question)
-    .where(
-        col(Question.page_id) == sa.bindparam("page_id"),
-        col(Question.thread_key) == sa.bindparam("thread_key"),
-        col(Question.citizen_platform_id) == sa.bindparam("author_id"),
-        col(Question.status).in_(_JOINABLE),
-        col(Question.last_citizen_at) >= sa.bindparam("since"),
-    )
-    .order_by(col(Question.id).desc())
-    .limit(1)
-)
 _THREAD_QUESTION = (
     select(Question)
     .where(
@@ -182,7 +169,7 @@ _THREAD_QUESTION = (
     .limit(1)
 )
 _PENDING_REPLY = (
-    select(Message)
+    select(Message.id)
     .where(
         col(Message.question_id) == sa.bindparam("question_id"),
         col(Message.source) == MessageSource.otklik,
@@ -205,31 +192,21 @@ def _attachments(e: Event) -> list[dict[str, str | None]]:
     return [asdict(a) for a in e.attachments]
 
 
-def _open_question(session: Session, page: PageInfo, e: Event) -> Question | None:
-    """The citizen's question this message continues, if any."""
-    if e.group_chat:
-        return None
-    params = {
-        "page_id": page.id,
-        "thread_key": e.thread_key,
-        "author_id": e.author_id,
-        "since": e.sent_at - FOLLOW_UP_WINDOW,
-    }
-    found: Question | None = session.execute(_OPEN_QUESTION, params).scalars().first()
-    return found
-
-
 def _citizen_message(
     session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime
 ) -> None:
-    if intake.question_of_key(intake.connection(session), page.id, e.source_key) is not None:
+    db = intake.connection(session)
+    if e.group_chat:  # no thread of one citizen: every message is a question of its own
+        seen, open_id = intake.question_of_key(db, page.id, e.source_key), None
+    else:
+        seen, open_id = intake.seen_or_open(db, page.id, e, e.sent_at - FOLLOW_UP_WINDOW)
+    if seen is not None:
         return  # the same comment delivered twice (double subscription, replay)
-    question = _open_question(session, page, e)
-    if question is None:
+    if open_id is None:
         intake.open_question(session, page, e, event, now)
         return
-    assert question.id is not None
-    db = session.connection()
+    question = session.get(Question, open_id)
+    assert question is not None and question.id is not None
     message_id = intake.insert_message(db, page.id, question.id, e, event, MessageSource.citizen)
     question.last_citizen_at = max(question.last_citizen_at or e.sent_at, e.sent_at)
     question.updated_at = now
@@ -238,11 +215,14 @@ def _citizen_message(
         question.status = QuestionStatus.in_progress
     session.add(question)
     intake.record(db, question.id, e.sent_at, [("message", {"message_id": message_id})])
-    if old != question.status:
-        sla_service.on_status_change(
-            session, question, old=str(old), new=str(question.status), at=e.sent_at
-        )
-    sla_service.on_citizen_message(session, question, at=e.sent_at)
+    # The clocks are read with the question's changes still unwritten: the hooks'
+    # flush writes them and the new deadline in one UPDATE.
+    with session.no_autoflush:
+        if old != question.status:
+            sla_service.on_status_change(
+                session, question, old=str(old), new=str(question.status), at=e.sent_at
+            )
+        sla_service.on_citizen_message(session, question, at=e.sent_at)
 
 
 def _answered_question(session: Session, page: PageInfo, e: Event) -> Question | None:
@@ -259,8 +239,8 @@ def _answered_question(session: Session, page: PageInfo, e: Event) -> Question |
 def _our_pending_reply(session: Session, question_id: int, text: str) -> Message | None:
     """Our own reply whose echo outran the outbox's record of publishing it."""
     params = {"question_id": question_id, "text": text}
-    found: Message | None = session.execute(_PENDING_REPLY, params).scalars().first()
-    return found
+    found = intake.connection(session).execute(_PENDING_REPLY, params).scalar()
+    return session.get(Message, found) if found is not None else None
 
 
 def _page_reply(session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime) -> None:
@@ -287,7 +267,8 @@ def _page_reply(session: Session, page: PageInfo, e: Event, event: Delivery, now
     session.add(question)
     response = {"source": "native", "message_id": message_id, "author_id": e.author_id}
     intake.record(db, question.id, e.sent_at, [("response", response)])
-    sla_service.on_response(session, question, at=e.sent_at, interim=False)
+    with session.no_autoflush:  # one UPDATE of the question, with its new deadline
+        sla_service.on_response(session, question, at=e.sent_at, interim=False)
     if old != question.status:
         outgoing.emit(session, "question.answered", question, now, {"source": "native"})
 
