@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from app.directory.snapshots import PageInfo
@@ -36,7 +37,8 @@ from app.inbox.models import (
 from app.routing import arrival
 from app.sla import clocks as clock_ops
 from app.sla import norms, policies
-from app.sla.models import SlaClock
+from app.sla import service as sla_service
+from app.sla.models import SlaClock, Target
 from webhooks import InboundEvent as Event
 
 _QUESTION_OF_KEY = (
@@ -62,6 +64,28 @@ _OPEN_QUESTION = (
     .limit(1)
 )
 _SEEN_OR_OPEN = sa.select(_QUESTION_OF_KEY.scalar_subquery(), _OPEN_QUESTION.scalar_subquery())
+_ANSWERED = sa.select(
+    *(Question.__table__.c[name] for name in outgoing.PAYLOAD_COLUMNS),  # type: ignore[attr-defined]
+    col(Question.first_response_at),
+).where(col(Question.id) == sa.bindparam("question_id"))
+_CLOCKS = sa.select(SlaClock.__table__).where(  # type: ignore[attr-defined]
+    col(SlaClock.question_id) == sa.bindparam("question_id")
+)
+_UPDATE_ANSWERED = (
+    sa.update(Question)
+    .where(col(Question.id) == sa.bindparam("question_id"))
+    .values(
+        status=sa.bindparam("status"),
+        updated_at=sa.bindparam("updated_at"),
+        first_response_at=sa.bindparam("first_response_at"),
+        due_at=sa.bindparam("due_at"),
+    )
+)
+_UPDATE_FINISHED = (
+    sa.update(SlaClock)
+    .where(col(SlaClock.id) == sa.bindparam("clock_id"))
+    .values({name: sa.bindparam(name) for name in clock_ops.FINISHED})
+)
 _INSERT_QUESTION = sa.insert(Question)
 _INSERT_MESSAGE = sa.insert(Message)
 _INSERT_TIMELINE = sa.insert(TimelineEntry)
@@ -232,3 +256,68 @@ def open_question(
     if outbox:
         db.execute(_INSERT_OUTBOX, outbox)
     return question_id
+
+
+def answer(
+    session: Session,
+    page: PageInfo,
+    e: Event,
+    event: Delivery,
+    question_id: int,
+    now: datetime,
+) -> bool:
+    """Write the page's own reply `e` to question `question_id` with Core statements:
+    the message and its timeline entry, the clocks the response settles
+    (`sla.service.on_response`), the question answered, the outgoing webhook.
+
+    False, with nothing written, when the question or one of its clocks is an object
+    of the session (it may be changed there): the caller then does it with them.
+    """
+    if identity_key(Question, question_id) in session.identity_map:
+        return False
+    db = session.connection()
+    question = db.execute(_ANSWERED, {"question_id": question_id}).one_or_none()
+    if question is None:
+        return True  # gone: nothing to answer
+    clocks = {Target(row.target): row for row in db.execute(_CLOCKS, {"question_id": question_id})}
+    if any(identity_key(SlaClock, row.id) in session.identity_map for row in clocks.values()):
+        return False
+    message_id = insert_message(db, page.id, question_id, e, event, MessageSource.native)
+    old = question.status
+    first_response_at = question.first_response_at
+    if first_response_at is None or e.sent_at < first_response_at:
+        first_response_at = e.sent_at
+    status = QuestionStatus.answered if old in OPEN_STATUSES else old
+    response = {"source": "native", "message_id": message_id, "author_id": e.author_id}
+    record(db, question_id, e.sent_at, [("response", response)])
+    finished = {
+        target: clock_ops.finished(session, clocks[target], e.sent_at)
+        for target in sla_service.settled_by_response(clocks, e.sent_at, interim=False)
+    }
+    if finished:
+        db.execute(
+            _UPDATE_FINISHED,
+            [{"clock_id": clocks[t].id, **values} for t, values in finished.items()],
+        )
+    due_at = clock_ops.earliest_due(
+        (finished[t]["state"] if t in finished else row.state, row.due_at)
+        for t, row in clocks.items()
+    )
+    db.execute(
+        _UPDATE_ANSWERED,
+        {
+            "question_id": question_id,
+            "status": status,
+            "updated_at": now,
+            "first_response_at": first_response_at,
+            "due_at": due_at,
+        },
+    )
+    if old != status:
+        values = {**question._mapping, "status": status}
+        outbox = outgoing.outbox_rows(
+            session, "question.answered", values, now, {"source": "native"}
+        )
+        if outbox:
+            db.execute(_INSERT_OUTBOX, outbox)
+    return True

@@ -95,14 +95,14 @@ def emit(
 
     The outbox items are added to the session, written by its next flush or commit.
     """
-    values = {name: getattr(question, name) for name in _PAYLOAD_COLUMNS}
+    values = {name: getattr(question, name) for name in PAYLOAD_COLUMNS}
     rows = outbox_rows(session, event, values, at, data)
     for row in rows:
         session.add(OutboxItem(**row))
     return len(rows)
 
 
-_PAYLOAD_COLUMNS = (
+PAYLOAD_COLUMNS = (
     "id",
     "page_id",
     "institution_id",

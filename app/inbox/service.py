@@ -159,7 +159,7 @@ _MESSAGE_BY_KEY = select(Message).where(
     col(Message.external_id) == sa.bindparam("key"),
 )
 _THREAD_QUESTION = (
-    select(Question)
+    select(Question.id)
     .where(
         col(Question.page_id) == sa.bindparam("page_id"),
         col(Question.thread_key) == sa.bindparam("thread_key"),
@@ -225,14 +225,15 @@ def _citizen_message(
         sla_service.on_citizen_message(session, question, at=e.sent_at)
 
 
-def _answered_question(session: Session, page: PageInfo, e: Event) -> Question | None:
+def _answered_question(db: sa.Connection, page: PageInfo, e: Event) -> int | None:
     """The question a page's reply answers: the one it replies to, else the thread's latest."""
     if e.reply_to_key:
-        replied = intake.question_of_key(intake.connection(session), page.id, e.reply_to_key)
+        replied = intake.question_of_key(db, page.id, e.reply_to_key)
         if replied is not None:
-            return session.get(Question, replied)
-    params = {"page_id": page.id, "thread_key": e.thread_key}
-    found: Question | None = session.execute(_THREAD_QUESTION, params).scalars().first()
+            return replied
+    found: int | None = db.execute(
+        _THREAD_QUESTION, {"page_id": page.id, "thread_key": e.thread_key}
+    ).scalar()
     return found
 
 
@@ -244,19 +245,24 @@ def _our_pending_reply(session: Session, question_id: int, text: str) -> Message
 
 
 def _page_reply(session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime) -> None:
-    if intake.question_of_key(intake.connection(session), page.id, e.source_key) is not None:
+    db = intake.connection(session)
+    if intake.question_of_key(db, page.id, e.source_key) is not None:
         return  # the echo of our own published reply, or a duplicate
-    question = _answered_question(session, page, e)
-    if question is None or question.id is None:
+    question_id = _answered_question(db, page, e)
+    if question_id is None:
         return  # the page wrote in a thread with no question: nothing to answer
-    pending = _our_pending_reply(session, question.id, e.text)
+    pending = _our_pending_reply(session, question_id, e.text)
     if pending is not None:
         # The outbox will record it as published; claim the key so it is not counted twice.
         pending.external_id = e.source_key
         session.add(pending)
         session.flush()
         return
-    db = session.connection()
+    if intake.answer(session, page, e, event, question_id, now):
+        return  # written with Core: neither the question nor its clocks were loaded
+    question = session.get(Question, question_id)
+    if question is None or question.id is None:
+        return
     message_id = intake.insert_message(db, page.id, question.id, e, event, MessageSource.native)
     old = question.status
     if question.first_response_at is None or e.sent_at < question.first_response_at:

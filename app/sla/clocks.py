@@ -6,8 +6,9 @@ only the clock it is given (or, for `set_due`, the question's cached deadline).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session, select
 
@@ -22,6 +23,25 @@ ACTIVE = (ClockState.running, ClockState.warning, ClockState.breached)
 UNSETTLED = (*ACTIVE, ClockState.paused)
 
 
+class Clock(Protocol):
+    """What settling reads of a clock: a `SlaClock`, or a row of the table."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def due_at(self) -> datetime | None: ...
+    @property
+    def done_at(self) -> datetime | None: ...
+    @property
+    def paused_at(self) -> datetime | None: ...
+    @property
+    def paused_seconds(self) -> float: ...
+    @property
+    def details(self) -> dict[str, Any]: ...
+
+
 def policy_of(session: Session, question: Question) -> norms.Norms:
     """The policy version the question was created under (the built-in default if none)."""
     if question.policy_id is not None:
@@ -31,7 +51,7 @@ def policy_of(session: Session, question: Question) -> norms.Norms:
     return policies.BUILTIN_NORMS
 
 
-def clock_basis(session: Session, clock: SlaClock) -> policies.Basis:
+def clock_basis(session: Session, clock: Clock) -> policies.Basis:
     d = clock.details
     return policies.basis(
         session,
@@ -58,9 +78,15 @@ def next_check(clock: SlaClock) -> datetime | None:
 
 
 def set_due(session: Session, question: Question, clocks: dict[Target, SlaClock]) -> None:
-    dues = [c.due_at for c in clocks.values() if c.state in ACTIVE and c.due_at is not None]
-    question.due_at = min(dues) if dues else None
+    question.due_at = earliest_due((c.state, c.due_at) for c in clocks.values())
     session.add(question)
+
+
+def earliest_due(clocks: Iterable[tuple[str, datetime | None]]) -> datetime | None:
+    """A question's `due_at`: the earliest deadline of its running or breached clocks,
+    given as (state, due_at)."""
+    dues = [due_at for state, due_at in clocks if state in ACTIVE and due_at is not None]
+    return min(dues) if dues else None
 
 
 def running(
@@ -154,22 +180,33 @@ def first_clocks(
 
 def finish(session: Session, clock: SlaClock, at: datetime) -> None:
     """Settle a clock answered at `at`: met within the deadline, missed after it."""
+    for name, value in finished(session, clock, at).items():
+        setattr(clock, name, value)
+    session.add(clock)
+
+
+def finished(session: Session, clock: Clock, at: datetime) -> dict[str, Any]:
+    """The columns `finish` changes (`FINISHED`), for a clock or a row of one."""
     b = clock_basis(session, clock)
     # While paused (waiting for the citizen) the clock counts only up to the pause.
     end = clock.paused_at if clock.state == ClockState.paused and clock.paused_at else at
     end = max(end, clock.started_at)
     paused_working = float(clock.details.get("paused_working_minutes", 0.0))
-    clock.working_minutes = max(0.0, b.between(clock.started_at, end) - paused_working)
-    clock.wall_minutes = max(
-        0.0, (end - clock.started_at) / timedelta(minutes=1) - clock.paused_seconds / 60
-    )
-    clock.done_at = at
-    clock.state = (
-        ClockState.met if clock.due_at is None or end <= clock.due_at else ClockState.missed
-    )
-    clock.paused_at = None
-    clock.check_at = None
-    session.add(clock)
+    return {
+        "working_minutes": max(0.0, b.between(clock.started_at, end) - paused_working),
+        "wall_minutes": max(
+            0.0, (end - clock.started_at) / timedelta(minutes=1) - clock.paused_seconds / 60
+        ),
+        "done_at": at,
+        "state": ClockState.met
+        if clock.due_at is None or end <= clock.due_at
+        else ClockState.missed,
+        "paused_at": None,
+        "check_at": None,
+    }
+
+
+FINISHED = ("working_minutes", "wall_minutes", "done_at", "state", "paused_at", "check_at")
 
 
 def pause(clock: SlaClock, at: datetime) -> None:

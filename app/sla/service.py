@@ -13,6 +13,7 @@ transfer to an institution in another time zone never moves a running deadline.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlmodel import Session
@@ -204,9 +205,30 @@ def on_response(
     instant, never later than the policy allows. Idempotent for the same `at`.
     """
     clocks = clock_ops.clocks_of(session, question)
+    for target in settled_by_response(clocks, at, interim=interim):
+        clock_ops.finish(session, clocks[target], at)
+    final = clocks.get(Target.final_answer)
+    if (
+        interim
+        and expected_at is not None
+        and final is not None
+        and final.done_at is None
+        and final.state in UNSETTLED
+    ):
+        _set_expected(session, final, expected_at)
+    clock_ops.set_due(session, question, clocks)
+    session.flush()
+
+
+def settled_by_response(
+    clocks: Mapping[Target, clock_ops.Clock], at: datetime, *, interim: bool
+) -> list[Target]:
+    """The clocks a public response at `at` finishes (`on_response`): the first-response
+    clock, a running next-response clock, and unless `interim` the final-answer clock."""
+    out = []
     first = clocks.get(Target.first_response)
     if first is not None and _settles(first, at):
-        clock_ops.finish(session, first, at)
+        out.append(Target.first_response)
     following = clocks.get(Target.next_response)
     if (
         following is not None
@@ -214,18 +236,14 @@ def on_response(
         and following.state in UNSETTLED
         and at >= following.started_at
     ):
-        clock_ops.finish(session, following, at)
+        out.append(Target.next_response)
     final = clocks.get(Target.final_answer)
-    if final is not None and final.done_at is None and final.state in UNSETTLED:
-        if not interim:
-            clock_ops.finish(session, final, at)
-        elif expected_at is not None:
-            _set_expected(session, final, expected_at)
-    clock_ops.set_due(session, question, clocks)
-    session.flush()
+    if not interim and final is not None and final.done_at is None and final.state in UNSETTLED:
+        out.append(Target.final_answer)
+    return out
 
 
-def _settles(first: SlaClock, at: datetime) -> bool:
+def _settles(first: clock_ops.Clock, at: datetime) -> bool:
     if first.done_at is None:
         return first.state in UNSETTLED
     # A response found later (a delayed native reply) that was given earlier wins.

@@ -12,8 +12,19 @@ from sqlmodel import Session, col, select
 
 from app.directory.models import Platform
 from app.inbox import intake
-from app.inbox.models import EventStatus, InboundEvent, Message, OutboxItem, Question
+from app.inbox import service as inbox_service
+from app.inbox.models import (
+    EventStatus,
+    InboundEvent,
+    Message,
+    OutboxItem,
+    Question,
+    TimelineEntry,
+    WebhookSubscription,
+)
+from app.inbox.outgoing import EVENTS
 from app.inbox.processor import process_pending
+from app.sla.models import SlaClock
 from tests.factories.directory import cipher, make_page
 
 NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
@@ -57,10 +68,10 @@ def page_id(live_engine: sa.Engine) -> int:
         return page.id
 
 
-def _drain(engine: sa.Engine) -> int:
+def _drain(engine: sa.Engine, now: datetime = NOW) -> int:
     """Process until nothing is pending (on SQLite a batch may stop early); how many."""
     total = 0
-    while handled := process_pending(engine, cipher(), lambda: NOW):
+    while handled := process_pending(engine, cipher(), lambda: now):
         total += handled
     return total
 
@@ -117,3 +128,103 @@ def test_an_event_failing_halfway_leaves_nothing_of_itself(
         assert [e.status for e in session.exec(select(InboundEvent))].count(
             EventStatus.pending
         ) == 0
+
+
+def _delivery(page_id: int, n: int, minutes: int, *, from_page: bool) -> InboundEvent:
+    body = {
+        "id": f"thread-{page_id}-{n}",
+        "thread_id": f"thread-{page_id}",
+        "kind": "comment",
+        "author": {"id": "editor" if from_page else "citizen", "name": "Елена"},
+        "text": f"Сообщение {n}: когда починят дорогу?",
+        "sent_at": (NOW + timedelta(minutes=minutes)).isoformat(),
+        "from_page": from_page,
+    }
+    if from_page and n > 2:  # to the follow-up (the thread's question may be answered)
+        body["reply_to"] = f"thread-{page_id}-2"
+    return InboundEvent(
+        platform="generic",
+        page_id=page_id,
+        delivery_key=str(body["id"]),
+        body=json.dumps(body).encode(),
+        received_at=NOW + timedelta(minutes=minutes, seconds=2),
+    )
+
+
+# A question, the page's answer and a follow-up; a reply written before the follow-up
+# but delivered after it (the next-response clock runs on), the answer to the
+# follow-up, one more reply to it.
+_THREAD = [(0, False), (90, True), (200, False), (150, True), (600, True), (700, True)]
+
+
+def _outcome(engine: sa.Engine, page_id: int) -> dict[str, Any]:
+    """What the thread's events left: the question, its clocks, timeline and outbox."""
+    with Session(engine) as session:
+        question = session.exec(select(Question).where(col(Question.page_id) == page_id)).one()
+        skip = {"id", "page_id", "institution_id", "thread_key", "permalink", "received_at"}
+        clocks = session.exec(
+            select(SlaClock).where(col(SlaClock.question_id) == question.id)
+        ).all()
+        timeline = session.exec(
+            select(TimelineEntry)
+            .where(col(TimelineEntry.question_id) == question.id)
+            .order_by(col(TimelineEntry.id))
+        ).all()
+        outbox = session.exec(
+            select(OutboxItem)
+            .where(col(OutboxItem.question_id) == question.id)
+            .order_by(col(OutboxItem.id))
+        ).all()
+        return {
+            "question": question.model_dump(exclude=skip),
+            "clocks": sorted(str(c.model_dump(exclude={"id", "question_id"})) for c in clocks),
+            "timeline": [(t.kind, t.at, sorted(t.data)) for t in timeline],
+            "outbox": [
+                (o.payload["event"], o.payload["question"]["status"], o.payload["data"])
+                for o in outbox
+            ],
+        }
+
+
+def test_a_reply_written_with_core_is_the_reply_written_with_objects(
+    live_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's replies of a batch (`intake.answer`) change the question, its clocks,
+    timeline and outbox as the ORM path does, which runs when the session has them."""
+    with Session(live_engine) as session:
+        pages = [make_page(session, platform=Platform.generic).id for _ in range(2)]
+        session.add(WebhookSubscription(url="https://sed.example.ru/hook", events=list(EVENTS)))
+        session.commit()
+    core_page, orm_page = pages
+    assert core_page is not None and orm_page is not None
+    paths: list[bool] = []
+    answer = intake.answer
+
+    def spy(*args: Any) -> bool:
+        paths.append(answer(*args))
+        return paths[-1]
+
+    monkeypatch.setattr(intake, "answer", spy)
+    for n, (minutes, from_page) in enumerate(_THREAD):
+        with Session(live_engine) as session:
+            session.add(_delivery(core_page, n, minutes, from_page=from_page))
+            session.commit()
+        now = NOW + timedelta(hours=n)
+        assert _drain(live_engine, now) == 1
+        with Session(live_engine, expire_on_commit=False) as session:
+            event = _delivery(orm_page, n, minutes, from_page=from_page)
+            session.add(event)
+            session.flush()
+            question = session.exec(
+                select(Question).where(col(Question.page_id) == orm_page)
+            ).first()
+            if question is not None:  # loaded, and its clocks: the ORM path
+                list(session.exec(select(SlaClock).where(SlaClock.question_id == question.id)))
+            inbox_service.process(session, event, cipher=cipher(), now=now)
+            session.commit()
+        core = _outcome(live_engine, core_page)
+        assert core == _outcome(live_engine, orm_page), f"after event {n}"
+    assert paths == [True, False] * 4
+    assert core["question"]["status"] == "answered"
+    assert {k for k, *_ in core["timeline"]} >= {"created", "response", "message"}
+    assert [e for e, *_ in core["outbox"]] == ["question.created"] + ["question.answered"] * 2
