@@ -39,14 +39,42 @@ SQLITE_BUDGET = 0.05
 POLL = 0.05  # seconds between looks for new events when nobody says there are
 
 
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """The columns of a pending delivery that processing reads (`intake.Delivery`)."""
+
+    id: int
+    platform: str
+    page_id: int
+    body: bytes
+    received_at: datetime
+
+
+_COLUMNS = [
+    InboundEvent.__table__.c[name]  # type: ignore[attr-defined]
+    for name in ("id", "platform", "page_id", "body", "received_at")
+]
+_PENDING = (
+    sa.select(*_COLUMNS)
+    .where(col(InboundEvent.status) == EventStatus.pending)
+    .order_by(col(InboundEvent.id))
+)
+_EVENT = sa.select(*_COLUMNS, col(InboundEvent.status)).where(
+    col(InboundEvent.id) == sa.bindparam("event_id")
+)
+
+
 def process_one(engine: sa.Engine, event_id: int, cipher: Cipher, clock: Clock) -> bool:
     """Process one stored delivery in its own transaction; on failure mark it failed."""
     try:
         with Session(engine, expire_on_commit=False) as session:
-            event = session.get(InboundEvent, event_id)
-            if event is None or event.status in ("processed", "ignored"):
+            row = session.connection().execute(_EVENT, {"event_id": event_id}).first()
+            if row is None or row.status in ("processed", "ignored"):
                 return True
-            inbox_service.process(session, event, cipher=cipher, now=clock())
+            settled: list[dict[str, Any]] = []
+            event = _Stored(*row[:-1])
+            inbox_service.process(session, event, cipher=cipher, now=clock(), settled=settled)
+            session.connection().execute(inbox_service.SETTLE, settled)
             session.commit()
             return True
     except Exception as exc:
@@ -83,30 +111,6 @@ def has_pending(engine: sa.Engine) -> bool:
             ).first()
             is not None
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    """The columns of a pending delivery that processing reads (`intake.Delivery`)."""
-
-    id: int
-    platform: str
-    page_id: int
-    body: bytes
-    received_at: datetime
-
-
-_PENDING = (
-    sa.select(  # type: ignore[call-overload]
-        InboundEvent.id,
-        InboundEvent.platform,
-        InboundEvent.page_id,
-        InboundEvent.body,
-        InboundEvent.received_at,
-    )
-    .where(col(InboundEvent.status) == EventStatus.pending)
-    .order_by(col(InboundEvent.id))
-)
 
 
 def _claim(session: Session, limit: int, ids: list[int] | None = None) -> list[_Stored]:
