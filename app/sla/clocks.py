@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlmodel import Session, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
 from app.inbox.models import Question, QuestionStatus
 from app.sla import norms, policies
@@ -61,8 +62,11 @@ def clock_basis(session: Session, clock: Clock) -> policies.Basis:
     )
 
 
+_CLOCKS_OF = select(SlaClock).where(col(SlaClock.question_id) == sa.bindparam("question_id"))
+
+
 def clocks_of(session: Session, question: Question) -> dict[Target, SlaClock]:
-    rows = session.exec(select(SlaClock).where(SlaClock.question_id == question.id)).all()
+    rows = session.execute(_CLOCKS_OF, {"question_id": question.id}).scalars()
     return {Target(row.target): row for row in rows}
 
 
