@@ -12,6 +12,7 @@ The result is the one the step-by-step hooks (`triage_and_route`, `start_clocks`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Protocol
@@ -49,6 +50,14 @@ _QUESTION_OF_KEY = (
     )
     .limit(1)
 )
+
+
+def one_of(column: Any, values: Iterable[object]) -> sa.ColumnElement[bool]:
+    """`column IN values` as equalities: SQLAlchemy renders an IN list again at every
+    execution of a cached statement (~15 us), bound equalities only once."""
+    return sa.or_(*(column == value for value in values))
+
+
 # A citizen's message joins the question in its thread in one of these statuses.
 JOINABLE = [str(s) for s in (*OPEN_STATUSES, QuestionStatus.answered)]
 _OPEN_QUESTION = (
@@ -57,7 +66,7 @@ _OPEN_QUESTION = (
         col(Question.page_id) == sa.bindparam("page_id"),
         col(Question.thread_key) == sa.bindparam("thread_key"),
         col(Question.citizen_platform_id) == sa.bindparam("author_id"),
-        col(Question.status).in_(JOINABLE),
+        one_of(col(Question.status), JOINABLE),
         col(Question.last_citizen_at) >= sa.bindparam("since"),
     )
     .order_by(col(Question.id).desc())

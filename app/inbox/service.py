@@ -163,7 +163,7 @@ _THREAD_QUESTION = (
     .where(
         col(Question.page_id) == sa.bindparam("page_id"),
         col(Question.thread_key) == sa.bindparam("thread_key"),
-        col(Question.status).in_([str(s) for s in OPEN_STATUSES]),
+        intake.one_of(col(Question.status), [str(s) for s in OPEN_STATUSES]),
     )
     .order_by(col(Question.id).desc())
     .limit(1)
