@@ -93,6 +93,14 @@ class InboundEvent(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("page_id", "delivery_key"),
         sa.Index("ix_inbound_event_status_next", "status", "next_attempt_at"),
+        # The processor's claim: the oldest pending deliveries, without sorting them all.
+        # Partial, so that PostgreSQL takes it even before statistics see a backlog.
+        sa.Index(
+            "ix_inbound_event_pending",
+            "id",
+            sqlite_where=sa.text("status = 'pending'"),
+            postgresql_where=sa.text("status = 'pending'"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     platform: str = Field(max_length=20)
