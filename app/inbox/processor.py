@@ -36,9 +36,6 @@ BATCH = 100
 # On SQLite a batch holds the one write lock: commit after this much work
 # (seconds), or at once when the webhook writer is waiting (see turns.py).
 SQLITE_BUDGET = 0.05
-# ...but not before this much (seconds): a transaction per event would cost
-# processing twice the work (and the machine's CPU) while webhooks pour in.
-SQLITE_MIN_HOLD = 0.005
 POLL = 0.05  # seconds between looks for new events when nobody says there are
 
 
@@ -179,9 +176,7 @@ def _process(
     Not `careful`: False as soon as one raises. `careful`: each runs in a savepoint,
     and one that fails is marked failed."""
     sqlite = engine.dialect.name == "sqlite"
-    started = time.perf_counter()
-    deadline = started + SQLITE_BUDGET
-    yield_after = started + SQLITE_MIN_HOLD
+    deadline = time.perf_counter() + SQLITE_BUDGET
     intake = intake_signal(engine)
     settled: list[dict[str, Any]] = []
     for event in events:
@@ -199,10 +194,8 @@ def _process(
                 return False
             _log_failure(event.id, exc)
             inbox_service.mark_failed(session, event.id, exc, clock())
-        if sqlite:
-            now = time.perf_counter()
-            if now > deadline or (now > yield_after and intake is not None and intake.raised()):
-                break  # a webhook waits for the write lock: commit now
+        if sqlite and (time.perf_counter() > deadline or (intake is not None and intake.raised())):
+            break  # a webhook waits for the write lock: commit now
     if settled:
         session.connection().execute(inbox_service.SETTLE, settled)
     return True

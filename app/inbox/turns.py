@@ -46,7 +46,7 @@ class IntakeSignal:
         """Stand aside while intake waits (bounded: a writer that died leaves it raised)."""
         deadline = time.monotonic() + timeout
         while self._map[0] and time.monotonic() < deadline:
-            time.sleep(0.0002)
+            time.sleep(0.0005)
 
 
 def intake_signal(engine: sa.Engine) -> IntakeSignal | None:

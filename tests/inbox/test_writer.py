@@ -128,9 +128,8 @@ def test_intake_waits_for_a_held_sqlite_lock_with_its_flag_raised(
 
 @pytest.mark.sqlite
 def test_processing_commits_after_the_event_in_hand_when_intake_waits(
-    live_engine: sa.Engine, db: Session, monkeypatch: pytest.MonkeyPatch
+    live_engine: sa.Engine, db: Session
 ) -> None:
-    monkeypatch.setattr(processor, "SQLITE_MIN_HOLD", 0.0)
     page = _page(db)
     DeliveryWriter(live_engine).write_now([_delivery(page, f"p{n}") for n in range(5)])
     flag = intake_signal(live_engine)
