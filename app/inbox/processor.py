@@ -142,6 +142,17 @@ def process_pending(engine: sa.Engine, cipher: Cipher, clock: Clock, limit: int 
     """
     if not has_pending(engine):
         return 0
+    intake = intake_signal(engine)
+    if intake is not None:
+        intake.hold()
+    try:
+        return _process_pending(engine, cipher, clock, limit)
+    finally:
+        if intake is not None:
+            intake.release()
+
+
+def _process_pending(engine: sa.Engine, cipher: Cipher, clock: Clock, limit: int) -> int:
     ids: list[int] = []
     try:
         with Session(engine, expire_on_commit=False) as session:

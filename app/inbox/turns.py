@@ -7,6 +7,9 @@ waits — one byte in a small file beside the database, mapped into memory by
 every process that uses the database — and processing, which looks at it after
 each event, commits at once and stands aside until the flag is lowered. A
 delivery then waits for one event's processing at most, whichever process does it.
+A second byte says that processing has the lock, so that intake, rather than
+knocking every half millisecond (a failed BEGIN costs as much as a write),
+waits for it to drop.
 """
 
 from __future__ import annotations
@@ -23,29 +26,49 @@ _signals: dict[str, IntakeSignal] = {}
 _lock = threading.Lock()
 
 
+_WAITING = 0  # byte 0: webhook intake waits for the write lock
+_HOLDING = 1  # byte 1: event processing has (or is taking) the write lock
+
+
 class IntakeSignal:
     def __init__(self, path: Path) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            if os.fstat(fd).st_size < 1:
-                os.ftruncate(fd, 1)
-            self._map = mmap.mmap(fd, 1)
+            if os.fstat(fd).st_size < 2:
+                os.ftruncate(fd, 2)
+            self._map = mmap.mmap(fd, 2)
         finally:
             os.close(fd)
 
+    # Bytes are written only when they change: a write to a page shared with
+    # another process costs more than reading it.
+    def _set(self, index: int, value: int) -> None:
+        if self._map[index] != value:
+            self._map[index] = value
+
     def raise_(self) -> None:
-        self._map[0] = 1
+        self._set(_WAITING, 1)
 
     def lower(self) -> None:
-        self._map[0] = 0
+        self._set(_WAITING, 0)
 
     def raised(self) -> bool:
-        return self._map[0] != 0
+        return self._map[_WAITING] != 0
+
+    def hold(self) -> None:
+        """Processing takes the lock for a batch: intake need not knock until it is done."""
+        self._set(_HOLDING, 1)
+
+    def release(self) -> None:
+        self._set(_HOLDING, 0)
+
+    def held(self) -> bool:
+        return self._map[_HOLDING] != 0
 
     def wait_lowered(self, timeout: float = 0.05) -> None:
         """Stand aside while intake waits (bounded: a writer that died leaves it raised)."""
         deadline = time.monotonic() + timeout
-        while self._map[0] and time.monotonic() < deadline:
+        while self._map[_WAITING] and time.monotonic() < deadline:
             time.sleep(0.0005)
 
 

@@ -39,6 +39,9 @@ log = logging.getLogger("otklik.receive")
 _MAX_BATCH = 1000
 _LOCK_WAIT = 10.0  # seconds to wait for SQLite's write lock before giving up (503)
 _RETRY = 0.0005  # seconds between tries of SQLite's write lock
+# ...and how long to trust processing's "holding" byte before trying regardless
+# (a worker killed mid-batch leaves it set).
+_HELD_WAIT = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,14 +148,20 @@ class DeliveryWriter:
 
     def _flush_sqlite(self, started: float | None = None) -> None:
         assert self._loop is not None
-        batch = self._take()
-        if not batch:
+        if not self._pending:
             self._flushing = False
             return
+        first_try = started if started is not None else time.monotonic()
+        intake = self._intake
+        if intake is not None and intake.held() and time.monotonic() - first_try < _HELD_WAIT:
+            # Processing has the lock and will let go after the event in hand.
+            intake.raise_()
+            self._loop.call_later(_RETRY, self._flush_sqlite, first_try)
+            return
+        batch = self._take()
         try:
             self._write_sqlite([d for d, _ in batch])
         except sqlite3.OperationalError as exc:
-            first_try = started if started is not None else time.monotonic()
             if _locked(exc) and time.monotonic() - first_try < _LOCK_WAIT:
                 # Someone (event processing, mostly) has the lock: ask for a turn and try
                 # again shortly, with whatever arrived meanwhile.

@@ -159,3 +159,34 @@ def test_deliveries_stored_while_no_processor_ran_are_processed_at_start_up(
     db.commit()
     [event] = db.exec(select(InboundEvent)).all()
     assert event.status == EventStatus.processed
+
+
+@pytest.mark.sqlite
+def test_intake_waits_while_processing_says_it_holds_the_lock_but_not_forever(
+    live_engine: sa.Engine, db: Session
+) -> None:
+    page = _page(db)
+    writer = DeliveryWriter(live_engine)
+    flag = intake_signal(live_engine)
+    assert flag is not None
+
+    async def arrive() -> None:
+        flag.hold()
+        try:
+            stored = asyncio.ensure_future(writer.store(_delivery(page, "after-release")))
+            await asyncio.sleep(0.05)
+            assert not stored.done() and flag.raised()
+        finally:
+            flag.release()
+        await asyncio.wait_for(stored, 5)
+        assert not flag.raised()
+        # A worker killed mid-batch leaves the byte set: intake tries regardless, soon.
+        flag.hold()
+        try:
+            await asyncio.wait_for(writer.store(_delivery(page, "left-set")), 2)
+        finally:
+            flag.release()
+        await writer.aclose()
+
+    asyncio.run(arrive())
+    assert _stored(db) == ["after-release", "left-set"]
