@@ -205,8 +205,22 @@ def _process(
                 return False
             _log_failure(event.id, exc)
             inbox_service.mark_failed(session, event.id, exc, clock())
-        if sqlite and (time.perf_counter() > deadline or (intake is not None and intake.raised())):
-            break  # a webhook waits for the write lock: commit now
+        if not sqlite:
+            continue
+        if intake is not None and intake.raised() and not careful:
+            # A webhook waits for the write lock: commit what is done, stand aside,
+            # and go on with the rest of the batch in a new transaction (claiming
+            # the batch again would cost more than the event).
+            if settled:
+                session.connection().execute(inbox_service.SETTLE, settled)
+                settled.clear()
+            session.commit()
+            intake.release()
+            intake.wait_lowered()
+            intake.hold()
+            deadline = time.perf_counter() + SQLITE_BUDGET
+        elif time.perf_counter() > deadline or (intake is not None and intake.raised()):
+            break  # commit now: others wait for the lock
     if settled:
         session.connection().execute(inbox_service.SETTLE, settled)
     return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -130,17 +131,34 @@ def test_intake_waits_for_a_held_sqlite_lock_with_its_flag_raised(
 def test_processing_commits_after_the_event_in_hand_when_intake_waits(
     live_engine: sa.Engine, db: Session
 ) -> None:
+    import threading
+
     page = _page(db)
     DeliveryWriter(live_engine).write_now([_delivery(page, f"p{n}") for n in range(5)])
     flag = intake_signal(live_engine)
     assert flag is not None
     cipher = Cipher(SECRET)
     flag.raise_()
+    handled: list[int] = []
+    worker = threading.Thread(
+        target=lambda: handled.append(processor.process_pending(live_engine, cipher, lambda: NOW))
+    )
     try:
-        assert processor.process_pending(live_engine, cipher, lambda: NOW) == 1
+        worker.start()
+        # While intake waits, processing has committed its first event and stands aside.
+        for _ in range(100):
+            db.commit()
+            statuses = list(db.exec(select(InboundEvent.status)).all())
+            if EventStatus.processed in statuses:
+                break
+            time.sleep(0.005)
+        assert statuses.count(EventStatus.processed) == 1, statuses
+        assert not flag.held(), "processing kept the lock while intake waited"
     finally:
         flag.lower()
-    assert processor.process_pending(live_engine, cipher, lambda: NOW) == 4
+        worker.join(10)
+    # Then it goes on with the rest of its batch.
+    assert handled == [5]
     db.commit()
     assert set(db.exec(select(InboundEvent.status)).all()) == {EventStatus.processed}
 
