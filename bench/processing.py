@@ -40,8 +40,7 @@ from app.directory import service as directory_service
 from app.directory.models import Page
 from app.inbox.models import InboundEvent, Question
 from app.inbox.processor import process_one, process_pending
-from app.inbox.receive import KnownPage, check
-from app.inbox.simulate import load_pages
+from app.inbox.simulate import load_pages, verified
 from app.inbox.traffic import TrafficGenerator
 from app.inbox.writer import DeliveryWriter
 from webhooks import get_adapter
@@ -112,28 +111,15 @@ def prepare(path: Path, events: int, seed: int = 7) -> None:
     by_key = {secrets.key: (page_id, secrets) for page_id, secrets in pages}
     generator = TrafficGenerator([s for _, s in pages], seed=seed)
     rng = random.Random(seed)
-    writer = DeliveryWriter(engine)
     # Deliveries over the last two days, a few seconds apart, received 0.2-3 s later.
     start = datetime.now(UTC) - timedelta(days=2)
     step = timedelta(days=2) / events
-    try:
-        deliveries = []
-        for n in range(events):
-            moment = start + step * n
-            delivery = generator.next(moment)
-            page_id, page_secrets = by_key[delivery.key]
-            known = KnownPage(
-                id=page_id, platform=page_secrets.platform, secrets=page_secrets, active=True
-            )
-            headers = {k.lower(): v for k, v in delivery.headers.items()}
-            received = moment + timedelta(seconds=rng.uniform(0.2, 3.0))
-            checked = check(known, headers, delivery.body, received)
-            if not isinstance(checked, tuple):
-                raise RuntimeError(f"simulated delivery refused: {checked.status_code}")
-            deliveries.append(checked[0])
-        writer.write_now(deliveries)
-    finally:
-        writer.close()
+    deliveries = []
+    for n in range(events):
+        moment = start + step * n
+        received = moment + timedelta(seconds=rng.uniform(0.2, 3.0))
+        deliveries.append(verified(by_key, generator.next(moment), received))
+    DeliveryWriter(engine).write_now(deliveries)
     # Closing the last connection checkpoints the WAL into the file that runs copy.
     engine.dispose()
     if Path(f"{path}-wal").exists():

@@ -20,8 +20,9 @@ from app.directory import service as directory_service
 from app.directory.models import Page
 from app.inbox.processor import process_pending
 from app.inbox.receive import KnownPage, check
+from app.inbox.traffic import Delivery as TrafficDelivery
 from app.inbox.traffic import TrafficGenerator, business_moments
-from app.inbox.writer import DeliveryWriter
+from app.inbox.writer import Delivery, DeliveryWriter
 from webhooks import PageSecrets
 
 
@@ -104,25 +105,29 @@ def replay_history(
     rng = random.Random(seed)
     writer = DeliveryWriter(engine)
     count = 0
-    try:
-        for moment in business_moments(days, per_day, utcnow(), rng):
-            delivery = generator.next(moment)
-            page_id, page_secrets = by_key[delivery.key]
-            received = moment + timedelta(seconds=rng.uniform(0.2, 3.0))
-            known = KnownPage(
-                id=page_id, platform=page_secrets.platform, secrets=page_secrets, active=True
-            )
-            headers = {k.lower(): v for k, v in delivery.headers.items()}
-            checked = check(known, headers, delivery.body, received)
-            if not isinstance(checked, tuple):
-                raise RuntimeError(f"simulated delivery refused: {checked.status_code}")
-            writer.write_now([checked[0]])
-            # Processed at its receipt time: SLA clocks start in the past like the traffic.
-            process_pending(engine, cipher, _fixed(received))
-            count += 1
-    finally:
-        writer.close()
+    for moment in business_moments(days, per_day, utcnow(), rng):
+        received = moment + timedelta(seconds=rng.uniform(0.2, 3.0))
+        writer.write_now([verified(by_key, generator.next(moment), received)])
+        # Processed at its receipt time: SLA clocks start in the past like the traffic.
+        process_pending(engine, cipher, _fixed(received))
+        count += 1
     return count
+
+
+def verified(
+    pages: dict[str, tuple[int, PageSecrets]], delivery: TrafficDelivery, received: datetime
+) -> Delivery:
+    """A generated delivery verified by the receiver's own check, ready to store.
+
+    `pages`: page key -> (page id, secrets), as `load_pages` gives them.
+    """
+    page_id, secrets = pages[delivery.key]
+    known = KnownPage(id=page_id, platform=secrets.platform, secrets=secrets, active=True)
+    headers = {k.lower(): v for k, v in delivery.headers.items()}
+    checked = check(known, headers, delivery.body, received)
+    if not isinstance(checked, tuple):
+        raise RuntimeError(f"simulated delivery refused: {checked.status_code}")
+    return checked[0]
 
 
 def _fixed(at: datetime) -> Callable[[], datetime]:
