@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
-from app.config import Settings, get_settings
-from app.db import make_engine
-from app.logs import setup_logging
+from app.core.config import Settings, get_settings
+from app.core.db import make_engine
+from app.core.logs import setup_logging
 
 cli = typer.Typer(
     help="Отклик: входящие вопросы граждан с официальных страниц. Otklik command line.",
@@ -43,7 +43,7 @@ def _fail(message: str, code: int = 1) -> None:
 @cli.command()
 def migrate() -> None:
     """Upgrade the database in OTKLIK_DATABASE_URL to the newest schema."""
-    from app import migrate as migrations
+    from app.core import migrate as migrations
 
     settings = _settings()
     migrations.upgrade(settings.database_url)
@@ -65,7 +65,7 @@ def serve(
 
     import uvicorn
 
-    from app.worker import Companion
+    from app.jobs.runner import Companion
 
     settings = _settings()
     setup_logging(settings.log_level)
@@ -102,10 +102,10 @@ def worker() -> None:
     """Background work only: event processing, the SLA watcher, the outbox, retries."""
     import httpx
 
-    from app.crypto import Cipher
-    from app.db import utcnow
-    from app.inbox.processor import Processor
-    from app.worker import JobContext, run_forever
+    from app.core.crypto import Cipher
+    from app.core.db import utcnow
+    from app.jobs.runner import JobContext, run_forever
+    from app.processing.processor import Processor
 
     settings = _settings()
     setup_logging(settings.log_level)
@@ -137,7 +137,7 @@ def demo(
     ] = False,
 ) -> None:
     """Seed the demo region (Челябинская область) and print the users it created."""
-    from app import demo as demo_data
+    from app.demo import region as demo_data
 
     settings = _settings()
     engine = make_engine(settings.database_url)
@@ -152,7 +152,7 @@ def demo(
         session.commit()
     typer.echo(created.summary())
     if history_days > 0:
-        from app.inbox import simulate as simulation
+        from app.demo import simulate as simulation
 
         count = simulation.replay_history(settings, engine, days=history_days)
         typer.echo(f"history: {count} webhook deliveries replayed over {history_days} days")
@@ -167,8 +167,8 @@ def simulate(
     seed: Annotated[int | None, typer.Option(help="random seed, for repeatable traffic")] = None,
 ) -> None:
     """Post realistic, correctly signed webhook traffic for the pages in the database."""
-    from app.crypto import Cipher
-    from app.inbox import simulate as simulation
+    from app.core.crypto import Cipher
+    from app.demo import simulate as simulation
 
     settings = _settings()
     engine = make_engine(settings.database_url)
@@ -198,7 +198,7 @@ def users_create(
     """Create a user; prints a generated password unless --password-stdin is given."""
     from app.auth import service as auth_service
     from app.auth.models import Role, UserCreate
-    from app.errors import DomainError
+    from app.core.errors import DomainError
 
     try:
         role_value = Role(role)
@@ -254,8 +254,8 @@ def directory_import(file: Path) -> None:
     """Load territories, institutions and pages from a CSV or XLSX registry."""
     from tqdm import tqdm
 
+    from app.core.errors import DomainError
     from app.directory import spreadsheet
-    from app.errors import DomainError
 
     if not file.exists():
         _fail(f"no such file: {file}")
@@ -278,8 +278,8 @@ def directory_import(file: Path) -> None:
 @directory_cli.command("export")
 def directory_export(file: Path) -> None:
     """Write the directory in the import format (CSV or XLSX by the file's extension)."""
+    from app.core.errors import DomainError
     from app.directory import spreadsheet
-    from app.errors import DomainError
 
     engine = make_engine(_settings().database_url)
     with Session(engine) as session:

@@ -22,15 +22,15 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import migrate
 from app.auth.deps import LoginRequired
-from app.clock import Clock
-from app.config import Settings, get_settings
-from app.crypto import Cipher
-from app.db import make_engine, reading_engine, utcnow
-from app.errors import DomainError
-from app.logs import request_id_var, setup_logging
-from app.web import STATIC_DIR, View
+from app.core import migrate
+from app.core.clock import Clock
+from app.core.config import Settings, get_settings
+from app.core.crypto import Cipher
+from app.core.db import make_engine, reading_engine, utcnow
+from app.core.errors import DomainError
+from app.core.logs import request_id_var, setup_logging
+from app.core.web import STATIC_DIR, View
 
 log = logging.getLogger("otklik")
 
@@ -187,7 +187,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = None
         if start_worker:
-            from app.worker import JobContext, start_thread
+            from app.jobs.runner import JobContext, start_thread
 
             ctx = JobContext(
                 engine=app.state.engine,
@@ -198,7 +198,7 @@ def create_app(
             )
             thread, stop = start_thread(ctx)
         if app.state.process_events:
-            from app.inbox.receive import receiver_for
+            from app.intake.receive import receiver_for
 
             # Deliveries stored before a restart are processed now, not at the next webhook.
             processor = receiver_for(app).processor
@@ -240,7 +240,7 @@ def create_app(
         timeout=httpx.Timeout(10.0, connect=5.0), headers={"User-Agent": "Otklik/1.0"}
     )
 
-    from app.inbox.receive import WebhookFastPath
+    from app.intake.receive import WebhookFastPath
 
     app.add_middleware(WebhookFastPath)
     app.add_middleware(RequestIdMiddleware)  # added last: the outer one
@@ -289,13 +289,13 @@ def create_app(
 
 
 def _include_routers(app: FastAPI) -> None:
+    from app.answering.api import router as actions_api
     from app.auth.views import router as auth_pages
     from app.directory.views import router as directory_api
-    from app.inbox.actions import router as actions_api
-    from app.inbox.api import router as questions_api
-    from app.inbox.events import router as events_api
-    from app.inbox.receive import router as webhooks_receiver
-    from app.inbox.views import router as inbox_pages
+    from app.intake.receive import router as webhooks_receiver
+    from app.processing.api import router as events_api
+    from app.questions.api import router as questions_api
+    from app.questions.views import router as inbox_pages
     from app.reports.views import router as reports_api
     from app.routing.views import router as routing_api
     from app.sla.views import router as sla_api

@@ -2,7 +2,7 @@
 
 from app.auth import models as auth_models
 from app.directory import models as directory_models
-from app.inbox import models as inbox_models
+from app.questions import models as inbox_models
 from app.routing import models as routing_models
 from app.sla import models as sla_models
 

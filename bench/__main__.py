@@ -212,7 +212,7 @@ def _prepare(url: str, var: Path) -> tuple[dict[str, str], str]:
     _otklik(env, "migrate")
     code = (
         "from sqlmodel import Session\n"
-        "from app.config import get_settings\nfrom app.crypto import Cipher\nfrom app.db import make_engine\n"
+        "from app.core.config import get_settings\nfrom app.core.crypto import Cipher\nfrom app.core.db import make_engine\n"
         "from app.directory import service\nfrom app.directory.models import *\n"
         "s=get_settings(); e=make_engine(s.database_url)\n"
         "with Session(e) as db:\n"

@@ -32,17 +32,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
-from app import migrate
-from app.config import Settings
-from app.crypto import Cipher
-from app.db import make_engine
+from app.core import migrate
+from app.core.config import Settings
+from app.core.crypto import Cipher
+from app.core.db import make_engine
+from app.demo.simulate import load_pages, verified
+from app.demo.traffic import TrafficGenerator
 from app.directory import service as directory_service
 from app.directory.models import Page
-from app.inbox.models import InboundEvent, Question
-from app.inbox.processor import process_one, process_pending
-from app.inbox.simulate import load_pages, verified
-from app.inbox.traffic import TrafficGenerator
-from app.inbox.writer import DeliveryWriter
+from app.intake.writer import DeliveryWriter
+from app.processing.processor import process_one, process_pending
+from app.questions.models import InboundEvent, Question
 from webhooks import get_adapter
 
 SECRET_KEY = "bench-secret-key-0123456789abcdef"
@@ -96,7 +96,7 @@ class _Counter:
 
 def prepare(path: Path, events: int, seed: int = 7) -> None:
     """A migrated database with the demo directory and `events` stored, unprocessed deliveries."""
-    from app import demo
+    from app.demo import region as demo
 
     url = f"sqlite:///{path}"
     settings = Settings(database_url=url, secret_key=SECRET_KEY, var_dir=str(path.parent))
@@ -128,10 +128,10 @@ def prepare(path: Path, events: int, seed: int = 7) -> None:
 
 def _configure(session: Session, cipher: Cipher) -> None:
     """What a live region has configured: routing rules, a regional SLA policy, a subscriber."""
+    from app.answering.models import SubscriptionCreate
     from app.directory.models import Territory
-    from app.inbox import subscriptions
-    from app.inbox.action_models import SubscriptionCreate
-    from app.inbox.models import DismissReason, Priority
+    from app.outbox import subscriptions
+    from app.questions.models import DismissReason, Priority
     from app.routing import rules
     from app.routing import service as routing_service
     from app.routing.triage import Classification

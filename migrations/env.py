@@ -8,8 +8,8 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers every table)
-from app.config import get_settings
-from app.db import EnumText, UTCDateTime, make_engine
+from app.core.config import get_settings
+from app.core.db import EnumText, UTCDateTime, make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

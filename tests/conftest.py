@@ -20,9 +20,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from app import migrate
-from app.config import Settings
-from app.db import get_session, make_engine
+from app.core import migrate
+from app.core.config import Settings
+from app.core.db import get_session, make_engine
 
 BACKEND = os.environ.get("OTKLIK_TEST_BACKEND", "sqlite")
 POSTGRES_URL = os.environ.get("OTKLIK_TEST_POSTGRES_URL", "")

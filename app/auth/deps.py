@@ -10,10 +10,10 @@ from fastapi import Depends, Request
 
 from app.auth import service as auth_service
 from app.auth.models import Role, User
-from app.clock import ClockDep
-from app.config import Settings
-from app.db import SessionDep
-from app.errors import DomainError, NotAllowed, Unauthorized
+from app.core.clock import ClockDep
+from app.core.config import Settings
+from app.core.db import SessionDep
+from app.core.errors import DomainError, NotAllowed, Unauthorized
 
 SESSION_COOKIE = "otklik_session"
 CSRF_COOKIE = "otklik_csrf"

@@ -8,7 +8,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.db import EnumText, UTCDateTime, utcnow
+from app.core.db import EnumText, UTCDateTime, utcnow
 
 
 class Role(StrEnum):

@@ -21,9 +21,9 @@ from app.auth.models import (
     UserInstitution,
     UserRead,
 )
-from app.crypto import hash_token, new_token
+from app.core.crypto import hash_token, new_token
+from app.core.errors import Conflict, Invalid, NotFound
 from app.directory.models import Institution, Territory
-from app.errors import Conflict, Invalid, NotFound
 
 _hasher = PasswordHash.recommended()
 # Verifying against this keeps a wrong login as slow as a wrong password.

@@ -10,9 +10,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.auth import service as auth_service
 from app.auth.deps import CSRF_COOKIE, SESSION_COOKIE, SettingsDep, WebFormUserDep
-from app.clock import ClockDep
-from app.db import SessionDep
-from app.web import ViewDep
+from app.core.clock import ClockDep
+from app.core.db import SessionDep
+from app.core.web import ViewDep
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 

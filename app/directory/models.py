@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from app.db import EnumText, UTCDateTime, utcnow
+from app.core.db import EnumText, UTCDateTime, utcnow
 
 
 class TerritoryKind(StrEnum):
@@ -148,7 +148,7 @@ class Page(PageBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     # The webhook URL key: long and random, the only secret OK requests carry.
     key: str = Field(max_length=64, unique=True)
-    # Credentials are Fernet tokens (see app.crypto), never plain text.
+    # Credentials are Fernet tokens (see app.core.crypto), never plain text.
     secret_enc: str | None = Field(default=None, sa_type=sa.Text)
     access_token_enc: str | None = Field(default=None, sa_type=sa.Text)
     user_token_enc: str | None = Field(default=None, sa_type=sa.Text)

@@ -9,8 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.crypto import Cipher
-from app.db import utcnow
+from app.core.crypto import Cipher
+from app.core.db import utcnow
+from app.core.errors import Conflict, Invalid, NotFound
 from app.directory.models import (
     Institution,
     InstitutionCreate,
@@ -25,7 +26,6 @@ from app.directory.models import (
     TerritoryUpdate,
 )
 from app.directory.snapshots import PageInfo
-from app.errors import Conflict, Invalid, NotFound
 from webhooks import PageSecrets
 
 PATH_SEPARATOR = " / "

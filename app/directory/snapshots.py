@@ -1,4 +1,4 @@
-"""Pages and institutions as ingestion sees them, from `app.snapshots` (no query per event)."""
+"""Pages and institutions as ingestion sees them, from `app.core.snapshots` (no query per event)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from app import snapshots
+from app.core import snapshots
 from app.directory.models import Institution, Page, Platform, Territory
 
 DEFAULT_TIMEZONE = "Europe/Moscow"

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import Session, col, select
 
+from app.core.errors import Invalid
 from app.directory.models import (
     Institution,
     Page,
@@ -35,7 +36,6 @@ from app.directory.models import (
     TerritoryKind,
 )
 from app.directory.service import PATH_SEPARATOR, new_page_key
-from app.errors import Invalid
 
 COLUMNS = [
     "territory",

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app.api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
 from app.auth import service as auth_service
 from app.auth.deps import ApiAdminDep, ApiUserDep, SettingsDep
-from app.crypto import Cipher
-from app.db import SessionDep
+from app.core.api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
+from app.core.crypto import Cipher
+from app.core.db import SessionDep
+from app.core.errors import NotFound
 from app.directory import service
 from app.directory.models import (
     InstitutionCreate,
@@ -25,7 +26,6 @@ from app.directory.models import (
     TerritoryRead,
     TerritoryUpdate,
 )
-from app.errors import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["directory"], responses=ERROR_RESPONSES)
 

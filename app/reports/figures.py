@@ -38,9 +38,15 @@ from sqlmodel import Session, col, select
 
 from app.auth import service as auth_service
 from app.auth.models import User
+from app.core.errors import Invalid, NotFound
 from app.directory.models import SECTOR_NAMES_RU, Institution, Page, Sector, Territory
-from app.errors import Invalid, NotFound
-from app.inbox.models import OPEN_STATUSES, DismissReason, Question, QuestionStatus, TimelineEntry
+from app.questions.models import (
+    OPEN_STATUSES,
+    DismissReason,
+    Question,
+    QuestionStatus,
+    TimelineEntry,
+)
 from app.sla import service as sla_service
 from app.sla.models import ClockState, SlaClock, Target
 

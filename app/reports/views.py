@@ -12,14 +12,14 @@ from fastapi import APIRouter, Query, Response
 from openpyxl import Workbook
 from sqlmodel import Session
 
-from app.api import ERROR_RESPONSES, Listing
 from app.auth.deps import ApiUserDep
 from app.auth.models import User
-from app.clock import ClockDep
-from app.db import SessionDep
+from app.core.api import ERROR_RESPONSES, Listing
+from app.core.clock import ClockDep
+from app.core.db import SessionDep
+from app.core.errors import Invalid
 from app.directory.models import Institution, Territory
-from app.errors import Invalid
-from app.inbox.models import DismissReason
+from app.questions.models import DismissReason
 from app.reports import figures
 from app.reports.figures import BacklogRow, ReportFilter, SlaRow
 from app.routing.service import DISMISS_REASONS_RU

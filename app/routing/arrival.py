@@ -16,8 +16,8 @@ from sqlmodel import Session, col, select
 
 from app.directory import snapshots as directory
 from app.directory.snapshots import PageInfo
-from app.inbox import timeline
-from app.inbox.models import Direction, Message, Priority, Question, QuestionStatus
+from app.questions import timeline
+from app.questions.models import Direction, Message, Priority, Question, QuestionStatus
 from app.routing import rules as rules_mod
 from app.routing import triage
 from app.routing.rules import CompiledRule

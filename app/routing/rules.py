@@ -20,10 +20,10 @@ from typing import Any, Literal
 from pydantic import ConfigDict, field_validator
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from app import snapshots
+from app.core import snapshots
+from app.core.errors import Invalid, NotFound
 from app.directory.models import Institution, Page, Platform, Sector, Territory
-from app.errors import Invalid, NotFound
-from app.inbox.models import DismissReason, Priority, Question
+from app.questions.models import DismissReason, Priority, Question
 from app.routing.lemmas import lemmatize, match_keywords, normalise_keywords
 from app.routing.models import Category, RoutingRule
 from app.routing.triage import Classification
@@ -220,7 +220,7 @@ def compile_rule(session: Session, rule: RoutingRule) -> CompiledRule:
 
 
 def enabled_rules(session: Session) -> Sequence[CompiledRule]:
-    """The enabled rules in order, compiled (a snapshot: see `app.snapshots`)."""
+    """The enabled rules in order, compiled (a snapshot: see `app.core.snapshots`)."""
     return snapshots.get(session, "routing.enabled_rules", _load_enabled)
 
 

@@ -13,15 +13,10 @@ import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from app.auth.models import Notification, Role, User, UserInstitution
+from app.core.errors import Conflict, Invalid, NotFound
 from app.directory.models import Institution, Sector
-from app.errors import Conflict, Invalid, NotFound
-from app.inbox import outgoing, timeline
-from app.inbox.models import (
-    OPEN_STATUSES,
-    DismissReason,
-    Question,
-    QuestionStatus,
-)
+from app.questions import outgoing, timeline
+from app.questions.models import OPEN_STATUSES, DismissReason, Question, QuestionStatus
 from app.routing import rules as rules_mod
 from app.routing import triage
 from app.routing.arrival import triage_and_route as triage_and_route
@@ -43,7 +38,7 @@ DISMISS_REASONS_RU: dict[str, str] = {
 
 
 def _held_since(session: Session, question: Question) -> datetime:
-    from app.inbox.models import TimelineEntry
+    from app.questions.models import TimelineEntry
 
     last = session.exec(
         select(TimelineEntry.at)

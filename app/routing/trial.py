@@ -8,7 +8,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from app.auth import service as auth_service
 from app.auth.models import User
-from app.inbox.models import Question
+from app.questions.models import Question
 from app.routing import rules as rules_mod
 from app.routing.models import RoutingRule
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from sqlmodel import Field, SQLModel
 
-from app.api import ERROR_RESPONSES, Listing
 from app.auth.deps import ApiAdminDep, ApiUserDep
-from app.clock import ClockDep
-from app.db import SessionDep
-from app.inbox import queries
-from app.inbox.api import question_detail
-from app.inbox.models import QuestionDetail
+from app.core.api import ERROR_RESPONSES, Listing
+from app.core.clock import ClockDep
+from app.core.db import SessionDep
+from app.questions import queries
+from app.questions.api import question_detail
+from app.questions.models import QuestionDetail
 from app.routing import service
 from app.routing.models import Category
 from app.routing.rules import RoutingRuleRead, RoutingRuleWrite

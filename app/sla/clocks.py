@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.inbox.models import Question, QuestionStatus
+from app.questions.models import Question, QuestionStatus
 from app.sla import norms, policies
 from app.sla.models import ClockState, SlaClock, Target
 

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.db import EnumText, UTCDateTime, utcnow
+from app.core.db import EnumText, UTCDateTime, utcnow
 
 
 class Target(StrEnum):

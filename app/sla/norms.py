@@ -1,6 +1,6 @@
 """SLA policy versions as plain values, and the most specific version for a question.
 
-Every version is read once per snapshot (`app.snapshots`), not once per question;
+Every version is read once per snapshot (`app.core.snapshots`), not once per question;
 an institution's applicable versions are ranked once per snapshot too, so that
 resolving a question's policy is a walk down a short list. The ranking is the one
 `app.sla.policies` documents: institution > sector (within a territory, nearer
@@ -16,9 +16,9 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from app import snapshots
+from app.core import snapshots
+from app.core.errors import NotFound
 from app.directory import snapshots as directory
-from app.errors import NotFound
 from app.sla.models import SlaPolicy, SlaPolicyBase
 
 

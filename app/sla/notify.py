@@ -23,11 +23,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from app.auth.models import Notification, Role, User, UserInstitution
-from app.config import Settings
+from app.core.config import Settings
 from app.directory.models import Institution, Territory
-from app.inbox.models import Priority, Question
+from app.jobs.runner import JobContext
+from app.questions.models import Priority, Question
 from app.sla import policies
-from app.worker import JobContext
 
 log = logging.getLogger("otklik.sla")
 

@@ -20,10 +20,10 @@ from typing import Any
 from pydantic import field_validator
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from app import snapshots
+from app.core import snapshots
+from app.core.errors import Conflict, Invalid, NotFound
 from app.directory import snapshots as directory
 from app.directory.models import Institution, Sector, Territory
-from app.errors import Conflict, Invalid, NotFound
 from app.sla import norms
 from app.sla.calendar import BusinessCalendar as Calc
 from app.sla.calendar import CalendarSpec, calendar_for, default_spec, parse_hours

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from app.inbox.models import Priority, Question, QuestionStatus
+from app.questions.models import Priority, Question, QuestionStatus
 from app.sla import clocks as clock_ops
 from app.sla import norms, policies
 from app.sla.models import ClockState, SlaClock, Target

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
 from app.auth.deps import ApiAdminDep, ApiUserDep
-from app.clock import ClockDep
-from app.db import SessionDep
+from app.core.api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
+from app.core.clock import ClockDep
+from app.core.db import SessionDep
 from app.sla import policies
 from app.sla.policies import CalendarRead, CalendarWrite, SlaPolicyCreate, SlaPolicyRead
 

@@ -18,13 +18,13 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from app.config import Settings
-from app.inbox import outgoing, timeline
-from app.inbox.models import Question
+from app.core.config import Settings
+from app.jobs.runner import Job, JobContext
+from app.questions import outgoing, timeline
+from app.questions.models import Question
 from app.sla import notify
 from app.sla import service as sla_service
 from app.sla.models import ClockState, SlaClock, Target
-from app.worker import Job, JobContext
 
 BATCH = 200
 # After a breach, escalate up the territory chain once this share of the target passed again.

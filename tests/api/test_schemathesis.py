@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, Phase, settings
 from schemathesis.python import asgi
 from sqlmodel import Session
 
+from app.answering import canned
+from app.answering.models import CannedResponseCreate
 from app.auth.deps import get_api_user
 from app.auth.models import Role, User
-from app.crypto import Cipher
-from app.inbox import canned
-from app.inbox.action_models import CannedResponseCreate
-from app.inbox.models import WebhookSubscription
+from app.core.crypto import Cipher
+from app.questions.models import WebhookSubscription
 from tests.conftest import SECRET, FrozenClock
 from tests.factories.auth import make_user
 from tests.factories.directory import make_page
@@ -69,7 +69,7 @@ def seeded(session: Session, clock: FrozenClock) -> dict[str, int]:
 
 def _openapi() -> dict[str, Any]:
     """The schema as the app publishes it; building the app touches no database."""
-    from app.config import Settings
+    from app.core.config import Settings
     from app.main import create_app
 
     app = create_app(

@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from app.auth import service as auth_service
 from app.auth.models import Role
-from app.inbox.models import Question
+from app.questions.models import Question
 from tests.factories.auth import auth_headers, make_user
 from tests.factories.directory import make_institution, make_page, make_territory
 

@@ -23,7 +23,7 @@ def _otklik(args: list[str], env: dict[str, str], stdin: str | None = None) -> R
     from typer.testing import CliRunner
 
     from app.cli import cli
-    from app.config import get_settings
+    from app.core.config import get_settings
 
     get_settings.cache_clear()
     overrides = {k: v for k, v in env.items() if k.startswith("OTKLIK_")}

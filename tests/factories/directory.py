@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.crypto import Cipher
+from app.core.crypto import Cipher
 from app.directory import service
 from app.directory.models import (
     Institution,

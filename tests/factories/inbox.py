@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.inbox.models import Direction, Message, MessageSource, Question
+from app.questions.models import Direction, Message, MessageSource, Question
 from tests.factories.directory import make_page
 
 _seq = itertools.count(1)

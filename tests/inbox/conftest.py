@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, SQLModel
 
 import app.models  # noqa: F401
-from app.config import Settings
-from app.db import reading_engine
+from app.core.config import Settings
+from app.core.db import reading_engine
 from tests.conftest import FrozenClock
 
 PAYLOADS = Path(__file__).parent.parent / "webhooks" / "payloads"

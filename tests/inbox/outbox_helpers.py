@@ -13,12 +13,12 @@ import httpx
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.config import Settings
-from app.crypto import Cipher
+from app.core.config import Settings
+from app.core.crypto import Cipher
 from app.directory.models import Platform
-from app.inbox import outbox
-from app.inbox.models import Message, MessageSource, OutboxItem, Question
-from app.worker import JobContext
+from app.jobs.runner import JobContext
+from app.outbox import sender as outbox
+from app.questions.models import Message, MessageSource, OutboxItem, Question
 from tests.conftest import SECRET, FrozenClock
 from tests.factories.directory import make_page
 from tests.factories.inbox import make_question

@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.auth.models import Role
-from app.config import Settings
+from app.core.config import Settings
 from app.directory.models import Platform
-from app.inbox import outgoing
-from app.inbox.models import OutboxItem, OutboxStatus, WebhookSubscription
+from app.questions import outgoing
+from app.questions.models import OutboxItem, OutboxStatus, WebhookSubscription
 from app.sla import service as sla_service
 from tests.conftest import FrozenClock
 from tests.factories.auth import auth_headers, make_user

@@ -11,12 +11,15 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from app.answering import service as replies
 from app.auth.models import Role, User
-from app.config import Settings
-from app.crypto import Cipher
+from app.core.config import Settings
+from app.core.crypto import Cipher
 from app.directory.models import Platform
-from app.inbox import outgoing, replies
-from app.inbox.models import (
+from app.outbox.outcomes import backoff
+from app.outbox.sender import SENDING_LEASE, send_outbox
+from app.questions import outgoing
+from app.questions.models import (
     Direction,
     Message,
     MessageSource,
@@ -29,8 +32,6 @@ from app.inbox.models import (
     TimelineEntry,
     WebhookSubscription,
 )
-from app.inbox.outbox import SENDING_LEASE, send_outbox
-from app.inbox.outbox_outcomes import backoff
 from app.sla import service as sla_service
 from app.sla.models import ClockState, Target
 from tests.conftest import SECRET, FrozenClock
@@ -690,8 +691,8 @@ def test_the_echo_of_a_published_reply_is_matched_not_counted_again(
     clock: FrozenClock,
     operator: User,
 ) -> None:
-    from app.inbox import service as inbox_service
-    from app.inbox.models import InboundEvent
+    from app.processing import ingest as inbox_service
+    from app.questions.models import InboundEvent
 
     question = _vk_wall(session, clock)
     _reply(session, question, operator, clock)
@@ -802,7 +803,7 @@ def test_the_worker_sweep_runs_the_outbox_on_committed_data(
     live_engine: sa.Engine, db: Session, settings: Settings, clock: FrozenClock
 ) -> None:
     """The registered job with its real sessions (no test transaction in between)."""
-    from app.worker import JobContext, jobs, run_once
+    from app.jobs.runner import JobContext, jobs, run_once
 
     assert ("outbox", send_outbox) in jobs()
     question = _vk_wall(db, clock)

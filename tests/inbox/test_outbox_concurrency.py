@@ -12,14 +12,16 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from app.answering import service as replies
 from app.auth.models import Role
-from app.config import Settings
-from app.crypto import Cipher
-from app.db import utcnow
+from app.core.config import Settings
+from app.core.crypto import Cipher
+from app.core.db import utcnow
 from app.directory.models import Platform
-from app.inbox import outbox, rates, replies
-from app.inbox.models import OutboxItem, OutboxStatus
-from app.worker import JobContext
+from app.jobs.runner import JobContext
+from app.outbox import rates
+from app.outbox import sender as outbox
+from app.questions.models import OutboxItem, OutboxStatus
 from tests.conftest import SECRET
 from tests.factories.auth import make_user
 from tests.inbox.outbox_helpers import VK_GROUP, question_on

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.directory.models import Platform
-from app.inbox import intake
-from app.inbox import service as inbox_service
-from app.inbox.models import (
+from app.processing import ingest as inbox_service
+from app.processing import new_question as intake
+from app.processing.processor import process_pending
+from app.questions.models import (
     EventStatus,
     InboundEvent,
     Message,
@@ -22,8 +23,7 @@ from app.inbox.models import (
     TimelineEntry,
     WebhookSubscription,
 )
-from app.inbox.outgoing import EVENTS
-from app.inbox.processor import process_pending
+from app.questions.outgoing import EVENTS
 from app.sla.models import SlaClock
 from tests.factories.directory import cipher, make_page
 

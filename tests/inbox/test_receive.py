@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from app.directory.models import Page, Platform
-from app.inbox.models import EventStatus, InboundEvent, Message, Question, ThreadContext
+from app.questions.models import EventStatus, InboundEvent, Message, Question, ThreadContext
 from tests.factories.directory import make_page
 from tests.inbox.conftest import settle
 
@@ -268,7 +268,7 @@ def test_an_acknowledged_event_survives_a_processing_failure(
     payload: Payload,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from app.inbox import service as inbox_service
+    from app.processing import ingest as inbox_service
 
     page = _vk_page(db)
     original = inbox_service.process

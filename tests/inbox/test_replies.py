@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, select
 
+from app.answering import canned
+from app.answering import service as replies
+from app.answering.models import CannedResponseCreate, CannedResponseUpdate, StatusChange
 from app.auth.models import Role, User
-from app.crypto import Cipher
+from app.core.crypto import Cipher
+from app.core.errors import Conflict, Invalid, NotAllowed, NotFound
 from app.directory.models import Platform
-from app.errors import Conflict, Invalid, NotAllowed, NotFound
-from app.inbox import canned, replies
-from app.inbox.action_models import CannedResponseCreate, CannedResponseUpdate, StatusChange
-from app.inbox.models import (
+from app.questions.models import (
     Message,
     MessageSource,
     OutboxItem,

@@ -1,4 +1,4 @@
-"""Configuration snapshots (app.snapshots): every change applies to the next event.
+"""Configuration snapshots (app.core.snapshots): every change applies to the next event.
 
 Each event here is processed in a session of its own on committed data, as the
 processor does, so what one event reads is kept in the process-wide snapshots
@@ -16,10 +16,10 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import snapshots
+from app.core import snapshots
 from app.directory.models import Platform
-from app.inbox import service as inbox_service
-from app.inbox.models import InboundEvent, OutboxItem, Question, WebhookSubscription
+from app.processing import ingest as inbox_service
+from app.questions.models import InboundEvent, OutboxItem, Question, WebhookSubscription
 from app.routing import service as routing
 from app.routing.models import RoutingRule
 from app.routing.rules import RoutingRuleWrite

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from app.inbox.traffic import TrafficGenerator
+from app.demo.traffic import TrafficGenerator
 from webhooks import EventKind, PageSecrets, get_adapter
 
 PAGES = [

@@ -14,12 +14,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.crypto import Cipher
+from app.core.crypto import Cipher
 from app.directory.models import Page, Platform
-from app.inbox import processor
-from app.inbox.models import EventStatus, InboundEvent
-from app.inbox.turns import intake_signal
-from app.inbox.writer import Delivery, DeliveryWriter
+from app.intake.turns import intake_signal
+from app.intake.writer import Delivery, DeliveryWriter
+from app.processing import processor
+from app.questions.models import EventStatus, InboundEvent
 from tests.conftest import SECRET
 from tests.factories.directory import make_page
 from tests.inbox.conftest import settle

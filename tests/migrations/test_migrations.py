@@ -11,8 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401
-from app import migrate
-from app.db import make_engine
+from app.core import migrate
+from app.core.db import make_engine
 
 
 def _diff(engine: sa.Engine) -> list[object]:

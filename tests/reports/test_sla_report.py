@@ -12,8 +12,8 @@ from openpyxl import load_workbook
 from sqlmodel import Session
 
 from app.auth.models import Role, User
-from app.config import Settings
-from app.inbox.models import Question, QuestionStatus
+from app.core.config import Settings
+from app.questions.models import Question, QuestionStatus
 from app.reports.figures import percentile
 from app.routing import service as routing
 from app.sla import service as sla

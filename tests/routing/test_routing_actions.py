@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from app.auth.models import Notification, Role
-from app.inbox.models import OutboxItem, QuestionStatus, TimelineEntry, WebhookSubscription
+from app.questions.models import OutboxItem, QuestionStatus, TimelineEntry, WebhookSubscription
 from app.sla import service as sla
 from app.sla.models import ClockState, Target
 from tests.conftest import FrozenClock

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from app.auth.models import Role
-from app.inbox.models import Message, Question, QuestionStatus, TimelineEntry
+from app.questions.models import Message, Question, QuestionStatus, TimelineEntry
 from app.routing import service as routing
 from app.routing.models import Category
 from app.routing.rules import RoutingRuleWrite

@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from app import snapshots
-from app.config import Settings
-from app.crypto import Cipher
-from app.worker import JobContext
+from app.core import snapshots
+from app.core.config import Settings
+from app.core.crypto import Cipher
+from app.jobs.runner import JobContext
 from tests.conftest import SECRET, FrozenClock
 
 # Children before parents; self-referencing tables newest first.

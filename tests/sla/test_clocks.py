@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.auth.models import Role
-from app.inbox.models import Priority, Question, QuestionStatus
+from app.questions.models import Priority, Question, QuestionStatus
 from app.sla import service as sla
 from app.sla.models import ClockState, SlaClock, Target
 from app.sla.policies import SlaPolicyCreate, create_policy, resolve_policy

@@ -16,12 +16,12 @@ from pydantic import SecretStr
 from sqlmodel import Session, col, func, select
 
 from app.auth.models import Notification, Role, User
-from app.config import Settings
-from app.inbox.models import OutboxItem, Priority, Question, TimelineEntry, WebhookSubscription
+from app.core.config import Settings
+from app.jobs.runner import JobContext
+from app.questions.models import OutboxItem, Priority, Question, TimelineEntry, WebhookSubscription
 from app.sla import notify, watcher
 from app.sla import service as sla
 from app.sla.models import ClockState, SlaClock, Target
-from app.worker import JobContext
 from tests.conftest import FrozenClock
 from tests.factories.auth import make_user
 from tests.factories.directory import make_institution, make_page, make_territory

@@ -1,0 +1,144 @@
+"""Process-wide snapshots of the configuration that ingestion reads for every event.
+
+Pages with their institutions and territories, routing rules, SLA policies and
+calendars, outgoing-webhook subscriptions: written rarely, read for every new
+question. A snapshot is a plain value built from the database (never an ORM
+object, which belongs to one session) and kept per database (connection pool)
+until one of these happens:
+
+- a write to a watched table in this process commits or rolls back: ORM mapper
+  events and Core INSERT/UPDATE/DELETE statements on those tables mark the writing
+  connection (and session), and their commit or rollback bumps the generation,
+  which drops every snapshot;
+- it is older than `TTL` seconds: the bound on how long a change made by another
+  process (another worker, the CLI) goes unseen.
+
+A transaction that has written watched tables, or holds such changes unflushed,
+reads around the snapshots and so always sees its own writes. Raw SQL (text) that
+writes those tables must call `invalidate()`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapper, object_session
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.sql.dml import UpdateBase
+from sqlmodel import Session
+
+from app.directory.models import Institution, Page, Territory
+from app.questions.models import WebhookSubscription
+from app.routing.models import RoutingRule
+from app.sla.models import BusinessCalendar, SlaPolicy
+
+TTL = 2.0  # seconds
+WATCHED: tuple[type[Any], ...] = (
+    Page,
+    Institution,
+    Territory,
+    RoutingRule,
+    SlaPolicy,
+    BusinessCalendar,
+    WebhookSubscription,
+)
+_WATCHED_TABLES = frozenset(model.__tablename__ for model in WATCHED)
+_WRITTEN = "otklik.snapshots.written"
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Entry:
+    value: Any
+    generation: int
+    expires: float
+
+
+_lock = threading.Lock()
+_generation = 0
+_stores: weakref.WeakKeyDictionary[sa.pool.Pool, dict[Hashable, _Entry]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def invalidate() -> None:
+    """Drop every snapshot (of every database) now."""
+    global _generation
+    with _lock:
+        _generation += 1
+
+
+def get(session: Session, key: Hashable, build: Callable[[Session], T]) -> T:
+    """The snapshot `key` of the session's database, built with `build(session)` when
+    missing or stale. `build` must return a value no later call mutates; None (a row
+    that is not there) is never kept, so a row created a moment ago is found at once."""
+    connection = session.connection()
+    if connection.info.get(_WRITTEN) or _pending_writes(session):
+        return build(session)
+    store = _stores.get(connection.engine.pool)
+    if store is None:
+        with _lock:
+            store = _stores.setdefault(connection.engine.pool, {})
+    now = time.monotonic()
+    entry = store.get(key)
+    if entry is not None and entry.generation == _generation and entry.expires > now:
+        value: T = entry.value
+        return value
+    generation = _generation
+    value = build(session)
+    if value is not None:
+        store[key] = _Entry(value, generation, now + TTL)
+    return value
+
+
+def _pending_writes(session: Session) -> bool:
+    if not (session.new or session.deleted or session.dirty):
+        return False
+    pending = (*session.new, *session.deleted, *session.dirty)
+    return any(isinstance(obj, WATCHED) for obj in pending)
+
+
+def _written(mapper: Mapper[Any], connection: sa.Connection, target: Any) -> None:
+    connection.info[_WRITTEN] = True
+    session = object_session(target)
+    if session is not None:
+        session.info[_WRITTEN] = True
+    invalidate()
+
+
+def _executed(connection: sa.Connection, statement: Any, *_: Any) -> None:
+    if isinstance(statement, UpdateBase) and (
+        getattr(statement.table, "name", None) in _WATCHED_TABLES
+    ):
+        connection.info[_WRITTEN] = True
+        invalidate()
+
+
+def _connection_settled(connection: sa.Connection) -> None:
+    # Before the database commits or rolls back: readers around the snapshots may
+    # fill them again with the old rows until it has, hence the session hook below.
+    if connection.info.pop(_WRITTEN, False):
+        invalidate()
+
+
+def _session_settled(session: OrmSession, *_: Any) -> None:
+    # After the commit or rollback: drop what was read in the meantime.
+    if session.info.pop(_WRITTEN, False):
+        invalidate()
+
+
+for _model in WATCHED:
+    for _name in ("after_insert", "after_update", "after_delete"):
+        sa.event.listen(_model, _name, _written)
+sa.event.listen(sa.Engine, "after_execute", _executed)
+sa.event.listen(sa.Engine, "commit", _connection_settled)
+sa.event.listen(sa.Engine, "rollback", _connection_settled)
+sa.event.listen(OrmSession, "after_commit", _session_settled)
+sa.event.listen(OrmSession, "after_rollback", _session_settled)

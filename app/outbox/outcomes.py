@@ -1,0 +1,140 @@
+"""What happens to an outbox item after an attempt: sent later (backoff), deferred, failed.
+
+Each outcome is recorded only if the item is still this sender's claim, so a sender
+that lost its lease cannot overwrite what another one did since.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from app.jobs.runner import JobContext
+from app.questions import timeline
+from app.questions.models import OutboxItem, OutboxKind, OutboxStatus
+
+log = logging.getLogger("otklik.outbox")
+
+SessionFactory = Callable[[], Session]
+
+REPLY_MAX_ATTEMPTS = 12  # with the delays below: about four hours of trying
+WEBHOOK_MAX_ATTEMPTS = 10
+BASE_DELAY = 10.0  # seconds before the first retry; doubles with each attempt
+MAX_DELAY = 3600.0
+
+GAVE_UP = (
+    "gave_up",
+    "Платформа долго не принимает ответ (сбой сети или ограничение частоты). Ответ не "
+    "опубликован. Повторите отправку позже или ответьте гражданину на платформе.",
+)
+WEBHOOK_GAVE_UP = (
+    "gave_up",
+    "Адрес подписки не принимает события. Проверьте его доступность и ключ подписи.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    kind: OutboxKind
+    attempts: int
+    stuck: bool  # it was 'sending' when claimed: the previous sender never finished
+
+
+def backoff(attempts: int, retry_after: float | None, jitter: float) -> float:
+    """Seconds before the next attempt: the platform's retry_after when it gave one,
+    else BASE_DELAY doubled per attempt up to MAX_DELAY; `jitter` in [0, 1) spreads
+    retries so that items failed together do not come back together."""
+    if retry_after is not None and retry_after > 0:
+        return retry_after + jitter * min(5.0, 0.1 * retry_after + 0.5)
+    delay: float = min(MAX_DELAY, BASE_DELAY * 2.0 ** max(0, attempts - 1))
+    return delay * (1 + 0.5 * jitter)
+
+
+def current(session: Session, claimed: Claimed) -> OutboxItem | None:
+    """The item, if it is still ours: 'sending' from this claim (not re-claimed since)."""
+    item = session.get(OutboxItem, claimed.id)
+    if item is None or item.status != OutboxStatus.sending or item.attempts != claimed.attempts:
+        return None
+    return item
+
+
+def retry(
+    ctx: JobContext,
+    factory: SessionFactory,
+    claimed: Claimed,
+    error: str,
+    retry_after: float | None,
+    jitter: Callable[[], float],
+) -> None:
+    limit = REPLY_MAX_ATTEMPTS if claimed.kind == OutboxKind.reply else WEBHOOK_MAX_ATTEMPTS
+    if claimed.attempts >= limit:
+        code, message = GAVE_UP if claimed.kind == OutboxKind.reply else WEBHOOK_GAVE_UP
+        fail(ctx, factory, claimed, code, message, detail=error)
+        return
+    with factory() as session:
+        item = current(session, claimed)
+        if item is None:
+            return
+        item.status = OutboxStatus.pending
+        item.last_error = error[:2000]
+        delay = backoff(claimed.attempts, retry_after, jitter())
+        item.next_attempt_at = ctx.clock() + timedelta(seconds=delay)
+        session.add(item)
+        session.commit()
+    log.warning("outbox retry", extra={"fields": {"item": claimed.id, "error": error}})
+
+
+def defer(factory: SessionFactory, claimed: Claimed, until: datetime) -> None:
+    """Rate limited on our side: come back at the free slot; not a failed attempt."""
+    with factory() as session:
+        item = current(session, claimed)
+        if item is None:
+            return
+        item.status = OutboxStatus.pending
+        item.attempts = claimed.attempts - 1
+        item.next_attempt_at = until
+        session.add(item)
+        session.commit()
+
+
+def fail(
+    ctx: JobContext,
+    factory: SessionFactory,
+    claimed: Claimed,
+    code: str,
+    message_ru: str,
+    *,
+    detail: str,
+) -> None:
+    """Stop for good: the operator sees why. The reply is not a response: SLA keeps running."""
+    with factory() as session:
+        item = current(session, claimed)
+        if item is None:
+            return
+        item.status = OutboxStatus.failed
+        item.error_code = code[:64]
+        item.error_message = message_ru
+        item.last_error = detail[:2000]
+        item.next_attempt_at = None
+        session.add(item)
+        if item.kind == OutboxKind.reply and item.question_id is not None:
+            timeline.record(
+                session,
+                item.question_id,
+                "reply_failed",
+                ctx.clock(),
+                actor_id=item.created_by,
+                data={
+                    "outbox_item_id": item.id,
+                    "message_id": item.message_id,
+                    "error_code": code,
+                    "message": message_ru,
+                },
+            )
+        session.commit()
+    log.warning("outbox item failed", extra={"fields": {"item": claimed.id, "code": code}})

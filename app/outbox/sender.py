@@ -1,0 +1,336 @@
+"""The outbox sender: publishes replies on the platforms and delivers outgoing webhooks.
+
+One item at a time: claim it (FOR UPDATE SKIP LOCKED on PostgreSQL, mark it
+'sending' with a lease, commit), call the platform with no transaction open, then
+record the outcome in a new transaction. An item whose sender died keeps 'sending'
+until its lease runs out and is then picked up again. For VK that is safe (guid and
+random_id come from the item id, so VK drops the repeat); Telegram, OK and MAX have
+no such key, so an item whose outcome is unknown there is stopped and shown to the
+operator rather than risk a second public answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app.directory import service as directory_service
+from app.jobs.runner import JobContext
+from app.outbox import rates
+from app.outbox.outcomes import (
+    GAVE_UP,
+    REPLY_MAX_ATTEMPTS,
+    WEBHOOK_GAVE_UP,
+    WEBHOOK_MAX_ATTEMPTS,
+    Claimed,
+    SessionFactory,
+    defer,
+    fail,
+    retry,
+)
+from app.questions import outgoing, timeline
+from app.questions.models import (
+    Message,
+    OutboxItem,
+    OutboxKind,
+    OutboxStatus,
+    Question,
+    QuestionStatus,
+    WebhookSubscription,
+)
+from app.sla import service as sla_service
+from webhooks import PermanentError, Published, Reply, TransientError, get_adapter
+from webhooks.generic import sign
+
+log = logging.getLogger("otklik.outbox")
+
+SENDING_LEASE = timedelta(minutes=5)  # far above the HTTP client's timeouts
+INLINE_WAIT = 2.0  # wait this long for a rate-limit slot in place, else come back later
+BATCH = 100  # items one run handles at most
+
+# Platforms whose send carries an idempotency key derived from the item id.
+IDEMPOTENT_PLATFORMS = frozenset({"vk"})
+
+_OUTCOME_UNKNOWN = (
+    "outcome_unknown",
+    "Отправка прервалась, и неизвестно, опубликован ли ответ. Проверьте страницу на "
+    "платформе: если ответа нет, повторите отправку; если есть, закройте вопрос.",
+)
+_PAGE_DISABLED = (
+    "page_disabled",
+    "Страница отключена в Отклике, ответ не отправлен. Включите страницу и повторите отправку.",
+)
+_UNREADABLE_TOKEN = (
+    "token_unreadable",
+    "Ключ доступа страницы не удаётся расшифровать (сменился секретный ключ Отклика?). "
+    "Введите ключ доступа в карточке страницы заново и повторите отправку.",
+)
+
+
+def send_outbox(
+    ctx: JobContext,
+    *,
+    session_factory: SessionFactory | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[], float] = random.random,
+    limit: int = BATCH,
+) -> int:
+    """Publish due outbox items; returns how many were handled (sent, retried or failed).
+
+    `session_factory`, `sleep` and `jitter` exist for tests (a session in the test's
+    transaction, a frozen clock that sleeping advances, no randomness).
+    """
+    factory = session_factory or (lambda: Session(ctx.engine, expire_on_commit=False))
+    handled = 0
+    for _ in range(limit):
+        claimed = _claim(factory, ctx.clock())
+        if claimed is None:
+            break
+        try:
+            if claimed.kind == OutboxKind.reply:
+                _send_reply(ctx, factory, claimed, sleep, jitter)
+            else:
+                _deliver_webhook(ctx, factory, claimed, jitter)
+        except Exception:
+            # A bug or the database, perhaps after the platform accepted the reply: leave
+            # the item 'sending', so its lease decides (a safe retry or a stop, see above).
+            log.exception("outbox item crashed", extra={"fields": {"item": claimed.id}})
+        handled += 1
+    return handled
+
+
+def _claim(factory: SessionFactory, now: datetime) -> Claimed | None:
+    with factory() as session:
+        item = session.exec(
+            select(OutboxItem)
+            .where(
+                col(OutboxItem.status).in_([OutboxStatus.pending, OutboxStatus.sending]),
+                sa.or_(
+                    col(OutboxItem.next_attempt_at).is_(None),
+                    col(OutboxItem.next_attempt_at) <= now,
+                ),
+            )
+            .order_by(col(OutboxItem.next_attempt_at), col(OutboxItem.id))
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        ).first()
+        if item is None or item.id is None:
+            session.rollback()
+            return None
+        claimed = Claimed(
+            id=item.id,
+            kind=item.kind,
+            attempts=item.attempts + 1,
+            stuck=item.status == OutboxStatus.sending,
+        )
+        item.status = OutboxStatus.sending
+        item.attempts = claimed.attempts
+        # While 'sending', next_attempt_at is the end of the lease.
+        item.next_attempt_at = now + SENDING_LEASE
+        session.add(item)
+        session.commit()
+        return claimed
+
+
+# --- replies ----------------------------------------------------------------------------------
+
+
+def _send_reply(
+    ctx: JobContext,
+    factory: SessionFactory,
+    claimed: Claimed,
+    sleep: Callable[[float], None],
+    jitter: Callable[[], float],
+) -> None:
+    if claimed.stuck and claimed.attempts > REPLY_MAX_ATTEMPTS:
+        fail(ctx, factory, claimed, *GAVE_UP, detail="crashed on every attempt")
+        return
+    with factory() as session:
+        item = session.get(OutboxItem, claimed.id)
+        assert item is not None
+        page = directory_service.get_page(session, item.page_id) if item.page_id else None
+        if page is None or not page.is_active:
+            session.rollback()
+            fail(ctx, factory, claimed, *_PAGE_DISABLED, detail="page missing or inactive")
+            return
+        platform, page_id = str(page.platform), page.id or 0
+        payload = dict(item.payload)
+        try:
+            secrets = directory_service.page_secrets(
+                page, ctx.cipher, ctx.settings.api_url(platform)
+            )
+        except ValueError as exc:
+            session.rollback()
+            fail(ctx, factory, claimed, *_UNREADABLE_TOKEN, detail=str(exc))
+            return
+        session.rollback()
+    if claimed.stuck and platform not in IDEMPOTENT_PLATFORMS:
+        fail(ctx, factory, claimed, *_OUTCOME_UNKNOWN, detail="lease expired while sending")
+        return
+    ref: dict[str, str] = dict(payload.get("reply_ref") or {})
+    limits = rates.limits_for(platform, page_id, ref)
+    slot, taken = rates.reserve(factory, limits, ctx.clock(), INLINE_WAIT)
+    if not taken:
+        defer(factory, claimed, slot)
+        return
+    wait = (slot - ctx.clock()).total_seconds()
+    if wait > 0:
+        sleep(wait)
+    reply = Reply(
+        id=claimed.id,
+        text=str(payload.get("text", "")),
+        reply_ref=ref,
+        thread_key=str(payload.get("thread_key", "")),
+    )
+    try:
+        published = get_adapter(platform).send_reply(ctx.http, secrets, reply)
+    except PermanentError as exc:
+        fail(ctx, factory, claimed, exc.code, exc.message_ru, detail=str(exc))
+    except TransientError as exc:
+        if platform not in IDEMPOTENT_PLATFORMS and _maybe_delivered(exc):
+            fail(ctx, factory, claimed, *_OUTCOME_UNKNOWN, detail=str(exc))
+            return
+        if exc.retry_after:
+            until = ctx.clock() + timedelta(seconds=exc.retry_after)
+            rates.push_back(factory, limits, until)
+        retry(ctx, factory, claimed, str(exc), exc.retry_after, jitter)
+    else:
+        _record_published(ctx, factory, claimed, published)
+
+
+def _maybe_delivered(exc: TransientError) -> bool:
+    """Did the request perhaps reach the platform (a read timeout, a dropped answer)?"""
+    cause = exc.__cause__
+    if not isinstance(cause, httpx.TransportError):
+        return False
+    return not isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def _record_published(
+    ctx: JobContext, factory: SessionFactory, claimed: Claimed, published: Published
+) -> None:
+    at = published.sent_at
+    with factory() as session:
+        item = session.get(OutboxItem, claimed.id)
+        assert item is not None and item.message_id is not None and item.question_id is not None
+        message = session.get(Message, item.message_id)
+        question = session.get(Question, item.question_id)
+        assert message is not None and question is not None and question.id is not None
+        # The platform's echo may have been ingested before this commit and stored as a
+        # native reply under the same key: it is this reply, already counted as a response.
+        echo = session.exec(
+            select(Message).where(
+                Message.page_id == message.page_id,
+                Message.external_id == published.source_key,
+                Message.id != message.id,
+            )
+        ).first()
+        if echo is not None:
+            session.delete(echo)
+            session.flush()
+        message.sent_at = at
+        message.external_id = published.source_key
+        message.permalink = published.permalink
+        session.add(message)
+        item.status = OutboxStatus.sent
+        item.sent_at = at
+        item.external_id = published.external_id
+        item.next_attempt_at = None
+        item.error_code = item.error_message = None
+        session.add(item)
+        interim = bool(item.payload.get("interim"))
+        expected_raw = item.payload.get("expected_at")
+        expected_at = datetime.fromisoformat(expected_raw) if expected_raw else None
+        if question.first_response_at is None:
+            question.first_response_at = at
+        if question.status not in (QuestionStatus.closed, QuestionStatus.withdrawn):
+            question.status = QuestionStatus.in_progress if interim else QuestionStatus.answered
+        if interim:
+            question.interim_expected_at = expected_at
+        question.updated_at = ctx.clock()
+        session.add(question)
+        session.flush()
+        if echo is None:
+            data: dict[str, Any] = {
+                "message_id": message.id,
+                "outbox_item_id": item.id,
+                "source": "otklik",
+                "external_id": published.external_id,
+                "permalink": published.permalink,
+                "interim": interim,
+            }
+            timeline.record(
+                session, question.id, "response", at, actor_id=item.created_by, data=data
+            )
+            sla_service.on_response(
+                session, question, at=at, interim=interim, expected_at=expected_at
+            )
+            if not interim:
+                outgoing.emit(session, "question.answered", question, at, data)
+        session.commit()
+    log.info("reply published", extra={"fields": {"item": claimed.id, "key": published.source_key}})
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+
+def _deliver_webhook(
+    ctx: JobContext, factory: SessionFactory, claimed: Claimed, jitter: Callable[[], float]
+) -> None:
+    if claimed.stuck and claimed.attempts > WEBHOOK_MAX_ATTEMPTS:
+        fail(ctx, factory, claimed, *WEBHOOK_GAVE_UP, detail="crashed on every attempt")
+        return
+    with factory() as session:
+        item = session.get(OutboxItem, claimed.id)
+        assert item is not None
+        subscription = (
+            session.get(WebhookSubscription, item.subscription_id) if item.subscription_id else None
+        )
+        if subscription is None or not subscription.is_active:
+            item.status = OutboxStatus.cancelled
+            item.next_attempt_at = None
+            session.add(item)
+            session.commit()
+            return
+        url = subscription.url
+        secret = ctx.cipher.decrypt(subscription.secret_enc) or ""
+        body = json.dumps(item.payload, ensure_ascii=False, separators=(",", ":")).encode()
+        event = str(item.payload.get("event", ""))
+        session.rollback()
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "X-Otklik-Signature": sign(secret, body),
+        "X-Otklik-Event": event,
+        # Receivers deduplicate by this: a retry after a lost answer repeats it.
+        "X-Otklik-Delivery": str(claimed.id),
+    }
+    try:
+        response = ctx.http.post(url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        retry(ctx, factory, claimed, f"{type(exc).__name__}: {exc}", None, jitter)
+        return
+    if 200 <= response.status_code < 300:
+        with factory() as session:
+            item = session.get(OutboxItem, claimed.id)
+            assert item is not None
+            item.status = OutboxStatus.sent
+            item.sent_at = ctx.clock()
+            item.next_attempt_at = None
+            item.error_code = item.error_message = None
+            session.add(item)
+            session.commit()
+        return
+    retry_after: float | None = None
+    header = response.headers.get("retry-after", "")
+    if header.replace(".", "", 1).isdigit():
+        retry_after = float(header)
+    retry(ctx, factory, claimed, f"HTTP {response.status_code}", retry_after, jitter)

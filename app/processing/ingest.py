@@ -1,0 +1,387 @@
+"""Ingestion: a stored delivery becomes messages on questions.
+
+Parsing is the adapter's; this module threads, records and hands new questions
+to routing and SLA. Everything is idempotent: a message is unique per page and
+platform key, so replaying an event changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, col, select
+
+import app.models  # noqa: F401  (every table: flushes resolve foreign keys across domains)
+from app.core.crypto import Cipher
+from app.directory import service as directory_service
+from app.directory import snapshots as directory
+from app.directory.snapshots import PageInfo
+from app.processing import new_question as intake
+from app.processing.new_question import Delivery
+from app.questions import outgoing, timeline
+from app.questions.models import (
+    OPEN_STATUSES,
+    EventStatus,
+    InboundEvent,
+    Message,
+    MessageSource,
+    Question,
+    QuestionStatus,
+    ThreadContext,
+)
+from app.sla import service as sla_service
+from webhooks import EventKind, Malformed, get_adapter
+from webhooks import InboundEvent as Event
+
+log = logging.getLogger("otklik.ingest")
+
+# A follow-up joins the citizen's question in the same thread while it is open,
+# or answered within this window (then the next-response clock runs).
+FOLLOW_UP_WINDOW = timedelta(days=30)
+# Retries of failed processing: 30 s, 1 min, 2 min, ... capped at 1 h, then stop.
+MAX_ATTEMPTS = 12
+
+
+def process(
+    session: Session,
+    event: Delivery,
+    *,
+    cipher: Cipher,
+    now: datetime,
+    settled: list[dict[str, Any]] | None = None,
+) -> None:
+    """Apply one stored delivery. Raises on failure; the caller records it (mark_failed).
+
+    The outcome goes on the event (an `InboundEvent`) at once; with `settled`, it is
+    appended there instead (the values of `SETTLE`, for one UPDATE of many events).
+    """
+    page = directory.page(session, event.page_id)
+    if page is None:
+        raise LookupError(f"page {event.page_id} is gone")
+    adapter = get_adapter(event.platform)
+    secrets = directory_service.page_secrets(page, cipher)
+    parsed = adapter.parse(secrets, event.body)
+    if session.get_bind().dialect.name == "postgresql":
+        # Events of one thread are applied one at a time across all processes,
+        # so two workers never open two questions for one citizen's thread.
+        for thread_key in sorted({e.thread_key for e in parsed}):
+            session.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                {"k": f"{page.id}:{thread_key}"},
+            )
+    for item in parsed:
+        _apply(session, page, item, event, now)
+    kinds = {e.kind for e in parsed}
+    outcome = {
+        "status": EventStatus.ignored if kinds <= {EventKind.ignored} else EventStatus.processed,
+        "event_types": ",".join(sorted({e.raw_type for e in parsed if e.raw_type}))[:255],
+        "processed_at": now,
+        "last_error": None,
+        "next_attempt_at": None,
+    }
+    if settled is None:
+        assert isinstance(event, InboundEvent)
+        _settle(session, event, **outcome)
+    else:
+        session.flush()  # what fails, fails with its event
+        settled.append({"event_id": event.id, **outcome})
+
+
+SETTLE = (
+    sa.update(InboundEvent)
+    .where(col(InboundEvent.id) == sa.bindparam("event_id"))
+    .values(
+        status=sa.bindparam("status"),
+        event_types=sa.bindparam("event_types"),
+        processed_at=sa.bindparam("processed_at"),
+        last_error=sa.bindparam("last_error"),
+        next_attempt_at=sa.bindparam("next_attempt_at"),
+    )
+)
+
+
+def _settle(session: Session, event: InboundEvent, **values: Any) -> None:
+    """Record the outcome on the event: one prebuilt UPDATE rather than a flush of it.
+
+    The object gets the same values as committed state, as if it had been flushed.
+    """
+    session.flush()
+    if event.id is None or sa.inspect(event).modified:
+        for name, value in values.items():
+            setattr(event, name, value)
+        session.add(event)
+        session.flush()
+        return
+    session.connection().execute(SETTLE, {"event_id": event.id, **values})
+    for name, value in values.items():
+        set_committed_value(event, name, value)
+
+
+def mark_failed(session: Session, event_id: int, error: BaseException, now: datetime) -> None:
+    """Record a processing failure and schedule a retry with backoff (none for bad payloads)."""
+    event = session.get(InboundEvent, event_id)
+    if event is None:
+        return
+    event.attempts += 1
+    event.status = EventStatus.failed
+    event.last_error = f"{type(error).__name__}: {error}"[:4000]
+    retryable = not isinstance(error, Malformed) and event.attempts < MAX_ATTEMPTS
+    event.next_attempt_at = (
+        now + timedelta(seconds=min(3600, 30 * 2 ** (event.attempts - 1))) if retryable else None
+    )
+    session.add(event)
+    session.flush()
+
+
+def _apply(session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime) -> None:
+    if e.kind == EventKind.citizen_message:
+        _citizen_message(session, page, e, event, now)
+    elif e.kind == EventKind.page_reply:
+        _page_reply(session, page, e, event, now)
+    elif e.kind == EventKind.edit:
+        _edit(session, page, e, now)
+    elif e.kind == EventKind.delete:
+        _delete(session, page, e, now)
+    elif e.kind == EventKind.restore:
+        _restore(session, page, e, now)
+    elif e.kind == EventKind.context:
+        _context(session, page, e)
+    if e.context_text and e.kind == EventKind.citizen_message:
+        _context(session, page, e, text=e.context_text)
+
+
+_MESSAGE_BY_KEY = select(Message).where(
+    col(Message.page_id) == sa.bindparam("page_id"),
+    col(Message.external_id) == sa.bindparam("key"),
+)
+_THREAD_QUESTION = (
+    select(Question.id)
+    .where(
+        col(Question.page_id) == sa.bindparam("page_id"),
+        col(Question.thread_key) == sa.bindparam("thread_key"),
+        intake.one_of(col(Question.status), [str(s) for s in OPEN_STATUSES]),
+    )
+    .order_by(col(Question.id).desc())
+    .limit(1)
+)
+_PENDING_REPLY = (
+    select(Message.id)
+    .where(
+        col(Message.question_id) == sa.bindparam("question_id"),
+        col(Message.source) == MessageSource.otklik,
+        col(Message.external_id).is_(None),
+        col(Message.text) == sa.bindparam("text"),
+    )
+    .order_by(col(Message.id))
+    .limit(1)
+)
+
+
+def _message_by_key(session: Session, page_id: int, key: str) -> Message | None:
+    found: Message | None = (
+        session.execute(_MESSAGE_BY_KEY, {"page_id": page_id, "key": key}).scalars().first()
+    )
+    return found
+
+
+def _attachments(e: Event) -> list[dict[str, str | None]]:
+    return [asdict(a) for a in e.attachments]
+
+
+def _citizen_message(
+    session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime
+) -> None:
+    db = intake.connection(session)
+    if e.group_chat:  # no thread of one citizen: every message is a question of its own
+        seen, open_id = intake.question_of_key(db, page.id, e.source_key), None
+    else:
+        seen, open_id = intake.seen_or_open(db, page.id, e, e.sent_at - FOLLOW_UP_WINDOW)
+    if seen is not None:
+        return  # the same comment delivered twice (double subscription, replay)
+    if open_id is None:
+        intake.open_question(session, page, e, event, now)
+        return
+    question = session.get(Question, open_id)
+    assert question is not None and question.id is not None
+    message_id = intake.insert_message(db, page.id, question.id, e, event, MessageSource.citizen)
+    question.last_citizen_at = max(question.last_citizen_at or e.sent_at, e.sent_at)
+    question.updated_at = now
+    old = question.status
+    if old in (QuestionStatus.answered, QuestionStatus.waiting_citizen):
+        question.status = QuestionStatus.in_progress
+    session.add(question)
+    intake.record(db, question.id, e.sent_at, [("message", {"message_id": message_id})])
+    # The clocks are read with the question's changes still unwritten: the hooks'
+    # flush writes them and the new deadline in one UPDATE.
+    with session.no_autoflush:
+        if old != question.status:
+            sla_service.on_status_change(
+                session, question, old=str(old), new=str(question.status), at=e.sent_at
+            )
+        sla_service.on_citizen_message(session, question, at=e.sent_at)
+
+
+def _answered_question(db: sa.Connection, page: PageInfo, e: Event) -> int | None:
+    """The question a page's reply answers: the one it replies to, else the thread's latest."""
+    if e.reply_to_key:
+        replied = intake.question_of_key(db, page.id, e.reply_to_key)
+        if replied is not None:
+            return replied
+    found: int | None = db.execute(
+        _THREAD_QUESTION, {"page_id": page.id, "thread_key": e.thread_key}
+    ).scalar()
+    return found
+
+
+def _our_pending_reply(session: Session, question_id: int, text: str) -> Message | None:
+    """Our own reply whose echo outran the outbox's record of publishing it."""
+    params = {"question_id": question_id, "text": text}
+    found = intake.connection(session).execute(_PENDING_REPLY, params).scalar()
+    return session.get(Message, found) if found is not None else None
+
+
+def _page_reply(session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime) -> None:
+    db = intake.connection(session)
+    if intake.question_of_key(db, page.id, e.source_key) is not None:
+        return  # the echo of our own published reply, or a duplicate
+    question_id = _answered_question(db, page, e)
+    if question_id is None:
+        return  # the page wrote in a thread with no question: nothing to answer
+    pending = _our_pending_reply(session, question_id, e.text)
+    if pending is not None:
+        # The outbox will record it as published; claim the key so it is not counted twice.
+        pending.external_id = e.source_key
+        session.add(pending)
+        session.flush()
+        return
+    if intake.answer(session, page, e, event, question_id, now):
+        return  # written with Core: neither the question nor its clocks were loaded
+    question = session.get(Question, question_id)
+    if question is None or question.id is None:
+        return
+    message_id = intake.insert_message(db, page.id, question.id, e, event, MessageSource.native)
+    old = question.status
+    if question.first_response_at is None or e.sent_at < question.first_response_at:
+        question.first_response_at = e.sent_at
+    if old in OPEN_STATUSES:
+        question.status = QuestionStatus.answered
+    question.updated_at = now
+    session.add(question)
+    response = {"source": "native", "message_id": message_id, "author_id": e.author_id}
+    intake.record(db, question.id, e.sent_at, [("response", response)])
+    with session.no_autoflush:  # one UPDATE of the question, with its new deadline
+        sla_service.on_response(session, question, at=e.sent_at, interim=False)
+    if old != question.status:
+        outgoing.emit(session, "question.answered", question, now, {"source": "native"})
+
+
+def _edit(session: Session, page: PageInfo, e: Event, now: datetime) -> None:
+    message = _message_by_key(session, page.id, e.source_key)
+    if message is None:
+        context = session.exec(
+            select(ThreadContext).where(
+                col(ThreadContext.page_id) == page.id, col(ThreadContext.source_key) == e.source_key
+            )
+        ).first()
+        if context is not None:
+            context.text = e.text
+            session.add(context)
+        return
+    if message.text == e.text and _attachments(e) == message.attachments:
+        return  # a replayed edit
+    message.previous_texts = [
+        *message.previous_texts,
+        {"text": message.text, "until": e.sent_at.isoformat()},
+    ]
+    message.text = e.text
+    message.attachments = _attachments(e) or message.attachments
+    message.edited_at = e.sent_at
+    session.add(message)
+    question = session.get(Question, message.question_id)
+    if question is not None and question.id is not None:
+        first = session.exec(
+            select(Message.id)
+            .where(col(Message.question_id) == question.id)
+            .order_by(col(Message.id))
+            .limit(1)
+        ).first()
+        if first == message.id:
+            question.text = e.text
+            session.add(question)
+        session.flush()
+        timeline.record(session, question.id, "edited", e.sent_at, data={"message_id": message.id})
+
+
+def _delete(session: Session, page: PageInfo, e: Event, now: datetime) -> None:
+    message = _message_by_key(session, page.id, e.source_key)
+    if message is None or message.deleted_at is not None:
+        return
+    message.deleted_at = e.sent_at
+    session.add(message)
+    session.flush()
+    question = session.get(Question, message.question_id)
+    if question is None or question.id is None:
+        return
+    timeline.record(session, question.id, "deleted", e.sent_at, data={"message_id": message.id})
+    remaining = session.exec(
+        select(sa.func.count())
+        .select_from(Message)
+        .where(
+            col(Message.question_id) == question.id,
+            col(Message.source) == MessageSource.citizen,
+            col(Message.deleted_at).is_(None),
+        )
+    ).one()
+    if remaining == 0 and question.first_response_at is None and question.status in OPEN_STATUSES:
+        old = question.status
+        question.status = QuestionStatus.withdrawn
+        question.closed_at = e.sent_at
+        session.add(question)
+        session.flush()
+        timeline.record(session, question.id, "withdrawn", e.sent_at)
+        sla_service.on_status_change(
+            session, question, old=str(old), new=str(question.status), at=e.sent_at
+        )
+
+
+def _restore(session: Session, page: PageInfo, e: Event, now: datetime) -> None:
+    message = _message_by_key(session, page.id, e.source_key)
+    if message is None or message.deleted_at is None:
+        return
+    message.deleted_at = None
+    if e.text and e.text != message.text:
+        message.text = e.text
+    session.add(message)
+    question = session.get(Question, message.question_id)
+    if question is not None and question.status == QuestionStatus.withdrawn:
+        question.status = QuestionStatus.new
+        question.closed_at = None
+        session.add(question)
+        session.flush()
+        sla_service.on_status_change(session, question, old="withdrawn", new="new", at=e.sent_at)
+    session.flush()
+
+
+def _context(session: Session, page: PageInfo, e: Event, text: str | None = None) -> None:
+    assert page.id is not None
+    context = session.exec(
+        select(ThreadContext).where(
+            col(ThreadContext.page_id) == page.id, col(ThreadContext.thread_key) == e.thread_key
+        )
+    ).first()
+    if context is None:
+        context = ThreadContext(page_id=page.id, thread_key=e.thread_key)
+    if text is None:
+        context.text = e.text
+        context.source_key = e.source_key
+        context.permalink = e.permalink
+        context.posted_at = e.sent_at
+    elif not context.text:
+        context.text = text
+    session.add(context)
+    session.flush()

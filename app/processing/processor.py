@@ -1,0 +1,294 @@
+"""Processing of stored deliveries: pending events become messages on questions.
+
+The receiving endpoint only stores; this is where the work happens, in arrival
+order, many events to one transaction (each in its own savepoint, so one bad
+event is marked failed and the rest go on). It runs as a thread: in the web
+process when it processes events itself (the default of a single process), or
+in `otklik worker`, which `otklik serve` starts beside the web server so that
+processing has its own process and core. Any number of processors may run on
+PostgreSQL (pending rows are claimed with FOR UPDATE SKIP LOCKED); on SQLite
+they take turns on the write lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from app.core.clock import Clock
+from app.core.crypto import Cipher
+from app.core.db import reading_engine
+from app.intake.turns import intake_signal
+from app.processing import ingest as inbox_service
+from app.questions.models import EventStatus, InboundEvent
+from webhooks import Malformed
+
+log = logging.getLogger("otklik.ingest")
+
+BATCH = 100
+# On SQLite a batch holds the one write lock: commit after this much work
+# (seconds), or at once when the webhook writer is waiting (see turns.py).
+SQLITE_BUDGET = 0.05
+POLL = 0.05  # seconds between looks for new events when nobody says there are
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """The columns of a pending delivery that processing reads (`intake.Delivery`)."""
+
+    id: int
+    platform: str
+    page_id: int
+    body: bytes
+    received_at: datetime
+
+
+_COLUMNS = [
+    InboundEvent.__table__.c[name]  # type: ignore[attr-defined]
+    for name in ("id", "platform", "page_id", "body", "received_at")
+]
+_WINDOW = 10 * BATCH
+_PENDING = (
+    sa.select(*_COLUMNS)
+    .where(
+        col(InboundEvent.status) == EventStatus.pending,
+        # A window above the oldest pending id: sorting every pending delivery costs
+        # 20 ms with a backlog of 30,000, when PostgreSQL's statistics do not yet know
+        # of the backlog and it sorts instead of walking the (partial) index.
+        col(InboundEvent.id)
+        <= sa.select(sa.func.min(InboundEvent.id))
+        .where(col(InboundEvent.status) == EventStatus.pending)
+        .scalar_subquery()
+        + _WINDOW,
+    )
+    .order_by(col(InboundEvent.id))
+)
+_EVENT = sa.select(*_COLUMNS, col(InboundEvent.status)).where(
+    col(InboundEvent.id) == sa.bindparam("event_id")
+)
+
+
+def process_one(engine: sa.Engine, event_id: int, cipher: Cipher, clock: Clock) -> bool:
+    """Process one stored delivery in its own transaction; on failure mark it failed."""
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            row = session.connection().execute(_EVENT, {"event_id": event_id}).first()
+            if row is None or row.status in ("processed", "ignored"):
+                return True
+            settled: list[dict[str, Any]] = []
+            event = _Stored(*row[:-1])
+            inbox_service.process(session, event, cipher=cipher, now=clock(), settled=settled)
+            session.connection().execute(inbox_service.SETTLE, settled)
+            session.commit()
+            return True
+    except Exception as exc:
+        _record_failure(engine, event_id, exc, clock)
+        return False
+
+
+def _record_failure(engine: sa.Engine, event_id: int, exc: Exception, clock: Clock) -> None:
+    _log_failure(event_id, exc)
+    try:
+        with Session(engine) as session:
+            inbox_service.mark_failed(session, event_id, exc, clock())
+            session.commit()
+    except Exception:
+        log.exception("could not mark the event failed", extra={"fields": {"event_id": event_id}})
+
+
+def _log_failure(event_id: int | None, exc: Exception) -> None:
+    log.warning(
+        "processing failed",
+        extra={"fields": {"event_id": event_id, "error": f"{type(exc).__name__}: {exc}"}},
+        exc_info=not isinstance(exc, Malformed),
+    )
+
+
+def has_pending(engine: sa.Engine) -> bool:
+    """A read that takes no write lock: is anything waiting?"""
+    with reading_engine(engine).connect() as conn:
+        return (
+            conn.execute(
+                sa.select(InboundEvent.id)  # type: ignore[call-overload]
+                .where(col(InboundEvent.status) == EventStatus.pending)
+                .limit(1)
+            ).first()
+            is not None
+        )
+
+
+def _claim(session: Session, limit: int, ids: list[int] | None = None) -> list[_Stored]:
+    """Pending events, oldest first (those of `ids` only, if given), locked on PostgreSQL."""
+    query = _PENDING.limit(limit) if ids is None else _PENDING.where(col(InboundEvent.id).in_(ids))
+    if session.get_bind().dialect.name != "sqlite":
+        query = query.with_for_update(skip_locked=True)
+    return [_Stored(*row) for row in session.connection().execute(query)]
+
+
+def process_pending(engine: sa.Engine, cipher: Cipher, clock: Clock, limit: int = BATCH) -> int:
+    """Process waiting deliveries, oldest first, in one transaction; how many were handled.
+
+    The events run one after another with nothing in between: their outcomes are
+    written by one UPDATE at the end. Should one of them raise, the transaction is
+    rolled back and the same events are processed again with a savepoint each, so
+    that the one that fails is marked failed and the others are kept.
+    """
+    if not has_pending(engine):
+        return 0
+    intake = intake_signal(engine)
+    if intake is not None:
+        intake.hold()
+    try:
+        return _process_pending(engine, cipher, clock, limit)
+    finally:
+        if intake is not None:
+            intake.release()
+
+
+def _process_pending(engine: sa.Engine, cipher: Cipher, clock: Clock, limit: int) -> int:
+    ids: list[int] = []
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            if _process(engine, session, _claim(session, limit), cipher, clock, ids, careful=False):
+                session.commit()
+                return len(ids)
+        with Session(engine, expire_on_commit=False) as session:
+            _process(
+                engine, session, _claim(session, len(ids), ids), cipher, clock, [], careful=True
+            )
+            session.commit()
+    except Exception:
+        # The batch could not be committed: one transaction per event, so that
+        # whatever fails is marked failed and the rest is kept.
+        log.exception("batch processing failed; processing one by one")
+        for event_id in ids:
+            process_one(engine, event_id, cipher, clock)
+    return len(ids)
+
+
+def _process(
+    engine: sa.Engine,
+    session: Session,
+    events: list[_Stored],
+    cipher: Cipher,
+    clock: Clock,
+    ids: list[int],
+    *,
+    careful: bool,
+) -> bool:
+    """Process `events` in order, appending the id of each to `ids` before it starts.
+    Not `careful`: False as soon as one raises. `careful`: each runs in a savepoint,
+    and one that fails is marked failed."""
+    sqlite = engine.dialect.name == "sqlite"
+    deadline = time.perf_counter() + SQLITE_BUDGET
+    intake = intake_signal(engine)
+    settled: list[dict[str, Any]] = []
+    for event in events:
+        ids.append(event.id)
+        try:
+            if careful:
+                with session.begin_nested():
+                    inbox_service.process(
+                        session, event, cipher=cipher, now=clock(), settled=settled
+                    )
+            else:
+                inbox_service.process(session, event, cipher=cipher, now=clock(), settled=settled)
+        except Exception as exc:
+            if not careful:
+                return False
+            _log_failure(event.id, exc)
+            inbox_service.mark_failed(session, event.id, exc, clock())
+        if not sqlite:
+            continue
+        if intake is not None and intake.raised() and not careful:
+            # A webhook waits for the write lock: commit what is done, stand aside,
+            # and go on with the rest of the batch in a new transaction (claiming
+            # the batch again would cost more than the event).
+            if settled:
+                session.connection().execute(inbox_service.SETTLE, settled)
+                settled.clear()
+            session.commit()
+            intake.release()
+            intake.wait_lowered()
+            intake.hold()
+            deadline = time.perf_counter() + SQLITE_BUDGET
+        elif time.perf_counter() > deadline or (intake is not None and intake.raised()):
+            break  # commit now: others wait for the lock
+    if settled:
+        session.connection().execute(inbox_service.SETTLE, settled)
+    return True
+
+
+class Processor:
+    """A thread that processes deliveries as they are stored: woken by the writer in
+    the same process, and looking every POLL seconds for those stored by others."""
+
+    def __init__(self, engine: sa.Engine, cipher: Cipher, clock: Clock) -> None:
+        self._engine = engine
+        self._cipher = cipher
+        self._clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Condition()
+        self._passes = 0  # completed passes (each ends when nothing is left to do)
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="otklik-processor", daemon=True)
+        self._started = False
+        self._lock = threading.Lock()
+
+    def wake(self) -> None:
+        if not self._started:
+            with self._lock:
+                if not self._started:
+                    self._thread.start()
+                    self._started = True
+        self._wake.set()
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Process in the calling thread until `stop` is set (`otklik worker`)."""
+        self._stop = stop
+        self._run()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Until everything stored before this call has been processed (tests, tools)."""
+        with self._idle:
+            # A pass already under way may have looked before this call: wait for the next.
+            target = self._passes + (2 if self._busy else 1)
+            self.wake()
+            return self._idle.wait_for(lambda: self._passes >= target, timeout)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._started:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        intake = intake_signal(self._engine)
+        while not self._stop.is_set():
+            self._wake.wait(POLL)
+            with self._idle:
+                self._wake.clear()
+                self._busy = True
+            while not self._stop.is_set():
+                try:
+                    handled = process_pending(self._engine, self._cipher, self._clock)
+                except Exception:
+                    log.exception("processing pass failed")
+                    self._stop.wait(1.0)
+                    break
+                if handled == 0:
+                    break
+                if intake is not None:
+                    intake.wait_lowered()  # let the webhook writer in first
+            with self._idle:
+                self._busy = False
+                self._passes += 1
+                self._idle.notify_all()
