@@ -40,9 +40,10 @@ from app.demo.simulate import load_pages, verified
 from app.demo.traffic import TrafficGenerator
 from app.directory import service as directory_service
 from app.directory.models import Page
+from app.intake.models import InboundEvent
 from app.intake.writer import DeliveryWriter
 from app.processing.processor import process_one, process_pending
-from app.questions.models import InboundEvent, Question
+from app.questions.models import Question
 from webhooks import get_adapter
 
 SECRET_KEY = "bench-secret-key-0123456789abcdef"
@@ -128,9 +129,9 @@ def prepare(path: Path, events: int, seed: int = 7) -> None:
 
 def _configure(session: Session, cipher: Cipher) -> None:
     """What a live region has configured: routing rules, a regional SLA policy, a subscriber."""
-    from app.answering.models import SubscriptionCreate
     from app.directory.models import Territory
     from app.outbox import subscriptions
+    from app.outbox.models import SubscriptionCreate
     from app.questions.models import DismissReason, Priority
     from app.routing import rules
     from app.routing import service as routing_service

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Request, Response
 from app.answering import canned
 from app.answering import service as replies
 from app.answering.models import (
-    MAX_ID,
     AssignBody,
     CannedRender,
     CannedResponseCreate,
@@ -18,7 +17,6 @@ from app.answering.models import (
     CannedResponseUpdate,
     NoteCreate,
     OutboxItemRead,
-    PathId,
     RenderedText,
     ReplyCheck,
     ReplyCreate,
@@ -28,8 +26,10 @@ from app.auth import api as integrations
 from app.auth.deps import ApiUserDep
 from app.core.api import (
     ERROR_RESPONSES,
+    MAX_ID,
     ErrorResponse,
     Listing,
+    PathId,
     clamp_limit,
     encode_cursor,
     id_cursor,

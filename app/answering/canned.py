@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.answering.models import CannedResponseCreate, CannedResponseUpdate
+from app.answering.models import CannedResponse, CannedResponseCreate, CannedResponseUpdate
 from app.auth import service as auth_service
 from app.auth.models import Role, User
 from app.core.errors import Invalid, NotAllowed, NotFound
 from app.directory import service as directory_service
-from app.questions.models import CannedResponse, Question
+from app.questions.models import Question
 
 VARIABLES = ("citizen_name", "expected_date", "institution")
 _VARIABLE = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")

@@ -4,27 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
 
-from fastapi import Path
+import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlmodel import Field as ColumnField
+from sqlmodel import SQLModel
 
-from app.questions.outgoing import EVENTS
+from app.core.api import RowId, examples
+from app.core.db import UTCDateTime, utcnow
 
 REPLY_MAX_LENGTH = 9000
-# Row ids are INTEGER columns: a larger number can name no row, and SQLite cannot even
-# bind one past 2**63, so such ids are refused as invalid input.
-MAX_ID = 2**31 - 1
-RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
-PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
-
-
-def _examples(*examples: dict[str, Any]) -> ConfigDict:
-    return ConfigDict(json_schema_extra={"examples": list(examples)})
 
 
 class ReplyCreate(BaseModel):
-    model_config = _examples(
+    model_config = examples(
         {
             "text": "Ирина, здравствуйте! Ремонт ул. Садовой включён в план на май.",
             "interim": False,
@@ -90,7 +83,7 @@ class OutboxItemRead(BaseModel):
 class ReplyCheck(BaseModel):
     """Whether a reply through Otklik is possible: shown before the operator types."""
 
-    model_config = _examples(
+    model_config = examples(
         {"can_reply": True, "problem": None, "reply_to_message_id": 229},
         {
             "can_reply": False,
@@ -105,14 +98,14 @@ class ReplyCheck(BaseModel):
 
 
 class NoteCreate(BaseModel):
-    model_config = _examples({"text": "Позвонила в МКУ «Дорстрой», ждём ответа до пятницы."})
+    model_config = examples({"text": "Позвонила в МКУ «Дорстрой», ждём ответа до пятницы."})
     text: str = Field(
         min_length=1, max_length=REPLY_MAX_LENGTH, description="Видна только сотрудникам"
     )
 
 
 class AssignBody(BaseModel):
-    model_config = _examples({"user_id": 7}, {"user_id": None})
+    model_config = examples({"user_id": 7}, {"user_id": None})
     user_id: RowId | None = Field(description="Исполнитель; null снимает назначение")
 
 
@@ -124,7 +117,7 @@ class StatusChange(StrEnum):
 
 
 class StatusBody(BaseModel):
-    model_config = _examples(
+    model_config = examples(
         {"status": "waiting_citizen"}, {"status": "closed"}, {"status": "reopen"}
     )
     status: StatusChange = Field(
@@ -137,7 +130,7 @@ class StatusBody(BaseModel):
 
 
 class CannedResponseCreate(BaseModel):
-    model_config = _examples(
+    model_config = examples(
         {
             "institution_id": 3,
             "title": "Промежуточный ответ",
@@ -157,7 +150,7 @@ class CannedResponseCreate(BaseModel):
 
 
 class CannedResponseUpdate(BaseModel):
-    model_config = _examples({"title": "Ремонт дорог", "text": "{{citizen_name}}, здравствуйте!"})
+    model_config = examples({"title": "Ремонт дорог", "text": "{{citizen_name}}, здравствуйте!"})
     title: str | None = Field(default=None, min_length=1, max_length=255)
     text: str | None = Field(default=None, min_length=1, max_length=REPLY_MAX_LENGTH)
 
@@ -173,101 +166,28 @@ class CannedResponseRead(BaseModel):
 
 
 class CannedRender(BaseModel):
-    model_config = _examples({"question_id": 17, "expected_at": "2026-03-20T18:00:00+05:00"})
+    model_config = examples({"question_id": 17, "expected_at": "2026-03-20T18:00:00+05:00"})
     question_id: RowId
     expected_at: AwareDatetime | None = None
 
 
 class RenderedText(BaseModel):
-    model_config = _examples({"text": "Ирина, здравствуйте! Администрация разбирается в вопросе."})
+    model_config = examples({"text": "Ирина, здравствуйте! Администрация разбирается в вопросе."})
     text: str
 
 
 # --- API tokens -------------------------------------------------------------------------------
 
 
-class TokenCreate(BaseModel):
-    model_config = _examples({"user_id": 2, "name": "интеграция с СЭД"})
-    user_id: RowId
-    name: str = Field(default="", max_length=255)
-
-
-class TokenCreated(BaseModel):
-    """The plain token appears only in this answer; Otklik keeps its hash."""
-
-    model_config = _examples(
-        {
-            "id": 5,
-            "user_id": 2,
-            "name": "интеграция с СЭД",
-            "prefix": "otk_Ab3dE6",
-            "token": "otk_Ab3dE6...",
-            "created_at": "2026-03-10T07:00:00Z",
-        }
-    )
-    id: int
-    user_id: int
-    name: str
-    prefix: str
-    token: str
-    created_at: datetime
-
-
-class TokenRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    user_id: int
-    name: str
-    prefix: str
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-
-
 # --- outgoing webhook subscriptions -----------------------------------------------------------
 
 
-EVENTS_DESCRIPTION = "События: " + ", ".join(EVENTS)
-
-
-class SubscriptionCreate(BaseModel):
-    model_config = _examples(
-        {
-            "url": "https://sed.example.ru/otklik/events",
-            "events": ["question.created", "question.answered", "sla.breached"],
-        }
-    )
-    url: str = Field(
-        min_length=8, max_length=1000, pattern=r"^https?://\S+$", description="Куда слать POST"
-    )
-    events: list[str] = Field(min_length=1, description=EVENTS_DESCRIPTION)
-    secret: str | None = Field(
-        default=None,
-        min_length=16,
-        max_length=256,
-        description="Ключ подписи HMAC; если не задан, создаётся и показывается один раз",
-    )
-
-
-class SubscriptionUpdate(BaseModel):
-    model_config = _examples({"is_active": False}, {"events": ["sla.breached"]})
-    url: str | None = Field(default=None, min_length=8, max_length=1000, pattern=r"^https?://\S+$")
-    events: list[str] | None = Field(default=None, min_length=1, description=EVENTS_DESCRIPTION)
-    is_active: bool | None = None
-
-
-class SubscriptionRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    url: str
-    events: list[str]
-    is_active: bool
-    created_at: datetime
-
-
-class SubscriptionCreated(SubscriptionRead):
-    """The answer to a creation: the signing secret, shown this once."""
-
-    secret: str = Field(
-        description="X-Otklik-Signature: sha256=<hex HMAC-SHA256 тела с этим ключом>"
-    )
+class CannedResponse(SQLModel, table=True):
+    __tablename__ = "canned_response"
+    id: int | None = ColumnField(default=None, primary_key=True)
+    # None: available to every institution.
+    institution_id: int | None = ColumnField(default=None, foreign_key="institution.id", index=True)
+    title: str = ColumnField(max_length=255)
+    text: str = ColumnField(sa_type=sa.Text)
+    created_by: int | None = ColumnField(default=None, foreign_key="user.id")
+    created_at: datetime = ColumnField(default_factory=utcnow, sa_type=UTCDateTime)

@@ -7,26 +7,29 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from sqlmodel import col, select
 
-from app.answering.models import (
-    MAX_ID,
-    PathId,
-    SubscriptionCreate,
-    SubscriptionCreated,
-    SubscriptionRead,
-    SubscriptionUpdate,
-    TokenCreate,
-    TokenCreated,
-    TokenRead,
-)
 from app.auth import service as auth_service
 from app.auth.deps import ApiAdminDep
-from app.auth.models import ApiToken, User
-from app.core.api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
+from app.auth.models import ApiToken, TokenCreate, TokenCreated, TokenRead, User
+from app.core.api import (
+    ERROR_RESPONSES,
+    MAX_ID,
+    Listing,
+    PathId,
+    clamp_limit,
+    encode_cursor,
+    id_cursor,
+)
 from app.core.clock import ClockDep
 from app.core.crypto import Cipher
 from app.core.db import SessionDep
 from app.core.errors import Invalid
 from app.outbox import subscriptions
+from app.outbox.models import (
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionRead,
+    SubscriptionUpdate,
+)
 
 # Mounted under /api/v1 by app.answering.api.
 router = APIRouter(responses=ERROR_RESPONSES, tags=["administration"])

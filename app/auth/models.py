@@ -6,8 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as ShapeField
 from sqlmodel import Field, SQLModel
 
+from app.core.api import RowId, examples
 from app.core.db import EnumText, UTCDateTime, utcnow
 
 
@@ -121,6 +124,44 @@ class UserRead(SQLModel):
 
 class ApiTokenRead(SQLModel):
     id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreate(BaseModel):
+    model_config = examples({"user_id": 2, "name": "интеграция с СЭД"})
+    user_id: RowId
+    name: str = ShapeField(default="", max_length=255)
+
+
+class TokenCreated(BaseModel):
+    """The plain token appears only in this answer; Otklik keeps its hash."""
+
+    model_config = examples(
+        {
+            "id": 5,
+            "user_id": 2,
+            "name": "интеграция с СЭД",
+            "prefix": "otk_Ab3dE6",
+            "token": "otk_Ab3dE6...",
+            "created_at": "2026-03-10T07:00:00Z",
+        }
+    )
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    token: str
+    created_at: datetime
+
+
+class TokenRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    user_id: int
     name: str
     prefix: str
     created_at: datetime

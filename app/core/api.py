@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.errors import Invalid
 
 T = TypeVar("T")
+
+# Row ids are INTEGER columns: a larger number can name no row, and SQLite cannot even
+# bind one past 2**63, so such ids are refused as invalid input.
+MAX_ID = 2**31 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def examples(*examples: dict[str, Any]) -> ConfigDict:
+    """Examples of a request or response body for the OpenAPI schema."""
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

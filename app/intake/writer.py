@@ -31,8 +31,8 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
+from app.intake.models import EventStatus, InboundEvent
 from app.intake.turns import intake_signal
-from app.questions.models import EventStatus, InboundEvent
 
 log = logging.getLogger("otklik.receive")
 

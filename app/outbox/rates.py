@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from app.questions.models import SendRate
+from app.outbox.models import SendRate
 
 SessionFactory = Callable[[], Session]
 

@@ -9,9 +9,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.answering.models import SubscriptionCreate, SubscriptionUpdate
 from app.core.crypto import Cipher
 from app.core.errors import Invalid, NotFound
+from app.outbox.models import SubscriptionCreate, SubscriptionUpdate
 from app.questions.models import OutboxItem, OutboxKind, OutboxStatus, WebhookSubscription
 from app.questions.outgoing import EVENTS
 

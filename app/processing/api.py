@@ -12,8 +12,8 @@ from app.auth.deps import ApiAdminDep
 from app.core.api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
 from app.core.db import SessionDep
 from app.core.errors import NotFound
+from app.intake.models import EventStatus, InboundEvent
 from app.processing.processor import process_one
-from app.questions.models import EventStatus, InboundEvent
 
 router = APIRouter(prefix="/api/v1", tags=["events"], responses=ERROR_RESPONSES)
 

@@ -21,13 +21,12 @@ from app.core.crypto import Cipher
 from app.directory import service as directory_service
 from app.directory import snapshots as directory
 from app.directory.snapshots import PageInfo
+from app.intake.models import EventStatus, InboundEvent
 from app.processing import new_question as intake
 from app.processing.new_question import Delivery
 from app.questions import outgoing, timeline
 from app.questions.models import (
     OPEN_STATUSES,
-    EventStatus,
-    InboundEvent,
     Message,
     MessageSource,
     Question,

@@ -7,9 +7,9 @@ from datetime import timedelta
 from sqlmodel import Session, col, select
 
 from app.core.db import reading_engine
+from app.intake.models import EventStatus, InboundEvent
 from app.jobs.runner import Job, JobContext
 from app.processing.processor import process_one
-from app.questions.models import EventStatus, InboundEvent
 
 BATCH = 200
 

@@ -25,9 +25,9 @@ from sqlmodel import Session, col
 from app.core.clock import Clock
 from app.core.crypto import Cipher
 from app.core.db import reading_engine
+from app.intake.models import EventStatus, InboundEvent
 from app.intake.turns import intake_signal
 from app.processing import ingest as inbox_service
-from app.questions.models import EventStatus, InboundEvent
 from webhooks import Malformed
 
 log = logging.getLogger("otklik.ingest")

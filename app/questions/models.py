@@ -12,13 +12,6 @@ from sqlmodel import Field, SQLModel
 from app.core.db import EnumText, UTCDateTime, utcnow
 
 
-class EventStatus(StrEnum):
-    pending = "pending"
-    processed = "processed"
-    ignored = "ignored"
-    failed = "failed"
-
-
 class QuestionKind(StrEnum):
     comment = "comment"
     message = "message"
@@ -84,36 +77,6 @@ class OutboxStatus(StrEnum):
 class OutboxKind(StrEnum):
     reply = "reply"
     webhook = "webhook"
-
-
-class InboundEvent(SQLModel, table=True):
-    """A raw webhook delivery, stored before the platform gets its answer."""
-
-    __tablename__ = "inbound_event"
-    __table_args__ = (
-        sa.UniqueConstraint("page_id", "delivery_key"),
-        sa.Index("ix_inbound_event_status_next", "status", "next_attempt_at"),
-        # The processor's claim: the oldest pending deliveries, without sorting them all.
-        # Partial, so that PostgreSQL takes it even before statistics see a backlog.
-        sa.Index(
-            "ix_inbound_event_pending",
-            "id",
-            sqlite_where=sa.text("status = 'pending'"),
-            postgresql_where=sa.text("status = 'pending'"),
-        ),
-    )
-    id: int | None = Field(default=None, primary_key=True)
-    platform: str = Field(max_length=20)
-    page_id: int = Field(foreign_key="page.id")
-    delivery_key: str = Field(max_length=255)
-    body: bytes = Field(sa_type=sa.LargeBinary)
-    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    status: EventStatus = Field(default=EventStatus.pending, sa_type=EnumText(EventStatus))
-    attempts: int = 0
-    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    last_error: str | None = Field(default=None, sa_type=sa.Text)
-    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    event_types: str = Field(default="", max_length=255)
 
 
 class ThreadContext(SQLModel, table=True):
@@ -244,17 +207,6 @@ class OutboxItem(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class CannedResponse(SQLModel, table=True):
-    __tablename__ = "canned_response"
-    id: int | None = Field(default=None, primary_key=True)
-    # None: available to every institution.
-    institution_id: int | None = Field(default=None, foreign_key="institution.id", index=True)
-    title: str = Field(max_length=255)
-    text: str = Field(sa_type=sa.Text)
-    created_by: int | None = Field(default=None, foreign_key="user.id")
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
 class WebhookSubscription(SQLModel, table=True):
     """An outgoing webhook: events signed with HMAC, delivered through the outbox."""
 
@@ -265,18 +217,6 @@ class WebhookSubscription(SQLModel, table=True):
     events: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     is_active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
-class SendRate(SQLModel, table=True):
-    """The next moment a send may use one rate-limited key (a page token, a chat).
-
-    Shared by every worker process: a sender locks the row (SELECT ... FOR UPDATE on
-    PostgreSQL), takes the slot and moves it on, so platform limits hold across processes.
-    """
-
-    __tablename__ = "send_rate"
-    key: str = Field(primary_key=True, max_length=255)
-    next_at: datetime = Field(sa_type=UTCDateTime)
 
 
 # --- API shapes -------------------------------------------------------------

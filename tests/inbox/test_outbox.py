@@ -16,6 +16,7 @@ from app.auth.models import Role, User
 from app.core.config import Settings
 from app.core.crypto import Cipher
 from app.directory.models import Platform
+from app.outbox.models import SendRate
 from app.outbox.outcomes import backoff
 from app.outbox.sender import SENDING_LEASE, send_outbox
 from app.questions import outgoing
@@ -28,7 +29,6 @@ from app.questions.models import (
     OutboxStatus,
     Question,
     QuestionStatus,
-    SendRate,
     TimelineEntry,
     WebhookSubscription,
 )
@@ -691,8 +691,8 @@ def test_the_echo_of_a_published_reply_is_matched_not_counted_again(
     clock: FrozenClock,
     operator: User,
 ) -> None:
+    from app.intake.models import InboundEvent
     from app.processing import ingest as inbox_service
-    from app.questions.models import InboundEvent
 
     question = _vk_wall(session, clock)
     _reply(session, question, operator, clock)

@@ -11,18 +11,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.directory.models import Platform
+from app.intake.models import EventStatus, InboundEvent
 from app.processing import ingest as inbox_service
 from app.processing import new_question as intake
 from app.processing.processor import process_pending
-from app.questions.models import (
-    EventStatus,
-    InboundEvent,
-    Message,
-    OutboxItem,
-    Question,
-    TimelineEntry,
-    WebhookSubscription,
-)
+from app.questions.models import Message, OutboxItem, Question, TimelineEntry, WebhookSubscription
 from app.questions.outgoing import EVENTS
 from app.sla.models import SlaClock
 from tests.factories.directory import cipher, make_page

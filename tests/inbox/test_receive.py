@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from app.directory.models import Page, Platform
-from app.questions.models import EventStatus, InboundEvent, Message, Question, ThreadContext
+from app.intake.models import EventStatus, InboundEvent
+from app.questions.models import Message, Question, ThreadContext
 from tests.factories.directory import make_page
 from tests.inbox.conftest import settle
 

@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.directory.models import Page, Platform
-from app.questions.models import EventStatus, InboundEvent, Message, Question
+from app.intake.models import EventStatus, InboundEvent
+from app.questions.models import Message, Question
 from tests.factories.directory import make_page
 from tests.inbox.conftest import settle
 from webhooks.generic import sign

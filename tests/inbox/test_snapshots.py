@@ -18,8 +18,9 @@ from sqlmodel import Session, col, select
 
 from app.core import snapshots
 from app.directory.models import Platform
+from app.intake.models import InboundEvent
 from app.processing import ingest as inbox_service
-from app.questions.models import InboundEvent, OutboxItem, Question, WebhookSubscription
+from app.questions.models import OutboxItem, Question, WebhookSubscription
 from app.routing import service as routing
 from app.routing.models import RoutingRule
 from app.routing.rules import RoutingRuleWrite

@@ -16,10 +16,10 @@ from sqlmodel import Session, col, select
 
 from app.core.crypto import Cipher
 from app.directory.models import Page, Platform
+from app.intake.models import EventStatus, InboundEvent
 from app.intake.turns import intake_signal
 from app.intake.writer import Delivery, DeliveryWriter
 from app.processing import processor
-from app.questions.models import EventStatus, InboundEvent
 from tests.conftest import SECRET
 from tests.factories.directory import make_page
 from tests.inbox.conftest import settle

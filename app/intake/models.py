@@ -1,0 +1,48 @@
+"""The stored delivery: a webhook request as received, before processing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from app.core.db import EnumText, UTCDateTime, utcnow
+
+
+class EventStatus(StrEnum):
+    pending = "pending"
+    processed = "processed"
+    ignored = "ignored"
+    failed = "failed"
+
+
+class InboundEvent(SQLModel, table=True):
+    """A raw webhook delivery, stored before the platform gets its answer."""
+
+    __tablename__ = "inbound_event"
+    __table_args__ = (
+        sa.UniqueConstraint("page_id", "delivery_key"),
+        sa.Index("ix_inbound_event_status_next", "status", "next_attempt_at"),
+        # The processor's claim: the oldest pending deliveries, without sorting them all.
+        # Partial, so that PostgreSQL takes it even before statistics see a backlog.
+        sa.Index(
+            "ix_inbound_event_pending",
+            "id",
+            sqlite_where=sa.text("status = 'pending'"),
+            postgresql_where=sa.text("status = 'pending'"),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=20)
+    page_id: int = Field(foreign_key="page.id")
+    delivery_key: str = Field(max_length=255)
+    body: bytes = Field(sa_type=sa.LargeBinary)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    status: EventStatus = Field(default=EventStatus.pending, sa_type=EnumText(EventStatus))
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    event_types: str = Field(default="", max_length=255)
