@@ -31,6 +31,7 @@ from app.core.db import make_engine, reading_engine, utcnow
 from app.core.errors import DomainError
 from app.core.logs import request_id_var, setup_logging
 from app.core.web import STATIC_DIR, View
+from app.processing.processor import Processor
 
 log = logging.getLogger("otklik")
 
@@ -233,6 +234,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.process_events = settings.process_events if process_events is None else process_events
+    # Intake stores and wakes; processing is handed in here, so intake never imports it.
+    app.state.processor_factory = Processor
     app.state.engine = engine or make_engine(settings.database_url)
     app.state.clock = clock or utcnow
     app.state.cipher = Cipher(settings.resolved_secret_key())

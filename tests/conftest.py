@@ -24,6 +24,8 @@ from app.core import migrate
 from app.core.config import Settings
 from app.core.db import get_session, make_engine
 
+pytest_plugins = ["tests.live"]
+
 BACKEND = os.environ.get("OTKLIK_TEST_BACKEND", "sqlite")
 POSTGRES_URL = os.environ.get("OTKLIK_TEST_POSTGRES_URL", "")
 SECRET = "test-secret-key-of-sufficient-length-0123456789"

@@ -33,22 +33,10 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql.dml import UpdateBase
 from sqlmodel import Session
 
-from app.directory.models import Institution, Page, Territory
-from app.questions.models import WebhookSubscription
-from app.routing.models import RoutingRule
-from app.sla.models import BusinessCalendar, SlaPolicy
-
 TTL = 2.0  # seconds
-WATCHED: tuple[type[Any], ...] = (
-    Page,
-    Institution,
-    Territory,
-    RoutingRule,
-    SlaPolicy,
-    BusinessCalendar,
-    WebhookSubscription,
-)
-_WATCHED_TABLES = frozenset(model.__tablename__ for model in WATCHED)
+# The tables snapshots are built from; each room names its own with `watch()`.
+WATCHED: tuple[type[Any], ...] = ()
+_WATCHED_TABLES: frozenset[str] = frozenset()
 _WRITTEN = "otklik.snapshots.written"
 
 T = TypeVar("T")
@@ -66,6 +54,18 @@ _generation = 0
 _stores: weakref.WeakKeyDictionary[sa.pool.Pool, dict[Hashable, _Entry]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def watch(*models: type[Any]) -> None:
+    """Snapshots are built from these tables: any write to them drops every snapshot."""
+    global WATCHED, _WATCHED_TABLES
+    for model in models:
+        if model in WATCHED:
+            continue
+        for name in ("after_insert", "after_update", "after_delete"):
+            sa.event.listen(model, name, _written)
+        WATCHED = (*WATCHED, model)
+    _WATCHED_TABLES = frozenset(model.__tablename__ for model in WATCHED)
 
 
 def invalidate() -> None:
@@ -134,9 +134,6 @@ def _session_settled(session: OrmSession, *_: Any) -> None:
         invalidate()
 
 
-for _model in WATCHED:
-    for _name in ("after_insert", "after_update", "after_delete"):
-        sa.event.listen(_model, _name, _written)
 sa.event.listen(sa.Engine, "after_execute", _executed)
 sa.event.listen(sa.Engine, "commit", _connection_settled)
 sa.event.listen(sa.Engine, "rollback", _connection_settled)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
+from app.core import snapshots
 from app.core.db import EnumText, UTCDateTime, utcnow
 
 
@@ -205,3 +206,7 @@ class PageRead(PageBase):
     has_access_token: bool
     has_user_token: bool
     created_at: datetime
+
+
+# Ingestion reads these through process-wide snapshots (app.core.snapshots).
+snapshots.watch(Page, Institution, Territory)

@@ -13,8 +13,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
@@ -30,7 +32,6 @@ from app.core.db import reading_engine
 from app.directory import service as directory_service
 from app.directory.models import Page
 from app.intake.writer import Delivery, DeliveryWriter
-from app.processing.processor import Processor
 from webhooks import Ack, Malformed, PageSecrets, Unauthentic, get_adapter
 
 log = logging.getLogger("otklik.receive")
@@ -49,6 +50,20 @@ class KnownPage:
     active: bool
 
 
+class Processor(Protocol):
+    """What intake needs of processing: a wake-up after a commit, and a clean stop.
+
+    Intake never imports processing; `app.main` hands the processor in.
+    """
+
+    def wake(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+ProcessorFactory = Callable[[sa.Engine, Cipher, Clock], Processor]
+
+
 class Receiver:
     def __init__(
         self,
@@ -56,14 +71,14 @@ class Receiver:
         settings: Settings,
         cipher: Cipher,
         clock: Clock,
-        process_events: bool = True,
+        processor_factory: ProcessorFactory | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.cipher = cipher
         self.clock = clock
         # Without a processor here, `otklik worker` processes what is stored.
-        self.processor = Processor(engine, cipher, clock) if process_events else None
+        self.processor = processor_factory(engine, cipher, clock) if processor_factory else None
         self.writer = DeliveryWriter(engine, self.processor.wake if self.processor else None)
         self._pages: dict[tuple[str, str], tuple[float, KnownPage | None]] = {}
         self._ok_networks = [
@@ -154,7 +169,11 @@ def receiver_for(app: FastAPI) -> Receiver:
     if receiver is None:
         state = app.state
         receiver = Receiver(
-            state.engine, state.settings, state.cipher, state.clock, state.process_events
+            state.engine,
+            state.settings,
+            state.cipher,
+            state.clock,
+            state.processor_factory if state.process_events else None,
         )
         state.receiver = receiver
     return receiver

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-import app.models  # noqa: F401  (every table: flushes resolve foreign keys across domains)
+import app.auth.models  # noqa: F401  (the user table: flushes resolve foreign keys to it)
 from app.core.crypto import Cipher
 from app.directory import service as directory_service
 from app.directory import snapshots as directory

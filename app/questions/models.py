@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from app.core import snapshots
 from app.core.db import EnumText, UTCDateTime, utcnow
 
 
@@ -294,3 +295,7 @@ class QuestionDetail(QuestionRead):
     messages: list[MessageRead]
     timeline: list[TimelineRead]
     context: str | None = None
+
+
+# Ingestion reads these through process-wide snapshots (app.core.snapshots).
+snapshots.watch(WebhookSubscription)

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from app.core import snapshots
 from app.core.db import UTCDateTime, utcnow
 
 
@@ -36,3 +37,7 @@ class RoutingRule(SQLModel, table=True):
     actions: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# Ingestion reads these through process-wide snapshots (app.core.snapshots).
+snapshots.watch(RoutingRule)

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from app.core import snapshots
 from app.core.db import EnumText, UTCDateTime, utcnow
 
 
@@ -95,3 +96,7 @@ class SlaClock(SQLModel, table=True):
     breached_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     escalation_level: int = 0
     details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+
+
+# Ingestion reads these through process-wide snapshots (app.core.snapshots).
+snapshots.watch(SlaPolicy, BusinessCalendar)

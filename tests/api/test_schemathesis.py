@@ -30,7 +30,7 @@ from app.questions.models import WebhookSubscription
 from tests.conftest import SECRET, FrozenClock
 from tests.factories.auth import make_user
 from tests.factories.directory import make_page
-from tests.factories.inbox import make_question
+from tests.factories.questions import make_question
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from app.sla import watcher
 from tests.conftest import FrozenClock
 from tests.factories.auth import auth_headers, make_user
 from tests.factories.directory import make_institution, make_territory
-from tests.factories.inbox import make_question
+from tests.factories.questions import make_question
 
 T0 = datetime(2026, 3, 10, 5, 0, tzinfo=UTC)  # Tuesday 10:00 in Yekaterinburg (UTC+5)
 PERIOD = {"from": "2026-03-01", "to": "2026-03-31"}

@@ -18,7 +18,7 @@ from app.sla import service as sla
 from app.sla.models import Target
 from tests.factories.auth import auth_headers, make_user
 from tests.factories.directory import make_institution, make_page, make_territory
-from tests.factories.inbox import make_question
+from tests.factories.questions import make_question
 
 NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
 

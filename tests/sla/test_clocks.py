@@ -15,7 +15,7 @@ from app.sla.models import ClockState, SlaClock, Target
 from app.sla.policies import SlaPolicyCreate, create_policy, resolve_policy
 from tests.factories.auth import auth_headers, make_user
 from tests.factories.directory import make_institution, make_territory
-from tests.factories.inbox import make_question
+from tests.factories.questions import make_question
 
 # 2026-03-10 is a Tuesday; Yekaterinburg is UTC+5, so 05:00 UTC is 10:00 local.
 T0 = datetime(2026, 3, 10, 5, 0, tzinfo=UTC)

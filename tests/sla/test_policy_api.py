@@ -12,7 +12,7 @@ from app.sla import service as sla
 from app.sla.models import Target
 from tests.factories.auth import auth_headers, make_user
 from tests.factories.directory import make_institution
-from tests.factories.inbox import make_question
+from tests.factories.questions import make_question
 
 
 def test_a_policy_with_its_own_calendar_sets_the_deadlines(

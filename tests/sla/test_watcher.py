@@ -25,7 +25,7 @@ from app.sla.models import ClockState, SlaClock, Target
 from tests.conftest import FrozenClock
 from tests.factories.auth import make_user
 from tests.factories.directory import make_institution, make_page, make_territory
-from tests.factories.inbox import make_question
+from tests.factories.questions import make_question
 
 T0 = datetime(2026, 3, 10, 5, 0, tzinfo=UTC)  # Tuesday 10:00 in Yekaterinburg (UTC+5)
 WARN = datetime(2026, 3, 10, 11, 0, tzinfo=UTC)  # 16:00 local: 75 % of 8 working hours

@@ -16,7 +16,7 @@ from app.directory.models import Page, Platform
 from app.intake.models import EventStatus, InboundEvent
 from app.questions.models import Message, Question
 from tests.factories.directory import make_page
-from tests.inbox.conftest import settle
+from tests.live import settle
 from webhooks.generic import sign
 
 Payload = Callable[[str, str], bytes]

@@ -21,7 +21,7 @@ from app.outbox import sender as outbox
 from app.questions.models import Message, MessageSource, OutboxItem, Question
 from tests.conftest import SECRET, FrozenClock
 from tests.factories.directory import make_page
-from tests.factories.inbox import make_question
+from tests.factories.questions import make_question
 
 VK_GROUP = "218734591"
 

@@ -22,7 +22,7 @@ from app.intake.writer import Delivery, DeliveryWriter
 from app.processing import processor
 from tests.conftest import SECRET
 from tests.factories.directory import make_page
-from tests.inbox.conftest import settle
+from tests.live import settle
 
 NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
 

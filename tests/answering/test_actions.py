@@ -18,8 +18,8 @@ from app.sla import service as sla_service
 from tests.conftest import FrozenClock
 from tests.factories.auth import auth_headers, make_user
 from tests.factories.directory import make_institution
-from tests.factories.inbox import make_question
-from tests.inbox.outbox_helpers import VK_GROUP, FakePlatform, question_on, run, vk_error, vk_ok
+from tests.factories.questions import make_question
+from tests.outbox.outbox_helpers import VK_GROUP, FakePlatform, question_on, run, vk_error, vk_ok
 
 
 @pytest.fixture(autouse=True)

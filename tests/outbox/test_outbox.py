@@ -36,7 +36,7 @@ from app.sla import service as sla_service
 from app.sla.models import ClockState, Target
 from tests.conftest import SECRET, FrozenClock
 from tests.factories.auth import make_user
-from tests.inbox.outbox_helpers import (
+from tests.outbox.outbox_helpers import (
     VK_GROUP,
     FakePlatform,
     items_of,

@@ -1,4 +1,6 @@
-"""Fixtures for tests that need committed data: the receiver commits on its own."""
+"""Fixtures for tests that need committed data: the receiver commits on its own.
+
+Loaded for every test by `pytest_plugins` in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from app.core.config import Settings
 from app.core.db import reading_engine
 from tests.conftest import FrozenClock
 
-PAYLOADS = Path(__file__).parent.parent / "webhooks" / "payloads"
+PAYLOADS = Path(__file__).parent / "webhooks" / "payloads"
 
 
 def wipe(engine: sa.Engine) -> None:

@@ -28,8 +28,8 @@ from app.sla.models import ClockState, Target
 from tests.conftest import SECRET, FrozenClock
 from tests.factories.auth import make_user
 from tests.factories.directory import make_institution, make_page
-from tests.factories.inbox import make_question
-from tests.inbox.outbox_helpers import question_on
+from tests.factories.questions import make_question
+from tests.outbox.outbox_helpers import question_on
 
 CIPHER = Cipher(SECRET)
 

@@ -17,7 +17,7 @@ from app.directory.models import Page, Platform
 from app.intake.models import EventStatus, InboundEvent
 from app.questions.models import Message, Question, ThreadContext
 from tests.factories.directory import make_page
-from tests.inbox.conftest import settle
+from tests.live import settle
 
 Payload = Callable[[str, str], bytes]
 

@@ -24,7 +24,7 @@ from app.outbox import sender as outbox
 from app.questions.models import OutboxItem, OutboxStatus
 from tests.conftest import SECRET
 from tests.factories.auth import make_user
-from tests.inbox.outbox_helpers import VK_GROUP, question_on
+from tests.outbox.outbox_helpers import VK_GROUP, question_on
 
 pytestmark = pytest.mark.postgres
 
