@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.deps import LoginRequired
 from app.core import migrate
+from app.core.api import error_response
 from app.core.clock import Clock
 from app.core.config import Settings, get_settings
 from app.core.crypto import Cipher
@@ -39,14 +40,6 @@ log = logging.getLogger("otklik")
 def _wants_json(request: Request) -> bool:
     path = request.url.path
     return path.startswith(("/api/", "/webhooks/")) or path in {"/healthz", "/readyz"}
-
-
-def _error_json(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
-    )
 
 
 def _error_page(request: Request, status: int, message: str) -> Response:
@@ -73,7 +66,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain_error(request: Request, exc: DomainError) -> Response:
         if _wants_json(request):
-            return _error_json(exc.status_code, exc.code, exc.message)
+            return error_response(exc.status_code, exc.code, exc.message)
         return _error_page(request, exc.status_code, exc.message)
 
     @app.exception_handler(RequestValidationError)
@@ -84,7 +77,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
         message = "; ".join(problems) or "Неверные данные"
         if _wants_json(request):
-            return _error_json(422, "invalid", message)
+            return error_response(422, "invalid", message)
         return _error_page(request, 422, message)
 
     @app.exception_handler(StarletteHTTPException)
@@ -94,7 +87,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             exc.status_code, str(exc.detail)
         )
         if _wants_json(request):
-            return _error_json(
+            return error_response(
                 exc.status_code, code, message, headers=getattr(exc, "headers", None)
             )
         return _error_page(request, exc.status_code, message)
@@ -105,7 +98,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         # A number no column can hold (an id of 2**70, say): the caller's mistake.
         message = "Значение вне допустимого диапазона"
         if _wants_json(request):
-            return _error_json(422, "out_of_range", message)
+            return error_response(422, "out_of_range", message)
         return _error_page(request, 422, message)
 
     @app.exception_handler(Exception)
@@ -113,7 +106,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
         message = f"Внутренняя ошибка. Код запроса: {request_id_var.get() or '-'}"
         if _wants_json(request):
-            return _error_json(500, "internal", message)
+            return error_response(500, "internal", message)
         return _error_page(request, 500, message)
 
 
@@ -261,11 +254,11 @@ def create_app(
             at_head = migrate.is_at_head(reading_engine(request.app.state.engine))
         except Exception as exc:
             log.warning("readiness: database unreachable", extra={"fields": {"error": str(exc)}})
-            return _error_json(
+            return error_response(
                 503, "database_unreachable", "База данных недоступна", {"Retry-After": "5"}
             )
         if not at_head:
-            return _error_json(
+            return error_response(
                 503,
                 "migrations_pending",
                 "Схема базы устарела: выполните otklik migrate",

@@ -7,6 +7,7 @@ import json
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.errors import Invalid
@@ -81,3 +82,12 @@ def id_cursor(cursor: str | None) -> int:
     if not isinstance(value, int):
         raise Invalid("Неверный cursor", code="invalid_cursor")
     return value
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The one error body of the JSON API and the webhooks: {"error": {"code", "message"}}."""
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, Engine
 from sqlmodel import Session, SQLModel
 
@@ -133,3 +135,19 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def insert_ignoring(session: Session, model: Any, values: dict[str, Any]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING of one row, in the session's dialect.
+
+    Returns the statement with RETURNING of the new row's id: it yields a row only
+    when the insert took place (psycopg reports rowcount -1 for this statement).
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(model)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(*model.__table__.primary_key.columns)
+    )

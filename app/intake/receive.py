@@ -21,10 +21,11 @@ from typing import Protocol
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from sqlmodel import Session, col, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.core.api import error_response
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.crypto import Cipher
@@ -151,9 +152,9 @@ def check(
             "unauthentic delivery",
             extra={"fields": {"platform": page.platform, "page_id": page.id, "reason": str(exc)}},
         )
-        return _error(403, "unauthentic", "Authenticity check failed")
+        return error_response(403, "unauthentic", "Authenticity check failed")
     except Malformed as exc:
-        return _error(400, "malformed", str(exc))
+        return error_response(400, "malformed", str(exc))
     delivery = Delivery(
         platform=page.platform,
         page_id=page.id,
@@ -181,14 +182,6 @@ def receiver_for(app: FastAPI) -> Receiver:
 
 def get_receiver(request: Request) -> Receiver:
     return receiver_for(request.app)
-
-
-def _error(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
-    )
 
 
 async def _read_body(request: Request) -> bytes | None:
@@ -227,11 +220,11 @@ async def receive(request: Request) -> Response:
     platform: str = request.path_params["platform"]
     page_key: str = request.path_params["page_key"]
     if platform not in PLATFORMS:
-        return _error(404, "unknown_platform", f"Unknown platform {platform!r}")
+        return error_response(404, "unknown_platform", f"Unknown platform {platform!r}")
     receiver = get_receiver(request)
     body = await _read_body(request)
     if body is None:
-        return _error(413, "too_large", "Body over 1 MiB")
+        return error_response(413, "too_large", "Body over 1 MiB")
     try:
         hit, page = receiver.cached_page(platform, page_key)
         if not hit:
@@ -239,13 +232,13 @@ async def receive(request: Request) -> Response:
             page = await run_in_threadpool(receiver.page, platform, page_key)
     except Exception as exc:
         log.error("page lookup failed", extra={"fields": {"error": str(exc)}})
-        return _error(503, "unavailable", "Database unavailable", {"Retry-After": "10"})
+        return error_response(503, "unavailable", "Database unavailable", {"Retry-After": "10"})
     if page is None or not page.active:
-        return _error(404, "unknown_page", "No such page")
+        return error_response(404, "unknown_page", "No such page")
     if platform == "ok" and not receiver.ok_source_allowed(
         request.client.host if request.client else None
     ):
-        return _error(403, "forbidden_source", "Source address not allowed")
+        return error_response(403, "forbidden_source", "Source address not allowed")
     headers = {k.lower(): v for k, v in request.headers.items()}
     checked = check(page, headers, body, receiver.clock())
     if isinstance(checked, Response):
@@ -255,7 +248,7 @@ async def receive(request: Request) -> Response:
         await receiver.writer.store(delivery)
     except Exception:
         # Never "ok" without a commit: the platform will deliver again.
-        return _error(
+        return error_response(
             503, "unavailable", "Could not store the event, retry later", {"Retry-After": "30"}
         )
     return Response(ack.body, status_code=ack.status_code, media_type=ack.media_type)

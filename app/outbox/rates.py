@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from app.core.db import insert_ignoring
 from app.outbox.models import SendRate
 
 SessionFactory = Callable[[], Session]
@@ -57,10 +57,8 @@ def limits_for(platform: str, page_id: int, ref: Mapping[str, str]) -> list[Limi
 
 
 def _ensure_rows(session: Session, keys: list[str], now: datetime) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for key in keys:
-        session.execute(insert(SendRate).values(key=key, next_at=now).on_conflict_do_nothing())
+        session.execute(insert_ignoring(session, SendRate, {"key": key, "next_at": now}))
 
 
 def reserve(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from app.core.db import insert_ignoring
 from app.questions.models import TimelineEntry
 
 
@@ -39,15 +39,7 @@ def record(
         # whatever else is pending: one INSERT for several entries instead of one each.
         session.add(TimelineEntry(**values))
         return True
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # RETURNING, not rowcount: psycopg reports rowcount -1 for this statement.
-    statement = (
-        insert(TimelineEntry)
-        .values(**values)
-        .on_conflict_do_nothing()
-        .returning(TimelineEntry.__table__.c.id)  # type: ignore[attr-defined]
-    )
+    statement = insert_ignoring(session, TimelineEntry, values)
     return session.execute(statement).first() is not None
 
 

@@ -18,12 +18,12 @@ from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from app.auth.models import Notification, Role, User, UserInstitution
 from app.core.config import Settings
+from app.core.db import insert_ignoring
 from app.directory.models import Institution, Territory
 from app.jobs.runner import JobContext
 from app.questions.models import Priority, Question
@@ -135,8 +135,6 @@ def alert(
 
     `{due}` in the text becomes `due_at` in the recipient's local time.
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     created = 0
     seen: set[int] = set()
     for user in users:
@@ -144,22 +142,20 @@ def alert(
             continue
         seen.add(user.id)
         external = _channels(user, settings)
-        statement = (
-            insert(Notification)
-            .values(
-                user_id=user.id,
-                question_id=question.id,
-                kind=kind,
-                text=text.replace("{due}", local_time(session, user, question, due_at)),
-                dedupe_key=dedupe_key,
-                created_at=now,
-                deliver_after=deliver_after(session, user, question, now) if external else None,
+        statement = insert_ignoring(
+            session,
+            Notification,
+            {
+                "user_id": user.id,
+                "question_id": question.id,
+                "kind": kind,
+                "text": text.replace("{due}", local_time(session, user, question, due_at)),
+                "dedupe_key": dedupe_key,
+                "created_at": now,
+                "deliver_after": deliver_after(session, user, question, now) if external else None,
                 # Nothing to send beyond the in-app alert.
-                delivered_at=None if external else now,
-            )
-            .on_conflict_do_nothing()
-            # RETURNING, not rowcount: psycopg reports rowcount -1 for this statement.
-            .returning(Notification.__table__.c.id)  # type: ignore[attr-defined]
+                "delivered_at": None if external else now,
+            },
         )
         created += int(session.execute(statement).first() is not None)
     return created
