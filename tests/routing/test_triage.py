@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.routing.lemmas import lemmatize, normalise_keywords
-from app.routing.triage import (
+from app.routing.triage import Classification, Verdict, classify
+from app.routing.vocabulary import (
     ADVERTISING_LEMMAS,
     COMPLAINT_LEMMAS,
     GRATITUDE_LEMMAS,
@@ -15,9 +16,6 @@ from app.routing.triage import (
     QUESTION_ANYWHERE_LEMMAS,
     QUESTION_SENTENCE_START_LEMMAS,
     REQUEST_LEMMAS,
-    Classification,
-    Verdict,
-    classify,
 )
 
 Q = Classification.question
