@@ -255,7 +255,7 @@ def directory_import(file: Path) -> None:
     from tqdm import tqdm
 
     from app.core.errors import DomainError
-    from app.directory import spreadsheet
+    from app.directory import spreadsheet, spreadsheet_import
 
     if not file.exists():
         _fail(f"no such file: {file}")
@@ -264,7 +264,7 @@ def directory_import(file: Path) -> None:
         try:
             raw = spreadsheet.read_rows(file)
             with tqdm(total=len(raw), unit="row", file=sys.stderr, disable=len(raw) < 500) as bar:
-                result = spreadsheet.import_rows(session, raw, progress=bar.update)
+                result = spreadsheet_import.import_rows(session, raw, progress=bar.update)
             session.commit()
         except DomainError as exc:
             session.rollback()
@@ -279,11 +279,11 @@ def directory_import(file: Path) -> None:
 def directory_export(file: Path) -> None:
     """Write the directory in the import format (CSV or XLSX by the file's extension)."""
     from app.core.errors import DomainError
-    from app.directory import spreadsheet
+    from app.directory import spreadsheet, spreadsheet_export
 
     engine = make_engine(_settings().database_url)
     with Session(engine) as session:
-        rows = spreadsheet.export_rows(session)
+        rows = spreadsheet_export.export_rows(session)
     try:
         spreadsheet.write_rows(file, rows)
     except DomainError as exc:

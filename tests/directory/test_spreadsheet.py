@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from app.directory import spreadsheet
+from app.directory import spreadsheet, spreadsheet_export, spreadsheet_import
 from app.directory.models import Institution, Page, Territory
 
 HEADER = spreadsheet.COLUMNS
@@ -94,7 +94,7 @@ def test_import_creates_the_tree_and_reimport_changes_nothing(
     session: Session, tmp_path: Path
 ) -> None:
     path = _write(tmp_path / "registry.csv", ROWS)
-    result = spreadsheet.import_rows(session, spreadsheet.read_rows(path))
+    result = spreadsheet_import.import_rows(session, spreadsheet.read_rows(path))
     assert result.created == {"territory": 4, "institution": 3, "page": 4}
     village = session.exec(
         select(Territory).where(Territory.name == "Варламовское сельское поселение")
@@ -107,18 +107,18 @@ def test_import_creates_the_tree_and_reimport_changes_nothing(
     assert school.parent_id == admin.id and school.path == f"/{admin.id}/{school.id}/"
 
     before = _snapshot(session)
-    again = spreadsheet.import_rows(session, spreadsheet.read_rows(path))
+    again = spreadsheet_import.import_rows(session, spreadsheet.read_rows(path))
     assert not again.changed
     assert _snapshot(session) == before
 
 
 def test_changed_row_updates_in_place(session: Session, tmp_path: Path) -> None:
-    spreadsheet.import_rows(session, spreadsheet.read_rows(_write(tmp_path / "a.csv", ROWS)))
+    spreadsheet_import.import_rows(session, spreadsheet.read_rows(_write(tmp_path / "a.csv", ROWS)))
     page = session.exec(select(Page).where(Page.external_id == "218734591")).one()
     page_id, key = page.id, page.key
     changed = [list(r) for r in ROWS]
     changed[1][7] = "Администрация Чебаркульского городского округа"
-    result = spreadsheet.import_rows(
+    result = spreadsheet_import.import_rows(
         session, spreadsheet.read_rows(_write(tmp_path / "b.csv", changed, ";"))
     )
     assert result.updated["page"] == 1 and sum(result.created.values()) == 0
@@ -171,7 +171,7 @@ def test_a_bad_row_imports_nothing_and_names_the_row(
     ]
     nested = session.begin_nested()
     with pytest.raises(spreadsheet.ImportError_) as info:
-        spreadsheet.import_rows(session, spreadsheet.read_rows(path))
+        spreadsheet_import.import_rows(session, spreadsheet.read_rows(path))
     nested.rollback()
     assert info.value.row == 5  # header is row 1, the bad one is the fourth data row
     assert reason in info.value.message and "Строка 5" in info.value.message
@@ -182,12 +182,12 @@ def test_a_bad_row_imports_nothing_and_names_the_row(
 
 
 def test_export_then_import_round_trips_csv_and_xlsx(session: Session, tmp_path: Path) -> None:
-    spreadsheet.import_rows(session, spreadsheet.read_rows(_write(tmp_path / "a.csv", ROWS)))
+    spreadsheet_import.import_rows(session, spreadsheet.read_rows(_write(tmp_path / "a.csv", ROWS)))
     before = _snapshot(session)
     for name in ("out.csv", "out.xlsx"):
         out = tmp_path / name
-        spreadsheet.write_rows(out, spreadsheet.export_rows(session))
-        result = spreadsheet.import_rows(session, spreadsheet.read_rows(out))
+        spreadsheet.write_rows(out, spreadsheet_export.export_rows(session))
+        result = spreadsheet_import.import_rows(session, spreadsheet.read_rows(out))
         assert not result.changed, (name, result)
     assert _snapshot(session) == before
 
@@ -201,6 +201,6 @@ def test_russian_headers_and_platform_names_are_understood(
         "Челябинская область / Миасский ГО;Администрация Миасса;administration;ВКонтакте;https://vk.com/miass;-55555\n",
         encoding="utf-8",
     )
-    result = spreadsheet.import_rows(session, spreadsheet.read_rows(path))
+    result = spreadsheet_import.import_rows(session, spreadsheet.read_rows(path))
     assert result.created["page"] == 1
     assert session.exec(select(Page.external_id).where(Page.platform == "vk")).all()[-1] == "55555"
