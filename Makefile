@@ -38,9 +38,11 @@ run: install
 	@echo "Otklik is starting: open http://127.0.0.1:8000/login (demo users above; also in var/demo-credentials.txt)"
 	$(BIN)/otklik serve --host 127.0.0.1 --port 8000
 
+## lint: ruff, and the import contracts that keep the rooms' arrows one way (pyproject.toml)
 lint: dev
 	$(BIN)/ruff check app webhooks tests bench
 	$(BIN)/ruff format --check app webhooks tests bench
+	$(BIN)/lint-imports --no-cache
 
 typecheck: dev
 	$(BIN)/mypy

@@ -286,9 +286,11 @@ def create_app(
 
 def _include_routers(app: FastAPI) -> None:
     from app.answering.api import router as actions_api
+    from app.auth.api import router as tokens_api
     from app.auth.views import router as auth_pages
     from app.directory.views import router as directory_api
     from app.intake.receive import router as webhooks_receiver
+    from app.outbox.api import router as subscriptions_api
     from app.processing.api import router as events_api
     from app.questions.api import router as questions_api
     from app.questions.views import router as inbox_pages
@@ -303,6 +305,8 @@ def _include_routers(app: FastAPI) -> None:
         directory_api,
         questions_api,
         actions_api,
+        tokens_api,
+        subscriptions_api,
         events_api,
         inbox_pages,
         routing_api,

@@ -22,7 +22,6 @@ from app.answering.models import (
     ReplyCreate,
     StatusBody,
 )
-from app.auth import api as integrations
 from app.auth.deps import ApiUserDep
 from app.core.api import (
     ERROR_RESPONSES,
@@ -35,7 +34,7 @@ from app.core.api import (
     id_cursor,
 )
 from app.core.clock import ClockDep
-from app.core.crypto import Cipher
+from app.core.crypto import get_cipher
 from app.core.db import SessionDep
 from app.questions import queries
 from app.questions.api import question_detail
@@ -46,11 +45,6 @@ router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "Действие невозможно в текущем состоянии"}
 }
-
-
-def _cipher(request: Request) -> Cipher:
-    cipher: Cipher = request.app.state.cipher
-    return cipher
 
 
 # --- replies ----------------------------------------------------------------------------------
@@ -87,7 +81,7 @@ def post_reply(
         expected_at=data.expected_at,
         by=user,
         now=clock(),
-        cipher=_cipher(request),
+        cipher=get_cipher(request),
     )
     session.commit()
     return OutboxItemRead.model_validate(item)
@@ -105,7 +99,7 @@ def reply_check(
 ) -> ReplyCheck:
     """Say before the operator types whether the platform will take a reply, and why not."""
     question = queries.get_question(session, user, question_id)
-    problem, target = replies.reply_problem(session, question, _cipher(request))
+    problem, target = replies.reply_problem(session, question, get_cipher(request))
     return ReplyCheck(
         can_reply=problem is None,
         problem=problem,
@@ -343,4 +337,3 @@ def render_canned(
 
 
 # Tokens and webhook subscriptions live in their own module, served with these routes.
-router.include_router(integrations.router)

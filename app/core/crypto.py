@@ -6,10 +6,12 @@ import base64
 import hashlib
 import hmac
 import secrets
+from typing import Annotated
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from fastapi import Depends, Request
 
 _MAX_CACHED = 4096
 
@@ -58,3 +60,12 @@ def new_token(prefix: str = "otk") -> str:
 
 def constant_time_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def get_cipher(request: Request) -> Cipher:
+    """The application's cipher (built once from the secret key in `create_app`)."""
+    cipher: Cipher = request.app.state.cipher
+    return cipher
+
+
+CipherDep = Annotated[Cipher, Depends(get_cipher)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from app.auth import service as auth_service
 from app.auth.deps import ApiAdminDep, ApiUserDep, SettingsDep
 from app.core.api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
-from app.core.crypto import Cipher
+from app.core.crypto import get_cipher
 from app.core.db import SessionDep
 from app.core.errors import NotFound
 from app.directory import service
@@ -28,11 +28,6 @@ from app.directory.models import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["directory"], responses=ERROR_RESPONSES)
-
-
-def _cipher(request: Request) -> Cipher:
-    cipher: Cipher = request.app.state.cipher
-    return cipher
 
 
 @router.post(
@@ -152,7 +147,7 @@ def create_page(
     settings: SettingsDep,
 ) -> PageRead:
     """Connect a page. The answer has the page's `key` and the `webhook_url` to give the platform."""
-    page = service.create_page(session, data, _cipher(request))
+    page = service.create_page(session, data, get_cipher(request))
     session.commit()
     return service.page_read(page, settings.base_url)
 
@@ -202,6 +197,6 @@ def update_page(
     settings: SettingsDep,
 ) -> PageRead:
     """Change a page; credentials given here replace the stored ones (an empty string clears)."""
-    page = service.update_page(session, page_id, data, _cipher(request))
+    page = service.update_page(session, page_id, data, get_cipher(request))
     session.commit()
     return service.page_read(page, settings.base_url)

@@ -1,0 +1,114 @@
+"""JSON API for administrators: outgoing webhook subscriptions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from app.auth.deps import ApiAdminDep
+from app.core.api import (
+    ERROR_RESPONSES,
+    Listing,
+    PathId,
+    clamp_limit,
+    encode_cursor,
+    id_cursor,
+)
+from app.core.clock import ClockDep
+from app.core.crypto import CipherDep
+from app.core.db import SessionDep
+from app.outbox import subscriptions
+from app.outbox.models import (
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionRead,
+    SubscriptionUpdate,
+)
+
+router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES, tags=["administration"])
+
+
+@router.post(
+    "/webhook-subscriptions",
+    response_model=SubscriptionCreated,
+    status_code=201,
+    name="api:subscription_create",
+    summary="Подписать адрес на события",
+)
+def create_subscription(
+    data: SubscriptionCreate,
+    cipher: CipherDep,
+    session: SessionDep,
+    admin: ApiAdminDep,
+    clock: ClockDep,
+) -> SubscriptionCreated:
+    """Events are POSTed as JSON with `X-Otklik-Signature: sha256=<hex HMAC-SHA256 of the
+    body>` (like the generic source), `X-Otklik-Event` and `X-Otklik-Delivery` (repeated on
+    retries: deduplicate by it). The secret is in this answer only."""
+    subscription, secret = subscriptions.create(session, data, cipher, now=clock())
+    session.commit()
+    read = SubscriptionRead.model_validate(subscription)
+    return SubscriptionCreated(**read.model_dump(), secret=secret)
+
+
+@router.get(
+    "/webhook-subscriptions",
+    response_model=Listing[SubscriptionRead],
+    name="api:subscription_list",
+    summary="Подписки на события",
+)
+def list_subscriptions(
+    session: SessionDep,
+    admin: ApiAdminDep,
+    limit: Annotated[int | None, Query()] = None,
+    cursor: str | None = None,
+) -> Listing[SubscriptionRead]:
+    size = clamp_limit(limit)
+    rows = subscriptions.list_all(session, after_id=id_cursor(cursor), limit=size + 1)
+    items = [SubscriptionRead.model_validate(s) for s in rows[:size]]
+    return Listing(
+        items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > size else None
+    )
+
+
+@router.get(
+    "/webhook-subscriptions/{subscription_id}",
+    response_model=SubscriptionRead,
+    name="api:subscription_get",
+    summary="Подписка на события",
+)
+def get_subscription(
+    subscription_id: PathId, session: SessionDep, admin: ApiAdminDep
+) -> SubscriptionRead:
+    return SubscriptionRead.model_validate(subscriptions.get(session, subscription_id))
+
+
+@router.patch(
+    "/webhook-subscriptions/{subscription_id}",
+    response_model=SubscriptionRead,
+    name="api:subscription_update",
+    summary="Изменить подписку",
+)
+def update_subscription(
+    subscription_id: PathId, data: SubscriptionUpdate, session: SessionDep, admin: ApiAdminDep
+) -> SubscriptionRead:
+    """Change the URL or the events, or pause deliveries with `is_active: false`."""
+    subscription = subscriptions.update(session, subscription_id, data)
+    session.commit()
+    return SubscriptionRead.model_validate(subscription)
+
+
+@router.delete(
+    "/webhook-subscriptions/{subscription_id}",
+    status_code=204,
+    name="api:subscription_delete",
+    summary="Удалить подписку",
+)
+def delete_subscription(
+    subscription_id: PathId, session: SessionDep, admin: ApiAdminDep
+) -> Response:
+    """Deliveries still waiting are cancelled."""
+    subscriptions.delete(session, subscription_id)
+    session.commit()
+    return Response(status_code=204)
