@@ -24,12 +24,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.deps import LoginRequired
 from app.core import migrate
-from app.core.api import error_response
 from app.core.clock import Clock
 from app.core.config import Settings, get_settings
 from app.core.crypto import Cipher
 from app.core.db import make_engine, reading_engine, utcnow
 from app.core.errors import DomainError
+from app.core.json_api import error_response
 from app.core.logs import request_id_var, setup_logging
 from app.core.web import STATIC_DIR, View
 from app.processing.processor import Processor

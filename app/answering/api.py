@@ -23,7 +23,10 @@ from app.answering.models import (
     StatusBody,
 )
 from app.auth.deps import ApiUserDep
-from app.core.api import (
+from app.core.clock import ClockDep
+from app.core.crypto import get_cipher
+from app.core.db import SessionDep
+from app.core.json_api import (
     ERROR_RESPONSES,
     MAX_ID,
     ErrorResponse,
@@ -33,9 +36,6 @@ from app.core.api import (
     encode_cursor,
     id_cursor,
 )
-from app.core.clock import ClockDep
-from app.core.crypto import get_cipher
-from app.core.db import SessionDep
 from app.questions import queries
 from app.questions.api import question_detail
 from app.questions.models import MessageRead, QuestionDetail

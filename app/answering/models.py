@@ -10,8 +10,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlmodel import Field as ColumnField
 from sqlmodel import SQLModel
 
-from app.core.api import RowId, examples
 from app.core.db import UTCDateTime, utcnow
+from app.core.json_api import RowId, examples
 
 REPLY_MAX_LENGTH = 9000
 

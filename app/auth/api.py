@@ -10,7 +10,10 @@ from sqlmodel import col, select
 from app.auth import service as auth_service
 from app.auth.deps import ApiAdminDep
 from app.auth.models import ApiToken, TokenCreate, TokenCreated, TokenRead, User
-from app.core.api import (
+from app.core.clock import ClockDep
+from app.core.db import SessionDep
+from app.core.errors import Invalid
+from app.core.json_api import (
     ERROR_RESPONSES,
     MAX_ID,
     Listing,
@@ -19,9 +22,6 @@ from app.core.api import (
     encode_cursor,
     id_cursor,
 )
-from app.core.clock import ClockDep
-from app.core.db import SessionDep
-from app.core.errors import Invalid
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES, tags=["administration"])
 

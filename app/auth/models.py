@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as ShapeField
 from sqlmodel import Field, SQLModel
 
-from app.core.api import RowId, examples
 from app.core.db import EnumText, UTCDateTime, utcnow
+from app.core.json_api import RowId, examples
 
 
 class Role(StrEnum):

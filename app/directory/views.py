@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query, Request
 
 from app.auth import service as auth_service
 from app.auth.deps import ApiAdminDep, ApiUserDep, SettingsDep
-from app.core.api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
 from app.core.crypto import get_cipher
 from app.core.db import SessionDep
 from app.core.errors import NotFound
+from app.core.json_api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
 from app.directory import service
 from app.directory.models import (
     InstitutionCreate,

@@ -25,11 +25,11 @@ from fastapi.responses import Response
 from sqlmodel import Session, col, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.core.api import error_response
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.crypto import Cipher
 from app.core.db import reading_engine
+from app.core.json_api import error_response
 from app.directory import service as directory_service
 from app.directory.models import Page
 from app.intake.writer import Delivery, DeliveryWriter

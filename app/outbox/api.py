@@ -7,7 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.auth.deps import ApiAdminDep
-from app.core.api import (
+from app.core.clock import ClockDep
+from app.core.crypto import CipherDep
+from app.core.db import SessionDep
+from app.core.json_api import (
     ERROR_RESPONSES,
     Listing,
     PathId,
@@ -15,9 +18,6 @@ from app.core.api import (
     encode_cursor,
     id_cursor,
 )
-from app.core.clock import ClockDep
-from app.core.crypto import CipherDep
-from app.core.db import SessionDep
 from app.outbox import subscriptions
 from app.outbox.models import (
     SubscriptionCreate,

@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as ShapeField
 from sqlmodel import Field, SQLModel
 
-from app.core.api import examples
 from app.core.db import UTCDateTime
+from app.core.json_api import examples
 from app.questions.outgoing import EVENTS
 
 

@@ -9,9 +9,9 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from app.auth.deps import ApiAdminDep
-from app.core.api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
 from app.core.db import SessionDep
 from app.core.errors import NotFound
+from app.core.json_api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
 from app.intake.models import EventStatus, InboundEvent
 from app.processing.processor import process_one
 

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query
 from sqlmodel import Session, col, select
 
 from app.auth.deps import ApiUserDep
-from app.core.api import ERROR_RESPONSES, Listing, clamp_limit, decode_cursor, encode_cursor
 from app.core.db import SessionDep
+from app.core.json_api import ERROR_RESPONSES, Listing, clamp_limit, decode_cursor, encode_cursor
 from app.questions import queries
 from app.questions.models import (
     CitizenRead,

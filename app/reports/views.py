@@ -14,10 +14,10 @@ from sqlmodel import Session
 
 from app.auth.deps import ApiUserDep
 from app.auth.models import User
-from app.core.api import ERROR_RESPONSES, Listing
 from app.core.clock import ClockDep
 from app.core.db import SessionDep
 from app.core.errors import Invalid
+from app.core.json_api import ERROR_RESPONSES, Listing
 from app.directory.models import Institution, Territory
 from app.questions.models import DismissReason
 from app.reports import figures

@@ -7,9 +7,9 @@ from fastapi import APIRouter, Response
 from sqlmodel import Field, SQLModel
 
 from app.auth.deps import ApiAdminDep, ApiUserDep
-from app.core.api import ERROR_RESPONSES, Listing
 from app.core.clock import ClockDep
 from app.core.db import SessionDep
+from app.core.json_api import ERROR_RESPONSES, Listing
 from app.questions import queries
 from app.questions.api import question_detail
 from app.questions.models import QuestionDetail

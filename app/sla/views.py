@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.auth.deps import ApiAdminDep, ApiUserDep
-from app.core.api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
 from app.core.clock import ClockDep
 from app.core.db import SessionDep
+from app.core.json_api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
 from app.sla import policies
 from app.sla.policies import CalendarRead, CalendarWrite, SlaPolicyCreate, SlaPolicyRead
 
