@@ -29,147 +29,29 @@ encoded years are preferred.
 
 The shortened days are those of the five-day-week calendar; an institution with a
 different regime lists its own in `extra_shortened_days`.
+
+The working hours themselves (`CalendarSpec`, `parse_hours`, `default_spec`) are in
+:mod:`app.sla.working_hours`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from types import MappingProxyType
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import holidays
 
 from app.sla.production_calendar import PRODUCTION_YEARS, is_statutory_holiday
+from app.sla.working_hours import CalendarSpec, SecondIntervals, normalise_hours
 
-RUSSIAN_TIMEZONES: tuple[str, ...] = (
-    "Europe/Kaliningrad",
-    "Europe/Moscow",
-    "Europe/Samara",
-    "Asia/Yekaterinburg",
-    "Asia/Omsk",
-    "Asia/Krasnoyarsk",
-    "Asia/Irkutsk",
-    "Asia/Yakutsk",
-    "Asia/Vladivostok",
-    "Asia/Magadan",
-    "Asia/Kamchatka",
-)
-
-_DAY_SECONDS = 24 * 60 * 60
 # How far the search for working time goes before the calendar is declared empty.
 _MAX_SEARCH_DAYS = 3 * 366
 _ZERO = timedelta(0)
 _MINUTE = timedelta(minutes=1)
-
-Hours = Sequence[tuple[time, time]]
-# Working intervals of one local date in seconds since local midnight; 86400 is the
-# midnight that ends the day.
-_SecondIntervals = tuple[tuple[int, int], ...]
-
-
-def _seconds(value: time) -> int:
-    return value.hour * 3600 + value.minute * 60 + value.second
-
-
-def _normalise_hours(hours: Hours, what: str) -> _SecondIntervals:
-    """Validate intervals of one day; `time(0, 0)` as an end means the midnight after."""
-    spans: list[tuple[int, int]] = []
-    for start, end in hours:
-        if start.tzinfo is not None or end.tzinfo is not None:
-            raise ValueError(f"{what}: working hours are local wall times, without tzinfo")
-        if start.microsecond or end.microsecond:
-            raise ValueError(f"{what}: working hours have a one-second resolution")
-        lo = _seconds(start)
-        hi = _seconds(end) or _DAY_SECONDS
-        if hi <= lo:
-            raise ValueError(f"{what}: interval {start}-{end} does not end after it starts")
-        spans.append((lo, hi))
-    spans.sort()
-    merged: list[tuple[int, int]] = []
-    for lo, hi in spans:
-        if merged and lo < merged[-1][1]:
-            raise ValueError(f"{what}: working intervals overlap")
-        if merged and lo == merged[-1][1]:
-            merged[-1] = (merged[-1][0], hi)
-        else:
-            merged.append((lo, hi))
-    return tuple(merged)
-
-
-def parse_hours(spans: Sequence[Sequence[str]]) -> list[tuple[time, time]]:
-    """Parse `[["09:00", "13:00"], ["14:00", "24:00"]]`; "24:00" means midnight."""
-    parsed: list[tuple[time, time]] = []
-    for span in spans:
-        if len(span) != 2:
-            raise ValueError(f"a working interval is a [start, end] pair, got {span!r}")
-        start, end = (time(0, 0) if s == "24:00" else time.fromisoformat(s) for s in span)
-        parsed.append((start, end))
-    return parsed
-
-
-@dataclass(frozen=True)
-class CalendarSpec:
-    """Working hours of an institution. Times are local wall times of `timezone`.
-
-    `weekly` maps a weekday (0 is Monday) to its working intervals; a lunch break is
-    two intervals, a missing weekday is a day off, `time(0, 0)` as an end is the
-    midnight at the end of the day. Construction validates everything.
-    """
-
-    timezone: str
-    weekly: Mapping[int, Hours]
-    use_production_calendar: bool = True
-    extra_days_off: frozenset[date] = frozenset()
-    extra_working_days: Mapping[date, Hours] = field(default_factory=lambda: MappingProxyType({}))
-    shorten_pre_holiday_minutes: int = 60
-    # Local dates shortened like a pre-holiday day in addition to the official ones
-    # (e.g. before a regional holiday, when the regional law says so).
-    extra_shortened_days: frozenset[date] = frozenset()
-
-    def __post_init__(self) -> None:
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {self.timezone!r}") from exc
-        for weekday, hours in self.weekly.items():
-            if weekday not in range(7):
-                raise ValueError(f"weekday must be 0 (Monday) .. 6 (Sunday), got {weekday!r}")
-            _normalise_hours(hours, f"weekday {weekday}")
-        for day, hours in self.extra_working_days.items():
-            _normalise_hours(hours, f"extra working day {day}")
-        both = self.extra_days_off & set(self.extra_working_days)
-        if both:
-            raise ValueError(f"dates both off and working: {sorted(both)}")
-        if self.shorten_pre_holiday_minutes < 0:
-            raise ValueError("shorten_pre_holiday_minutes must not be negative")
-
-    def __hash__(self) -> int:
-        return hash(
-            (
-                self.timezone,
-                tuple(_normalise_hours(self.weekly.get(weekday, ()), "") for weekday in range(7)),
-                self.use_production_calendar,
-                self.extra_days_off,
-                frozenset(
-                    (day, _normalise_hours(hours, ""))
-                    for day, hours in self.extra_working_days.items()
-                ),
-                self.shorten_pre_holiday_minutes,
-                self.extra_shortened_days,
-            )
-        )
-
-
-def default_spec(timezone: str = "Europe/Moscow") -> CalendarSpec:
-    """Monday to Friday, 09:00-18:00 local time, with the production calendar."""
-    office = ((time(9, 0), time(18, 0)),)
-    return CalendarSpec(timezone, MappingProxyType(dict.fromkeys(range(5), office)))
-
-
-DEFAULT = default_spec()
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +94,7 @@ def _production_year(year: int) -> _ProductionYearInfo:
     return _ProductionYearInfo(days_off, MappingProxyType(working_weekends), shortened)
 
 
-def _shorten(spans: _SecondIntervals, cut: int) -> _SecondIntervals:
+def _shorten(spans: SecondIntervals, cut: int) -> SecondIntervals:
     """Take `cut` seconds off the end of the working day."""
     out = list(spans)
     while cut > 0 and out:
@@ -243,11 +125,11 @@ class BusinessCalendar:
     def __init__(self, spec: CalendarSpec) -> None:
         self.spec = spec
         self._tz: tzinfo = ZoneInfo(spec.timezone)
-        self._weekly: tuple[_SecondIntervals, ...] = tuple(
-            _normalise_hours(spec.weekly.get(weekday, ()), "") for weekday in range(7)
+        self._weekly: tuple[SecondIntervals, ...] = tuple(
+            normalise_hours(spec.weekly.get(weekday, ()), "") for weekday in range(7)
         )
-        self._extra_working: dict[date, _SecondIntervals] = {
-            day: _normalise_hours(hours, "") for day, hours in spec.extra_working_days.items()
+        self._extra_working: dict[date, SecondIntervals] = {
+            day: normalise_hours(hours, "") for day, hours in spec.extra_working_days.items()
         }
         self._cut = spec.shorten_pre_holiday_minutes * 60
         # Bound per instance (not lru_cache on methods) so calendars can be collected.
@@ -256,7 +138,7 @@ class BusinessCalendar:
 
     # -- the day model -------------------------------------------------------------
 
-    def _local_spans(self, day: date) -> _SecondIntervals:
+    def _local_spans(self, day: date) -> SecondIntervals:
         spec = self.spec
         if day in self._extra_working:
             return self._extra_working[day]

@@ -26,8 +26,9 @@ from app.directory import snapshots as directory
 from app.directory.models import Institution, Sector, Territory
 from app.sla import norms
 from app.sla.calendar import BusinessCalendar as Calc
-from app.sla.calendar import CalendarSpec, calendar_for, default_spec, parse_hours
+from app.sla.calendar import calendar_for
 from app.sla.models import BusinessCalendar, SlaPolicy, SlaPolicyBase
+from app.sla.working_hours import CalendarSpec, default_spec, parse_hours
 
 DEFAULT_TIMEZONE = "Europe/Moscow"
 

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from app.sla.calendar import (
+from app.sla.calendar import BusinessCalendar
+from app.sla.production_calendar import PRODUCTION_YEARS
+from app.sla.working_hours import (
     DEFAULT,
     RUSSIAN_TIMEZONES,
-    BusinessCalendar,
     CalendarSpec,
     default_spec,
     parse_hours,
 )
-from app.sla.production_calendar import PRODUCTION_YEARS
 
 MINUTE = timedelta(minutes=1)
 MSK = ZoneInfo("Europe/Moscow")
