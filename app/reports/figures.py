@@ -1,5 +1,8 @@
 """SLA figures: the one module that computes them, for the API, the pages and the exports.
 
+The open backlog by age is :mod:`app.reports.backlog`; the filter, scope and grouping
+both share are :mod:`app.reports.population`.
+
 Per group (institution, page, sector, territory, day, week) of the questions created
 in [start, end) that the caller may see:
 
@@ -28,18 +31,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
-from app.auth import service as auth_service
 from app.auth.models import User
-from app.core.errors import Invalid, NotFound
-from app.directory.models import SECTOR_NAMES_RU, Institution, Page, Sector, Territory
+from app.directory.models import Institution, Territory
 from app.questions.models import (
     OPEN_STATUSES,
     DismissReason,
@@ -47,11 +46,15 @@ from app.questions.models import (
     QuestionStatus,
     TimelineEntry,
 )
-from app.sla import service as sla_service
+from app.reports.population import (
+    ReportFilter,
+    group_keyer,
+    group_names,
+    report_scope,
+    visible_conditions,
+)
 from app.sla.models import ClockState, SlaClock, Target
 
-GROUPS = ("institution", "page", "sector", "territory", "day", "week")
-DEFAULT_TIMEZONE = "Europe/Moscow"
 _JUDGED = (ClockState.met, ClockState.missed, ClockState.breached)
 _OPEN = [str(s) for s in OPEN_STATUSES]
 
@@ -77,15 +80,6 @@ class SlaRow(BaseModel):
 
 
 @dataclass
-class ReportFilter:
-    start: datetime
-    end: datetime
-    territory_id: int | None = None
-    institution_id: int | None = None
-    group_by: str = "institution"
-
-
-@dataclass
 class _Acc:
     row: SlaRow
     judged: int = 0
@@ -108,121 +102,15 @@ def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
 
-# --- the population ------------------------------------------------------------
-
-
-@dataclass
-class _Scope:
-    base_depth: int
-    timezone: str
-
-
-def _scope(session: Session, f: ReportFilter) -> _Scope:
-    if f.group_by not in GROUPS:
-        raise Invalid(f"group_by: одно из {', '.join(GROUPS)}", code="invalid_group_by")
-    if f.end <= f.start:
-        raise Invalid("Конец периода должен быть позже начала", code="invalid_period")
-    timezone, depth = DEFAULT_TIMEZONE, 0
-    if f.territory_id is not None:
-        territory = session.get(Territory, f.territory_id)
-        if territory is None:
-            raise NotFound("Территория не найдена")
-        timezone, depth = territory.timezone, len(_ids(territory.path))
-    elif f.institution_id is not None:
-        institution = session.get(Institution, f.institution_id)
-        if institution is None:
-            raise NotFound("Учреждение не найдено")
-        territory = session.get(Territory, institution.territory_id)
-        timezone = territory.timezone if territory else DEFAULT_TIMEZONE
-    return _Scope(depth, timezone)
-
-
-def _ids(path: str) -> list[int]:
-    return [int(p) for p in path.strip("/").split("/") if p]
-
-
-def _where(session: Session, user: User, f: ReportFilter, institution: Any) -> list[Any]:
-    """Conditions on an institution column: the caller's scope and the filters (subtrees)."""
-    ids = auth_service.visible_institution_ids(user)
-    conditions: list[Any] = [] if ids is None else [institution.in_(ids)]
-    inst = sa.orm.aliased(Institution)
-    terr = sa.orm.aliased(Territory)
-    if f.territory_id is not None:
-        path = session.get(Territory, f.territory_id)
-        assert path is not None
-        conditions.append(
-            institution.in_(
-                sa.select(col(inst.id))
-                .join(terr, col(terr.id) == col(inst.territory_id))
-                .where(col(terr.path).startswith(path.path))
-            )
-        )
-    if f.institution_id is not None:
-        root = session.get(Institution, f.institution_id)
-        assert root is not None
-        conditions.append(
-            institution.in_(sa.select(col(inst.id)).where(col(inst.path).startswith(root.path)))
-        )
-    return conditions
-
-
-def _keyer(session: Session, f: ReportFilter, scope: _Scope) -> Any:
-    tz = ZoneInfo(scope.timezone)
-
-    def key(institution_id: int, page_id: int, created_at: datetime, sector: str, path: str) -> str:
-        if f.group_by == "institution":
-            return str(institution_id)
-        if f.group_by == "page":
-            return str(page_id)
-        if f.group_by == "sector":
-            return sector
-        if f.group_by == "territory":
-            ids = _ids(path)
-            return str(ids[scope.base_depth] if len(ids) > scope.base_depth else ids[-1])
-        day = created_at.astimezone(tz).date()
-        if f.group_by == "day":
-            return day.isoformat()
-        year, week, _ = day.isocalendar()
-        return f"{year}-W{week:02d}"
-
-    return key
-
-
-def _names(session: Session, group_by: str, keys: set[str]) -> dict[str, str]:
-    numeric = [int(k) for k in keys if k.isdigit()]
-    if group_by == "institution":
-        rows = session.exec(select(Institution).where(col(Institution.id).in_(numeric)))
-        return {str(i.id): i.name for i in rows}
-    if group_by == "page":
-        return {
-            str(p.id): p.name for p in session.exec(select(Page).where(col(Page.id).in_(numeric)))
-        }
-    if group_by == "territory":
-        rows_t = session.exec(select(Territory).where(col(Territory.id).in_(numeric)))
-        return {str(t.id): t.name for t in rows_t}
-    if group_by == "sector":
-        return {
-            k: SECTOR_NAMES_RU.get(Sector(k), k) if k in Sector.__members__ else k for k in keys
-        }
-    if group_by == "day":
-        return {k: datetime.fromisoformat(k).strftime("%d.%m.%Y") for k in keys}
-    out = {}
-    for k in keys:
-        monday = datetime.strptime(k + "-1", "%G-W%V-%u")
-        sunday = monday + timedelta(days=6)
-        out[k] = f"{monday:%d.%m} – {sunday:%d.%m.%Y}"
-    return out
-
-
 # --- the report ------------------------------------------------------------------
 
 
 def sla_report(session: Session, user: User, f: ReportFilter) -> list[SlaRow]:
     """Rows of SLA figures per group, ordered by group (names, or time for days and weeks)."""
-    scope = _scope(session, f)
-    key_of = _keyer(session, f, scope)
+    scope = report_scope(session, f)
+    key_of = group_keyer(session, f, scope)
     period = [col(Question.created_at) >= f.start, col(Question.created_at) < f.end]
-    where = _where(session, user, f, col(Question.institution_id))
+    where = visible_conditions(session, user, f, col(Question.institution_id))
     accs: dict[str, _Acc] = {}
 
     def acc(key: str) -> _Acc:
@@ -289,7 +177,7 @@ def sla_report(session: Session, user: User, f: ReportFilter) -> list[SlaRow]:
     for qid in breached:
         acc(keys[qid]).row.breached += 1
     _charge_transfers(session, user, f, key_of, acc)
-    names = _names(session, f.group_by, set(accs))
+    names = group_names(session, f.group_by, set(accs))
     rows = []
     for key, a in accs.items():
         row = a.row
@@ -325,7 +213,7 @@ def _charge_transfers(session: Session, user: User, f: ReportFilter, key_of: Any
             col(TimelineEntry.kind) == "transferred",
             col(Question.created_at) >= f.start,
             col(Question.created_at) < f.end,
-            *_where(session, user, f, holder),
+            *visible_conditions(session, user, f, holder),
         )
     )
     for data, page_id, created, inst_id, sector, path in session.execute(query):
@@ -333,76 +221,3 @@ def _charge_transfers(session: Session, user: User, f: ReportFilter, key_of: Any
         row.transferred_out += 1
         row.wrong_queue_wall_minutes += float(data.get("held_wall_minutes") or 0.0)
         row.wrong_queue_working_minutes += float(data.get("held_working_minutes") or 0.0)
-
-
-# --- backlog by age ---------------------------------------------------------------
-
-AGE_BUCKETS: tuple[tuple[str, float], ...] = (
-    ("under_1h", 60),
-    ("1h_8h", 8 * 60),
-    ("8h_24h", 24 * 60),
-    ("1d_3d", 3 * 24 * 60),
-    ("3d_7d", 7 * 24 * 60),
-    ("over_7d", math.inf),
-)
-
-
-class BacklogRow(BaseModel):
-    key: str
-    name: str
-    open: int = 0
-    # Open questions whose earliest deadline has passed.
-    overdue: int = 0
-    oldest_wall_minutes: float | None = None
-    # Open questions by wall-clock age since the citizen wrote.
-    by_age: dict[str, int] = {}
-
-
-def backlog(
-    session: Session,
-    user: User,
-    *,
-    now: datetime,
-    territory_id: int | None = None,
-    institution_id: int | None = None,
-    group_by: str = "institution",
-) -> list[BacklogRow]:
-    """Open questions and complaints now, per group, by age (days and weeks: creation date)."""
-    f = ReportFilter(now - timedelta(days=1), now, territory_id, institution_id, group_by)
-    scope = _scope(session, f)
-    key_of = _keyer(session, f, scope)
-    query = (
-        sa.select(
-            col(Question.institution_id),
-            col(Question.page_id),
-            col(Question.created_at),
-            col(Question.due_at),
-            col(Institution.sector),
-            col(Territory.path),
-        )
-        .join(Institution, col(Institution.id) == col(Question.institution_id))
-        .join(Territory, col(Territory.id) == col(Institution.territory_id))
-        .where(
-            col(Question.status).in_(_OPEN),
-            # Greetings and thanks left open are no debt to anyone.
-            col(Question.classification).in_(sla_service.ANSWERABLE),
-            *_where(session, user, f, col(Question.institution_id)),
-        )
-    )
-    rows: dict[str, BacklogRow] = {}
-    for inst_id, page_id, created, due_at, sector, path in session.execute(query):
-        key = key_of(inst_id, page_id, created, str(sector), path)
-        row = rows.setdefault(
-            key, BacklogRow(key=key, name=key, by_age={k: 0 for k, _ in AGE_BUCKETS})
-        )
-        age = max(0.0, (now - created) / timedelta(minutes=1))
-        row.open += 1
-        row.overdue += due_at is not None and due_at <= now
-        row.oldest_wall_minutes = round(max(row.oldest_wall_minutes or 0.0, age), 1)
-        bucket = next(name for name, limit in AGE_BUCKETS if age < limit)
-        row.by_age[bucket] += 1
-    names = _names(session, group_by, set(rows))
-    for row in rows.values():
-        row.name = names.get(row.key, row.key)
-    chronological = group_by in ("day", "week")
-    return sorted(rows.values(), key=lambda r: r.key if chronological else (r.name.lower(), r.key))

@@ -1,4 +1,5 @@
-"""JSON API and exports of SLA reports; every figure comes from `app.reports.figures`."""
+"""JSON API and exports of SLA reports; every figure comes from `app.reports.figures`
+or `app.reports.backlog`."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from app.core.errors import Invalid
 from app.core.json_api import ERROR_RESPONSES, Listing
 from app.directory.models import Institution, Territory
 from app.questions.models import DismissReason
-from app.reports import figures
-from app.reports.figures import BacklogRow, ReportFilter, SlaRow
+from app.reports import backlog, figures, population
+from app.reports.backlog import BacklogRow
+from app.reports.figures import SlaRow
+from app.reports.population import ReportFilter
 from app.routing.service import DISMISS_REASONS_RU
 
 router = APIRouter(prefix="/api/v1", tags=["reports"], responses=ERROR_RESPONSES)
@@ -67,7 +70,7 @@ def _timezone(session: Session, territory_id: int | None, institution_id: int | 
         institution = session.get(Institution, institution_id)
         territory_id = institution.territory_id if institution else None
     territory = session.get(Territory, territory_id) if territory_id is not None else None
-    return territory.timezone if territory else figures.DEFAULT_TIMEZONE
+    return territory.timezone if territory else population.DEFAULT_TIMEZONE
 
 
 def _instant(value: str, tz: str, *, end: bool) -> datetime:
@@ -213,7 +216,7 @@ def report_backlog(
     group_by: GroupQuery = "institution",
 ) -> Listing[BacklogRow]:
     """Open questions now, per group: how many, how many overdue, by age."""
-    rows = figures.backlog(
+    rows = backlog.backlog(
         session,
         user,
         now=clock(),
