@@ -187,12 +187,22 @@ def _baseline_us(engine: sa.Engine, cipher: Cipher) -> float:
         pages = {
             p.id: directory_service.page_secrets(p, cipher) for p in session.exec(select(Page))
         }
-        rows = session.exec(select(InboundEvent.platform, InboundEvent.page_id, InboundEvent.body))
-        items = [(get_adapter(platform), pages[page_id], body) for platform, page_id, body in rows]
+        rows = session.exec(
+            select(
+                InboundEvent.platform,
+                InboundEvent.page_id,
+                InboundEvent.body,
+                InboundEvent.received_at,
+            )
+        )
+        items = [
+            (get_adapter(platform), pages[page_id], body, received_at)
+            for platform, page_id, body, received_at in rows
+        ]
     t0 = time.process_time()
     for _ in range(5):
-        for adapter, secrets, body in items:
-            adapter.parse(secrets, body)
+        for adapter, secrets, body, received_at in items:
+            adapter.parse(secrets, body, received_at)
     return (time.process_time() - t0) / len(items) / 5 * 1e6
 
 

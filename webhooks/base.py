@@ -61,7 +61,9 @@ class Published:
     external_id: str
     # The key the platform's echo event of this reply will carry, so the app can match it.
     source_key: str
-    sent_at: datetime
+    # When the platform says it published the reply; None when its answer carries no time
+    # (VK, OK): the caller then records its own clock.
+    sent_at: datetime | None
     permalink: str | None = None
 
 
@@ -105,8 +107,13 @@ class PlatformAdapter(Protocol):
         """What to answer the platform."""
         ...
 
-    def parse(self, page: PageSecrets, body: bytes) -> list[InboundEvent]:
-        """Normalised events; raises Malformed, never raises for unknown types."""
+    def parse(self, page: PageSecrets, body: bytes, received_at: datetime) -> list[InboundEvent]:
+        """Normalised events; raises Malformed, never raises for unknown types.
+
+        Times come from the payload; `received_at` (when the delivery was received and
+        stored, UTC-aware) stands in for what the platform does not date (deletions, some
+        edits), so a retry or a replay yields the same events as the first attempt.
+        """
         ...
 
     def send_reply(self, client: httpx.Client, page: PageSecrets, reply: Reply) -> Published:
@@ -180,10 +187,6 @@ def id_str(value: object) -> str:
     return ""
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def utc_from_seconds(value: object) -> datetime | None:
     number = as_int(value)
     if number is None:
@@ -212,7 +215,7 @@ def normalize_staff(page: PageSecrets) -> frozenset[str]:
 
 
 def ignored(
-    raw_type: str, source_key: str, sent_at: datetime | None = None, *, author_id: str = ""
+    raw_type: str, source_key: str, sent_at: datetime, *, author_id: str = ""
 ) -> InboundEvent:
     """An event that is recorded but means nothing for the inbox."""
     return InboundEvent(
@@ -223,7 +226,7 @@ def ignored(
         author_id=author_id,
         author_name="",
         text="",
-        sent_at=sent_at or utc_now(),
+        sent_at=sent_at,
         raw_type=raw_type,
     )
 

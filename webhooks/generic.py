@@ -59,7 +59,7 @@ class GenericAdapter:
     def ack(self, page: PageSecrets, body: bytes) -> Ack:
         return Ack(body='{"ok":true}', media_type="application/json")
 
-    def parse(self, page: PageSecrets, body: bytes) -> list[InboundEvent]:
+    def parse(self, page: PageSecrets, body: bytes, received_at: datetime) -> list[InboundEvent]:
         data = parse_json(body)
         source_key = _required_id(data, "id")
         thread_key = _required_id(data, "thread_id")

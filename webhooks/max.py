@@ -35,7 +35,6 @@ from webhooks.base import (
     secrets_match,
     split_text,
     utc_from_millis,
-    utc_now,
 )
 from webhooks.events import Attachment, EventKind, InboundEvent, ThreadKind
 
@@ -80,12 +79,12 @@ class MaxAdapter:
     def ack(self, page: PageSecrets, body: bytes) -> Ack:
         return Ack(body="")
 
-    def parse(self, page: PageSecrets, body: bytes) -> list[InboundEvent]:
+    def parse(self, page: PageSecrets, body: bytes, received_at: datetime) -> list[InboundEvent]:
         data = parse_json(body)
         update_type = as_str(data.get("update_type"))
         if not update_type:
             raise Malformed("update_type is missing")
-        sent_at = utc_from_millis(data.get("timestamp")) or utc_now()
+        sent_at = utc_from_millis(data.get("timestamp")) or received_at
         if update_type in _MESSAGE_KINDS and isinstance(data.get("message"), dict):
             return [_message_event(page, update_type, data["message"], sent_at)]
         if update_type == "message_removed":
@@ -146,7 +145,7 @@ class MaxAdapter:
         return Published(
             external_id=mid,
             source_key=f"max:{mid}",
-            sent_at=utc_from_millis(first.get("timestamp")) or utc_now(),
+            sent_at=utc_from_millis(first.get("timestamp")),
             permalink=as_str(first.get("url")) or None,
         )
 

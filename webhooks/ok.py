@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -33,7 +34,6 @@ from webhooks.base import (
     response_json,
     retry_after_header,
     utc_from_millis,
-    utc_now,
 )
 from webhooks.events import Attachment, EventKind, InboundEvent, ThreadKind
 
@@ -62,12 +62,12 @@ class OkAdapter:
     def ack(self, page: PageSecrets, body: bytes) -> Ack:
         return Ack(body="")
 
-    def parse(self, page: PageSecrets, body: bytes) -> list[InboundEvent]:
+    def parse(self, page: PageSecrets, body: bytes, received_at: datetime) -> list[InboundEvent]:
         data = parse_json(body)
         webhook_type = as_str(data.get("webhookType"))
         message = as_dict(data.get("message"))
         sender = as_dict(data.get("sender"))
-        sent_at = utc_from_millis(data.get("timestamp")) or utc_now()
+        sent_at = utc_from_millis(data.get("timestamp")) or received_at
         is_new = webhook_type == "MESSAGE_CREATED" or (not webhook_type and message and sender)
         raw_type = webhook_type or ("MESSAGE_CREATED" if is_new else "unknown")
         if not is_new:
@@ -133,7 +133,7 @@ class OkAdapter:
         return Published(
             external_id=message_id,
             source_key=f"ok:{message_id}" if message_id else f"ok:out:{reply.id}",
-            sent_at=utc_now(),
+            sent_at=None,  # the answer carries no time; the caller records its clock
         )
 
 

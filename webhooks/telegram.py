@@ -8,6 +8,7 @@ channel's posts; the bot never sees its own messages, so our replies never echo 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -35,7 +36,6 @@ from webhooks.base import (
     secrets_match,
     split_text,
     utc_from_seconds,
-    utc_now,
     utf16_len,
 )
 from webhooks.events import Attachment, EventKind, InboundEvent, ThreadKind
@@ -67,16 +67,16 @@ class TelegramAdapter:
     def ack(self, page: PageSecrets, body: bytes) -> Ack:
         return Ack(body="")
 
-    def parse(self, page: PageSecrets, body: bytes) -> list[InboundEvent]:
+    def parse(self, page: PageSecrets, body: bytes, received_at: datetime) -> list[InboundEvent]:
         update = parse_json(body)
         update_id = self.delivery_key(body)
         update_type = next((k for k in update if k != "update_id"), "unknown")
         if update_type not in _MESSAGE_UPDATES:
-            return [ignored(update_type, f"tg:update:{update_id}")]
+            return [ignored(update_type, f"tg:update:{update_id}", received_at)]
         message = update[update_type]
         if not isinstance(message, dict):
             raise Malformed(f"{update_type} is not an object")
-        return [_message_event(page, update_type, message, update_id)]
+        return [_message_event(page, update_type, message, received_at)]
 
     # --- answering ---------------------------------------------------------------------------
 
@@ -120,7 +120,7 @@ class TelegramAdapter:
         return Published(
             external_id=message_id,
             source_key=f"tg:{chat_id}:{message_id}",
-            sent_at=utc_from_seconds(first.get("date")) or utc_now(),
+            sent_at=utc_from_seconds(first.get("date")),
             permalink=_permalink(chat, message_id, ref.get("message_thread_id", "")),
         )
 
@@ -137,7 +137,7 @@ def _chat(chat_id: str) -> int | str:
 
 
 def _message_event(
-    page: PageSecrets, update_type: str, message: dict[str, Any], update_id: str
+    page: PageSecrets, update_type: str, message: dict[str, Any], received_at: datetime
 ) -> InboundEvent:
     chat = as_dict(message.get("chat"))
     chat_id = id_str(chat.get("id"))
@@ -146,7 +146,7 @@ def _message_event(
         raise Malformed(f"{update_type}.chat.id and message_id are required")
     edited = update_type.startswith("edited_")
     sent_at = utc_from_seconds(message.get("edit_date") if edited else None)
-    sent_at = sent_at or utc_from_seconds(message.get("date")) or utc_now()
+    sent_at = sent_at or utc_from_seconds(message.get("date")) or received_at
     text, attachments = _content(message)
     source_key = f"tg:{chat_id}:{message_id}"
     author_id, author_name = _author(message)

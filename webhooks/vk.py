@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -26,7 +27,6 @@ from webhooks.base import (
     parse_json,
     secrets_match,
     utc_from_seconds,
-    utc_now,
 )
 from webhooks.events import Attachment, EventKind, InboundEvent, ThreadKind
 from webhooks.vk_api import publish, reply_problem
@@ -96,7 +96,7 @@ class VkAdapter:
             return Ack(body=page.confirmation_code, store=False)
         return Ack(body="ok")
 
-    def parse(self, page: PageSecrets, body: bytes) -> list[InboundEvent]:
+    def parse(self, page: PageSecrets, body: bytes, received_at: datetime) -> list[InboundEvent]:
         data = parse_json(body)
         event_type = as_str(data.get("type"))
         if not event_type:
@@ -106,15 +106,16 @@ class VkAdapter:
         family, _, action = event_type.rpartition("_")
         known = (family in _COMMENT_FAMILIES and action in _ACTIONS) or event_type in _OTHER_TYPES
         if not known:
-            return [ignored(event_type, f"vk:{event_type}:{as_str(data.get('event_id'))}")]
+            key = f"vk:{event_type}:{as_str(data.get('event_id'))}"
+            return [ignored(event_type, key, received_at)]
         obj = data.get("object")
         if not isinstance(obj, dict):
             raise Malformed("object is missing or not an object")
         if event_type == "wall_post_new":
-            return [_post_event(page, obj)]
+            return [_post_event(page, obj, received_at)]
         if event_type in _OTHER_TYPES:
-            return [_message_event(page, event_type, obj)]
-        return [_comment_event(page, event_type, family, _ACTIONS[action], obj)]
+            return [_message_event(page, event_type, obj, received_at)]
+        return [_comment_event(page, event_type, family, _ACTIONS[action], obj, received_at)]
 
     # --- answering ---------------------------------------------------------------------------
 
@@ -134,7 +135,12 @@ def _is_page(page: PageSecrets, from_id: str) -> bool:
 
 
 def _comment_event(
-    page: PageSecrets, event_type: str, family: str, action: EventKind, obj: dict[str, Any]
+    page: PageSecrets,
+    event_type: str,
+    family: str,
+    action: EventKind,
+    obj: dict[str, Any],
+    received_at: datetime,
 ) -> InboundEvent:
     where = _locate(page, family, obj)
     from_id = id_str(obj.get("from_id"))
@@ -147,7 +153,7 @@ def _comment_event(
             author_id=id_str(obj.get("deleter_id")) or id_str(obj.get("user_id")),
             author_name="",
             text="",
-            sent_at=utc_now(),  # delete events carry no timestamp
+            sent_at=received_at,  # delete events carry no timestamp
             reply_ref=where.reply_ref,
             raw_type=event_type,
         )
@@ -163,9 +169,9 @@ def _comment_event(
         author_id=from_id,
         author_name="",
         text=text,
-        # Comment edits carry only the creation date; the edit itself is happening now.
+        # Comment edits carry only the creation date; the edit is dated by its delivery.
         sent_at=(None if kind is EventKind.edit else utc_from_seconds(obj.get("date")))
-        or utc_now(),
+        or received_at,
         attachments=_attachments(obj),
         reply_to_key=_comment_reply_to(family, obj, where, text),
         permalink=where.permalink,
@@ -225,7 +231,7 @@ def _comment_reply_to(family: str, obj: dict[str, Any], where: _Where, text: str
     return f"{where.thread_key}:{answered}"
 
 
-def _post_event(page: PageSecrets, obj: dict[str, Any]) -> InboundEvent:
+def _post_event(page: PageSecrets, obj: dict[str, Any], received_at: datetime) -> InboundEvent:
     owner = id_str(obj.get("owner_id")) or f"-{_group_id(page)}"
     post_id = id_str(obj.get("id"))
     if not post_id:
@@ -243,7 +249,7 @@ def _post_event(page: PageSecrets, obj: dict[str, Any]) -> InboundEvent:
         author_id=from_id,
         author_name="",
         text=text,
-        sent_at=utc_from_seconds(obj.get("date")) or utc_now(),
+        sent_at=utc_from_seconds(obj.get("date")) or received_at,
         attachments=_attachments(obj),
         permalink=f"https://vk.com/wall{owner}_{post_id}",
         reply_ref={"method": "wall", "owner_id": owner, "post_id": post_id},
@@ -252,7 +258,9 @@ def _post_event(page: PageSecrets, obj: dict[str, Any]) -> InboundEvent:
     )
 
 
-def _message_event(page: PageSecrets, event_type: str, obj: dict[str, Any]) -> InboundEvent:
+def _message_event(
+    page: PageSecrets, event_type: str, obj: dict[str, Any], received_at: datetime
+) -> InboundEvent:
     # From API 5.103 message_new wraps the message; older versions (and message_reply /
     # message_edit always) send the message itself.
     message = obj["message"] if isinstance(obj.get("message"), dict) else obj
@@ -293,7 +301,7 @@ def _message_event(page: PageSecrets, event_type: str, obj: dict[str, Any]) -> I
         author_id=author,
         author_name="",
         text=as_str(message.get("text")),
-        sent_at=sent_at or utc_now(),
+        sent_at=sent_at or received_at,
         attachments=_attachments(message),
         reply_to_key=reply_to,
         group_chat=int(peer) >= _CHAT_PEER_MIN if peer.lstrip("-").isdigit() else False,

@@ -22,7 +22,6 @@ from webhooks.base import (
     post,
     response_json,
     retry_after_header,
-    utc_now,
 )
 
 VK_API = "https://api.vk.com"
@@ -197,7 +196,7 @@ def _create_comment(client: httpx.Client, page: PageSecrets, reply: Reply) -> Pu
     return Published(
         external_id=str(comment_id),
         source_key=f"{thread}:{comment_id}",
-        sent_at=utc_now(),
+        sent_at=None,  # VK does not say when; the caller records its clock
         permalink=_comment_link(method, ref, object_field, comment_id, as_dict(result)),
     )
 
@@ -247,13 +246,11 @@ def _send_message(client: httpx.Client, page: PageSecrets, reply: Reply) -> Publ
             return Published(
                 external_id=id_str(message_id) or sent_cmid,
                 source_key=f"msg:{peer}:{sent_cmid}",
-                sent_at=utc_now(),
+                sent_at=None,
             )
     elif as_int(result):
         # Older behaviour (a bare message id): the echo cannot be matched by conversation id.
-        return Published(
-            external_id=str(result), source_key=f"msg:{peer}:id{result}", sent_at=utc_now()
-        )
+        return Published(external_id=str(result), source_key=f"msg:{peer}:id{result}", sent_at=None)
     raise TransientError("VK messages.send: unexpected answer")
 
 

@@ -218,7 +218,7 @@ def _maybe_delivered(exc: TransientError) -> bool:
 def _record_published(
     ctx: JobContext, factory: SessionFactory, claimed: Claimed, published: Published
 ) -> None:
-    at = published.sent_at
+    at = published.sent_at or ctx.clock()  # the platform's time when its answer has one
     with factory() as session:
         item = session.get(OutboxItem, claimed.id)
         assert item is not None and item.message_id is not None and item.question_id is not None

@@ -64,7 +64,7 @@ def process(
         raise LookupError(f"page {event.page_id} is gone")
     adapter = get_adapter(event.platform)
     secrets = directory_service.page_secrets(page, cipher)
-    parsed = adapter.parse(secrets, event.body)
+    parsed = adapter.parse(secrets, event.body, event.received_at)
     if session.get_bind().dialect.name == "postgresql":
         # Events of one thread are applied one at a time across all processes,
         # so two workers never open two questions for one citizen's thread.

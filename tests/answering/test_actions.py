@@ -22,11 +22,6 @@ from tests.factories.questions import make_question
 from tests.outbox.outbox_helpers import VK_GROUP, FakePlatform, question_on, run, vk_error, vk_ok
 
 
-@pytest.fixture(autouse=True)
-def _platform_time(monkeypatch: pytest.MonkeyPatch, clock: FrozenClock) -> None:
-    monkeypatch.setattr("webhooks.vk_api.utc_now", clock)
-
-
 def _vk_comment_question(session: Session, clock: FrozenClock, **overrides: object) -> object:
     question = question_on(
         session,

@@ -35,7 +35,7 @@ def test_generated_deliveries_verify_and_parse() -> None:
         headers = {k.lower(): v for k, v in delivery.headers.items()}
         adapter.verify(page, headers, delivery.body)
         keys[f"{delivery.key}:{adapter.delivery_key(delivery.body)}"] += 1
-        for event in adapter.parse(page, delivery.body):
+        for event in adapter.parse(page, delivery.body, delivery.at):
             kinds[event.kind] += 1
             # Platform time of the event; a re-delivery keeps its original time.
             assert event.sent_at <= at + timedelta(seconds=n)

@@ -51,13 +51,6 @@ from webhooks.vk_api import guid, random_id
 CIPHER = Cipher(SECRET)
 
 
-@pytest.fixture(autouse=True)
-def _platform_time(monkeypatch: pytest.MonkeyPatch, clock: FrozenClock) -> None:
-    # VK and OK answers carry no time: the adapters take "now", here the frozen clock.
-    monkeypatch.setattr("webhooks.vk_api.utc_now", clock)
-    monkeypatch.setattr("webhooks.ok.utc_now", clock)
-
-
 @pytest.fixture
 def operator(session: Session) -> User:
     return make_user(session, Role.admin, name="Оператор Анна")

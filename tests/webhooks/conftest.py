@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,9 @@ import httpx
 import pytest
 
 PAYLOADS = Path(__file__).parent / "payloads"
+# When the tests' deliveries were received and stored: the time of what a payload leaves
+# undated (a VK deletion, a non-message update), later than every time in the payloads.
+RECEIVED = datetime(2025, 10, 14, 12, 0, 5, tzinfo=UTC)
 
 
 @pytest.fixture

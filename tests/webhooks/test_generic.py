@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.webhooks.conftest import RECEIVED
 from webhooks import (
     Ack,
     Attachment,
@@ -73,7 +74,7 @@ def test_delivery_key_and_ack(payload: Payload) -> None:
 
 
 def test_citizen_message(payload: Payload) -> None:
-    assert gen.parse(PAGE, payload("generic", "message")) == [
+    assert gen.parse(PAGE, payload("generic", "message"), RECEIVED) == [
         InboundEvent(
             kind=EventKind.citizen_message,
             source_key="crm-104233",
@@ -93,7 +94,7 @@ def test_citizen_message(payload: Payload) -> None:
 
 
 def test_page_comment_replying_to_another(payload: Payload) -> None:
-    [event] = gen.parse(PAGE, payload("generic", "comment_from_page"))
+    [event] = gen.parse(PAGE, payload("generic", "comment_from_page"), RECEIVED)
     assert event.kind is EventKind.page_reply
     assert event.thread_kind is ThreadKind.comment
     assert event.reply_to_key == "site-comment-75"
@@ -104,7 +105,7 @@ def test_page_comment_replying_to_another(payload: Payload) -> None:
 def test_numeric_ids_are_accepted_as_strings(payload: Payload) -> None:
     data = json.loads(payload("generic", "message"))
     data.update(id=104233, thread_id=5521, author={"id": 8812})
-    [event] = gen.parse(PAGE, json.dumps(data).encode())
+    [event] = gen.parse(PAGE, json.dumps(data).encode(), RECEIVED)
     assert (event.source_key, event.thread_key, event.author_id) == ("104233", "5521", "8812")
     assert event.author_name == ""
 
@@ -142,11 +143,11 @@ def test_invalid_fields_are_named(
 ) -> None:
     body = json.dumps(change(json.loads(payload("generic", "message")))).encode()
     with pytest.raises(Malformed, match=field):
-        gen.parse(PAGE, body)
+        gen.parse(PAGE, body, RECEIVED)
 
 
 def test_replies_cannot_be_published(payload: Payload, api: Any, client: httpx.Client) -> None:
-    [event] = gen.parse(PAGE, payload("generic", "message"))
+    [event] = gen.parse(PAGE, payload("generic", "message"), RECEIVED)
     explanation = gen.can_reply(PAGE, event.reply_ref)
     assert explanation is not None
     assert "исходной системе" in explanation

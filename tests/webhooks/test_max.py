@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.webhooks.conftest import RECEIVED
 from webhooks import (
     Ack,
     Attachment,
@@ -43,7 +44,7 @@ mx = MaxAdapter()
 
 
 def one(body: bytes, page: PageSecrets = PAGE) -> InboundEvent:
-    events = mx.parse(page, body)
+    events = mx.parse(page, body, RECEIVED)
     assert len(events) == 1
     return events[0]
 
@@ -200,7 +201,7 @@ def test_other_updates_are_ignored(payload: Payload, update_type: str) -> None:
 )
 def test_malformed_updates(body: bytes, message: str) -> None:
     with pytest.raises(Malformed, match=message):
-        mx.parse(PAGE, body)
+        mx.parse(PAGE, body, RECEIVED)
 
 
 # --- sending -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.webhooks.conftest import RECEIVED
 from webhooks import (
     Ack,
     Attachment,
@@ -37,7 +38,7 @@ ok = OkAdapter()
 
 
 def one(body: bytes, page: PageSecrets = PAGE) -> InboundEvent:
-    events = ok.parse(page, body)
+    events = ok.parse(page, body, RECEIVED)
     assert len(events) == 1
     return events[0]
 
@@ -122,7 +123,7 @@ def test_message_without_chat_is_malformed() -> None:
         {"webhookType": "MESSAGE_CREATED", "sender": {"user_id": "user:1"}, "message": {"mid": "m"}}
     ).encode()
     with pytest.raises(Malformed, match="chat_id"):
-        ok.parse(PAGE, body)
+        ok.parse(PAGE, body, RECEIVED)
 
 
 # --- sending -------------------------------------------------------------------------------
@@ -147,6 +148,7 @@ def test_reply_request(payload: Payload, api: Any, client: httpx.Client) -> None
     }
     assert published.external_id == "mid:C3f7a9b1e2d40.18f2a3b4c5d7999"
     assert published.source_key == "ok:mid:C3f7a9b1e2d40.18f2a3b4c5d7999"
+    assert published.sent_at is None  # OK's answer is undated: the caller records its clock
 
 
 def test_reply_answer_without_an_id(payload: Payload, api: Any, client: httpx.Client) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.webhooks.conftest import RECEIVED
 from webhooks import (
     Ack,
     Attachment,
@@ -43,7 +44,7 @@ tg = TelegramAdapter()
 
 
 def one(body: bytes, page: PageSecrets = PAGE) -> InboundEvent:
-    events = tg.parse(page, body)
+    events = tg.parse(page, body, RECEIVED)
     assert len(events) == 1
     return events[0]
 
@@ -224,6 +225,8 @@ def test_irrelevant_updates_are_recorded_as_ignored(
     assert event.kind is EventKind.ignored
     assert event.raw_type == raw_type
     assert event.source_key
+    if raw_type != "message":  # updates other than messages are dated by their delivery
+        assert event.sent_at == RECEIVED
 
 
 @pytest.mark.parametrize(
@@ -237,7 +240,7 @@ def test_irrelevant_updates_are_recorded_as_ignored(
 )
 def test_malformed_updates(body: bytes, message: str) -> None:
     with pytest.raises(Malformed, match=message):
-        tg.parse(PAGE, body)
+        tg.parse(PAGE, body, RECEIVED)
 
 
 # --- sending -------------------------------------------------------------------------------

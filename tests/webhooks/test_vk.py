@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.webhooks.conftest import RECEIVED
 from webhooks import (
     Ack,
     Attachment,
@@ -43,7 +44,7 @@ vk = VkAdapter()
 
 
 def one(page: PageSecrets, body: bytes) -> InboundEvent:
-    events = vk.parse(page, body)
+    events = vk.parse(page, body, RECEIVED)
     assert len(events) == 1
     return events[0]
 
@@ -92,7 +93,7 @@ def test_confirmation_without_secret_is_answered_with_the_code(payload: Payload)
     body = payload("vk", "confirmation")
     vk.verify(PAGE, {}, body)
     assert vk.ack(PAGE, body) == Ack(body="d8a1f3c2", media_type="text/plain", store=False)
-    assert vk.parse(PAGE, body) == []
+    assert vk.parse(PAGE, body, RECEIVED) == []
     assert vk.delivery_key(body) == "confirmation:218734591"
 
 
@@ -194,15 +195,26 @@ def test_sticker_only_comment_keeps_the_attachment(payload: Payload) -> None:
     assert event.attachments == (Attachment(type="sticker", url=None, id="9012"),)
 
 
+def test_undated_events_take_the_delivery_time_so_a_replay_repeats_them(
+    payload: Payload,
+) -> None:
+    body = payload("vk", "wall_reply_delete")
+    later = datetime(2025, 10, 20, 9, 0, tzinfo=UTC)
+    assert vk.parse(PAGE, body, RECEIVED) == vk.parse(PAGE, body, RECEIVED)
+    assert [e.sent_at for e in vk.parse(PAGE, body, later)] == [later]
+    # A dated event keeps the platform's time whenever it is processed.
+    dated = payload("vk", "wall_reply_new")
+    assert vk.parse(PAGE, dated, RECEIVED) == vk.parse(PAGE, dated, later)
+
+
 def test_edit_restore_and_delete_share_the_comment_key(payload: Payload) -> None:
-    before = datetime.now(UTC)
     edit = one(PAGE, payload("vk", "wall_reply_edit"))
     restore = one(PAGE, payload("vk", "wall_reply_restore"))
     delete = one(PAGE, payload("vk", "wall_reply_delete"))
     assert {e.source_key for e in (edit, restore, delete)} == {"wall:-218734591_1542:9187"}
     assert edit.kind is EventKind.edit
     assert "у домов 14–18" in edit.text
-    assert edit.sent_at >= before  # VK does not say when the edit happened
+    assert edit.sent_at == RECEIVED  # VK does not say when the edit happened
     assert restore.kind is EventKind.restore
     assert restore.text.startswith("Добрый день!")
     assert restore.sent_at == datetime(2025, 10, 14, 6, 12, 33, tzinfo=UTC)
@@ -210,8 +222,7 @@ def test_edit_restore_and_delete_share_the_comment_key(payload: Payload) -> None
     assert delete.text == ""
     assert delete.author_id == "512348907"
     assert delete.thread_key == "wall:-218734591_1542"
-    assert delete.sent_at.tzinfo is not None
-    assert delete.sent_at >= before
+    assert delete.sent_at == RECEIVED
 
 
 def test_page_post_is_context(payload: Payload) -> None:
@@ -302,7 +313,7 @@ def test_message_without_conversation_id_in_a_chat_is_malformed(payload: Payload
     data = json.loads(payload("vk", "message_new_chat"))
     del data["object"]["message"]["conversation_message_id"]
     with pytest.raises(Malformed, match="conversation_message_id"):
-        vk.parse(PAGE, json.dumps(data).encode())
+        vk.parse(PAGE, json.dumps(data).encode(), RECEIVED)
 
 
 # --- other comment families ----------------------------------------------------------------------
@@ -344,6 +355,7 @@ def test_other_types_are_recorded_as_ignored(payload: Payload, name: str) -> Non
     assert event.kind is EventKind.ignored
     assert event.raw_type == json.loads(payload("vk", name))["type"]
     assert event.source_key.startswith(f"vk:{event.raw_type}:")
+    assert event.sent_at == RECEIVED
 
 
 @pytest.mark.parametrize("obj", [{}, None, [1], "text"])
@@ -364,7 +376,7 @@ def test_unknown_type_never_raises(payload: Payload, obj: object) -> None:
 )
 def test_malformed_bodies(body: bytes, message: str) -> None:
     with pytest.raises(Malformed, match=message):
-        vk.parse(PAGE, body)
+        vk.parse(PAGE, body, RECEIVED)
 
 
 # --- sending replies ---------------------------------------------------------------------------
@@ -396,6 +408,7 @@ def test_wall_reply_request_and_echo_match(
     }
     assert published.external_id == "9195"
     assert published.permalink == "https://vk.com/wall-218734591_1542?reply=9195&thread=9187"
+    assert published.sent_at is None  # VK's answer is undated: the caller records its clock
     echo = one(PAGE, payload("vk", "wall_reply_new_page"))
     assert published.source_key == echo.source_key
 
