@@ -14,6 +14,7 @@ from sqlmodel import Session
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 from app.core.logs import setup_logging
+from app.jobs.runner import Job
 
 cli = typer.Typer(
     help="Отклик: входящие вопросы граждан с официальных страниц. Otklik command line.",
@@ -65,7 +66,7 @@ def serve(
 
     import uvicorn
 
-    from app.jobs.runner import Companion
+    from app.jobs.companion import Companion
 
     settings = _settings()
     setup_logging(settings.log_level)
@@ -97,6 +98,25 @@ def serve(
             companion.stop()
 
 
+def background_jobs() -> list[Job]:
+    """The periodic jobs of `otklik worker`, each on a thread and cadence of its own.
+
+    Kept equal to `app.main.background_jobs` (a test checks): the two entry points may
+    not import each other.
+    """
+    from app.outbox import sender as outbox_sender
+    from app.processing import jobs as processing_jobs
+    from app.sla import notify as sla_notify
+    from app.sla import watcher as sla_watcher
+
+    return [
+        Job("retry_events", processing_jobs.retry_events),
+        Job("outbox", outbox_sender.send_outbox),
+        Job("sla_sweep", sla_watcher.sla_sweep),
+        Job("sla_notify", sla_notify.deliver_notifications),
+    ]
+
+
 @cli.command()
 def worker() -> None:
     """Background work only: event processing, the SLA watcher, the outbox, retries."""
@@ -104,7 +124,8 @@ def worker() -> None:
 
     from app.core.crypto import Cipher
     from app.core.db import utcnow
-    from app.jobs.runner import JobContext, run_forever
+    from app.jobs.context import JobContext
+    from app.jobs.runner import Runner
     from app.processing.processor import Processor
 
     settings = _settings()
@@ -121,8 +142,11 @@ def worker() -> None:
     )
     processor.start()
     with httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0)) as http:
-        ctx = JobContext(engine=engine, settings=settings, clock=utcnow, http=http, cipher=cipher)
-        run_forever(ctx, stop)
+        ctx = JobContext(
+            engine=engine, settings=settings, clock=utcnow, http=http, cipher=cipher, stopping=stop
+        )
+        # Within the 20 s that `otklik serve` gives its worker before SIGKILL.
+        Runner(ctx, background_jobs()).run(timeout=15)
     processor.join(timeout=30)
     engine.dispose()
 

@@ -32,6 +32,8 @@ from app.core.errors import DomainError
 from app.core.json_api import error_response
 from app.core.logs import request_id_var, setup_logging
 from app.core.web import STATIC_DIR, View
+from app.jobs.context import JobContext
+from app.jobs.runner import Job, Runner
 from app.processing.processor import Processor
 
 log = logging.getLogger("otklik")
@@ -163,6 +165,25 @@ class RequestIdMiddleware:
                 )
 
 
+def background_jobs() -> list[Job]:
+    """The periodic jobs a worker runs, each on a thread and cadence of its own.
+
+    Kept equal to `app.cli.background_jobs` (a test checks): the two entry points may
+    not import each other.
+    """
+    from app.outbox import sender as outbox_sender
+    from app.processing import jobs as processing_jobs
+    from app.sla import notify as sla_notify
+    from app.sla import watcher as sla_watcher
+
+    return [
+        Job("retry_events", processing_jobs.retry_events),
+        Job("outbox", outbox_sender.send_outbox),
+        Job("sla_sweep", sla_watcher.sla_sweep),
+        Job("sla_notify", sla_notify.deliver_notifications),
+    ]
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -179,10 +200,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        stop = None
+        runner = None
         if start_worker:
-            from app.jobs.runner import JobContext, start_thread
-
             ctx = JobContext(
                 engine=app.state.engine,
                 settings=settings,
@@ -190,7 +209,8 @@ def create_app(
                 http=app.state.http,
                 cipher=app.state.cipher,
             )
-            thread, stop = start_thread(ctx)
+            runner = Runner(ctx, background_jobs())
+            runner.start()
         if app.state.process_events:
             from app.intake.receive import receiver_for
 
@@ -201,9 +221,8 @@ def create_app(
         try:
             yield
         finally:
-            if stop is not None:
-                stop.set()
-                thread.join(timeout=10)
+            if runner is not None:
+                runner.stop(timeout=10)
             receiver = getattr(app.state, "receiver", None)
             if receiver is not None:
                 await receiver.close()

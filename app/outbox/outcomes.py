@@ -13,13 +13,11 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from app.jobs.runner import JobContext
+from app.jobs.context import JobContext
 from app.questions import timeline
 from app.questions.models import OutboxItem, OutboxKind, OutboxStatus
 
 log = logging.getLogger("otklik.outbox")
-
-SessionFactory = Callable[[], Session]
 
 REPLY_MAX_ATTEMPTS = 12  # with the delays below: about four hours of trying
 WEBHOOK_MAX_ATTEMPTS = 10
@@ -65,7 +63,6 @@ def current(session: Session, claimed: Claimed) -> OutboxItem | None:
 
 def retry(
     ctx: JobContext,
-    factory: SessionFactory,
     claimed: Claimed,
     error: str,
     retry_after: float | None,
@@ -74,9 +71,9 @@ def retry(
     limit = REPLY_MAX_ATTEMPTS if claimed.kind == OutboxKind.reply else WEBHOOK_MAX_ATTEMPTS
     if claimed.attempts >= limit:
         code, message = GAVE_UP if claimed.kind == OutboxKind.reply else WEBHOOK_GAVE_UP
-        fail(ctx, factory, claimed, code, message, detail=error)
+        fail(ctx, claimed, code, message, detail=error)
         return
-    with factory() as session:
+    with ctx.transaction() as session:
         item = current(session, claimed)
         if item is None:
             return
@@ -85,13 +82,12 @@ def retry(
         delay = backoff(claimed.attempts, retry_after, jitter())
         item.next_attempt_at = ctx.clock() + timedelta(seconds=delay)
         session.add(item)
-        session.commit()
     log.warning("outbox retry", extra={"fields": {"item": claimed.id, "error": error}})
 
 
-def defer(factory: SessionFactory, claimed: Claimed, until: datetime) -> None:
+def defer(ctx: JobContext, claimed: Claimed, until: datetime) -> None:
     """Rate limited on our side: come back at the free slot; not a failed attempt."""
-    with factory() as session:
+    with ctx.transaction() as session:
         item = current(session, claimed)
         if item is None:
             return
@@ -99,12 +95,10 @@ def defer(factory: SessionFactory, claimed: Claimed, until: datetime) -> None:
         item.attempts = claimed.attempts - 1
         item.next_attempt_at = until
         session.add(item)
-        session.commit()
 
 
 def fail(
     ctx: JobContext,
-    factory: SessionFactory,
     claimed: Claimed,
     code: str,
     message_ru: str,
@@ -112,7 +106,7 @@ def fail(
     detail: str,
 ) -> None:
     """Stop for good: the operator sees why. The reply is not a response: SLA keeps running."""
-    with factory() as session:
+    with ctx.transaction() as session:
         item = current(session, claimed)
         if item is None:
             return
@@ -136,5 +130,4 @@ def fail(
                     "message": message_ru,
                 },
             )
-        session.commit()
     log.warning("outbox item failed", extra={"fields": {"item": claimed.id, "code": code}})

@@ -16,15 +16,16 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from app.directory import service as directory_service
-from app.jobs.runner import JobContext
+from app.jobs.context import JobContext
 from app.outbox import rates
 from app.outbox.outcomes import (
     GAVE_UP,
@@ -32,7 +33,6 @@ from app.outbox.outcomes import (
     WEBHOOK_GAVE_UP,
     WEBHOOK_MAX_ATTEMPTS,
     Claimed,
-    SessionFactory,
     defer,
     fail,
     retry,
@@ -48,7 +48,14 @@ from app.questions.models import (
     WebhookSubscription,
 )
 from app.sla import service as sla_service
-from webhooks import PermanentError, Published, Reply, TransientError, get_adapter
+from webhooks import (
+    PageSecrets,
+    PermanentError,
+    Published,
+    Reply,
+    TransientError,
+    get_adapter,
+)
 from webhooks.generic import sign
 
 log = logging.getLogger("otklik.outbox")
@@ -79,27 +86,28 @@ _UNREADABLE_TOKEN = (
 def send_outbox(
     ctx: JobContext,
     *,
-    session_factory: SessionFactory | None = None,
     sleep: Callable[[float], None] = time.sleep,
     jitter: Callable[[], float] = random.random,
     limit: int = BATCH,
 ) -> int:
     """Publish due outbox items; returns how many were handled (sent, retried or failed).
 
-    `session_factory`, `sleep` and `jitter` exist for tests (a session in the test's
-    transaction, a frozen clock that sleeping advances, no randomness).
+    Each step is a transaction of its own (claim, record the outcome), and none is open
+    while a platform is called. `sleep` and `jitter` exist for tests (a frozen clock
+    that sleeping advances, no randomness).
     """
-    factory = session_factory or (lambda: Session(ctx.engine, expire_on_commit=False))
     handled = 0
     for _ in range(limit):
-        claimed = _claim(factory, ctx.clock())
+        if ctx.stopping.is_set():
+            break
+        claimed = _claim(ctx, ctx.clock())
         if claimed is None:
             break
         try:
             if claimed.kind == OutboxKind.reply:
-                _send_reply(ctx, factory, claimed, sleep, jitter)
+                _send_reply(ctx, claimed, sleep, jitter)
             else:
-                _deliver_webhook(ctx, factory, claimed, jitter)
+                _deliver_webhook(ctx, claimed, jitter)
         except Exception:
             # A bug or the database, perhaps after the platform accepted the reply: leave
             # the item 'sending', so its lease decides (a safe retry or a stop, see above).
@@ -108,8 +116,8 @@ def send_outbox(
     return handled
 
 
-def _claim(factory: SessionFactory, now: datetime) -> Claimed | None:
-    with factory() as session:
+def _claim(ctx: JobContext, now: datetime) -> Claimed | None:
+    with ctx.transaction() as session:
         item = session.exec(
             select(OutboxItem)
             .where(
@@ -124,7 +132,6 @@ def _claim(factory: SessionFactory, now: datetime) -> Claimed | None:
             .with_for_update(skip_locked=True)
         ).first()
         if item is None or item.id is None:
-            session.rollback()
             return None
         claimed = Claimed(
             id=item.id,
@@ -137,50 +144,61 @@ def _claim(factory: SessionFactory, now: datetime) -> Claimed | None:
         # While 'sending', next_attempt_at is the end of the lease.
         item.next_attempt_at = now + SENDING_LEASE
         session.add(item)
-        session.commit()
         return claimed
 
 
 # --- replies ----------------------------------------------------------------------------------
 
 
-def _send_reply(
-    ctx: JobContext,
-    factory: SessionFactory,
-    claimed: Claimed,
-    sleep: Callable[[float], None],
-    jitter: Callable[[], float],
-) -> None:
-    if claimed.stuck and claimed.attempts > REPLY_MAX_ATTEMPTS:
-        fail(ctx, factory, claimed, *GAVE_UP, detail="crashed on every attempt")
-        return
-    with factory() as session:
+@dataclass(frozen=True, slots=True)
+class _Target:
+    platform: str
+    page_id: int
+    payload: dict[str, Any]
+    secrets: PageSecrets
+
+
+def _reply_target(ctx: JobContext, claimed: Claimed) -> _Target | tuple[str, str, str]:
+    """Where and what to publish, or why it cannot be (code, message, detail)."""
+    with ctx.transaction() as session:
         item = session.get(OutboxItem, claimed.id)
         assert item is not None
         page = directory_service.get_page(session, item.page_id) if item.page_id else None
         if page is None or not page.is_active:
-            session.rollback()
-            fail(ctx, factory, claimed, *_PAGE_DISABLED, detail="page missing or inactive")
-            return
-        platform, page_id = str(page.platform), page.id or 0
-        payload = dict(item.payload)
+            return (*_PAGE_DISABLED, "page missing or inactive")
+        platform = str(page.platform)
         try:
             secrets = directory_service.page_secrets(
                 page, ctx.cipher, ctx.settings.api_url(platform)
             )
         except ValueError as exc:
-            session.rollback()
-            fail(ctx, factory, claimed, *_UNREADABLE_TOKEN, detail=str(exc))
-            return
-        session.rollback()
+            return (*_UNREADABLE_TOKEN, str(exc))
+        return _Target(platform, page.id or 0, dict(item.payload), secrets)
+
+
+def _send_reply(
+    ctx: JobContext,
+    claimed: Claimed,
+    sleep: Callable[[float], None],
+    jitter: Callable[[], float],
+) -> None:
+    if claimed.stuck and claimed.attempts > REPLY_MAX_ATTEMPTS:
+        fail(ctx, claimed, *GAVE_UP, detail="crashed on every attempt")
+        return
+    target = _reply_target(ctx, claimed)
+    if isinstance(target, tuple):
+        code, message, detail = target
+        fail(ctx, claimed, code, message, detail=detail)
+        return
+    platform, payload, secrets = target.platform, target.payload, target.secrets
     if claimed.stuck and platform not in IDEMPOTENT_PLATFORMS:
-        fail(ctx, factory, claimed, *_OUTCOME_UNKNOWN, detail="lease expired while sending")
+        fail(ctx, claimed, *_OUTCOME_UNKNOWN, detail="lease expired while sending")
         return
     ref: dict[str, str] = dict(payload.get("reply_ref") or {})
-    limits = rates.limits_for(platform, page_id, ref)
-    slot, taken = rates.reserve(factory, limits, ctx.clock(), INLINE_WAIT)
+    limits = rates.limits_for(platform, target.page_id, ref)
+    slot, taken = rates.reserve(ctx.new_session, limits, ctx.clock(), INLINE_WAIT)
     if not taken:
-        defer(factory, claimed, slot)
+        defer(ctx, claimed, slot)
         return
     wait = (slot - ctx.clock()).total_seconds()
     if wait > 0:
@@ -194,17 +212,17 @@ def _send_reply(
     try:
         published = get_adapter(platform).send_reply(ctx.http, secrets, reply)
     except PermanentError as exc:
-        fail(ctx, factory, claimed, exc.code, exc.message_ru, detail=str(exc))
+        fail(ctx, claimed, exc.code, exc.message_ru, detail=str(exc))
     except TransientError as exc:
         if platform not in IDEMPOTENT_PLATFORMS and _maybe_delivered(exc):
-            fail(ctx, factory, claimed, *_OUTCOME_UNKNOWN, detail=str(exc))
+            fail(ctx, claimed, *_OUTCOME_UNKNOWN, detail=str(exc))
             return
         if exc.retry_after:
             until = ctx.clock() + timedelta(seconds=exc.retry_after)
-            rates.push_back(factory, limits, until)
-        retry(ctx, factory, claimed, str(exc), exc.retry_after, jitter)
+            rates.push_back(ctx.new_session, limits, until)
+        retry(ctx, claimed, str(exc), exc.retry_after, jitter)
     else:
-        _record_published(ctx, factory, claimed, published)
+        _record_published(ctx, claimed, published)
 
 
 def _maybe_delivered(exc: TransientError) -> bool:
@@ -215,11 +233,9 @@ def _maybe_delivered(exc: TransientError) -> bool:
     return not isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
-def _record_published(
-    ctx: JobContext, factory: SessionFactory, claimed: Claimed, published: Published
-) -> None:
+def _record_published(ctx: JobContext, claimed: Claimed, published: Published) -> None:
     at = published.sent_at or ctx.clock()  # the platform's time when its answer has one
-    with factory() as session:
+    with ctx.transaction() as session:
         item = session.get(OutboxItem, claimed.id)
         assert item is not None and item.message_id is not None and item.question_id is not None
         message = session.get(Message, item.message_id)
@@ -276,20 +292,17 @@ def _record_published(
             )
             if not interim:
                 outgoing.emit(session, "question.answered", question, at, data)
-        session.commit()
     log.info("reply published", extra={"fields": {"item": claimed.id, "key": published.source_key}})
 
 
 # --- webhooks ---------------------------------------------------------------------------------
 
 
-def _deliver_webhook(
-    ctx: JobContext, factory: SessionFactory, claimed: Claimed, jitter: Callable[[], float]
-) -> None:
+def _deliver_webhook(ctx: JobContext, claimed: Claimed, jitter: Callable[[], float]) -> None:
     if claimed.stuck and claimed.attempts > WEBHOOK_MAX_ATTEMPTS:
-        fail(ctx, factory, claimed, *WEBHOOK_GAVE_UP, detail="crashed on every attempt")
+        fail(ctx, claimed, *WEBHOOK_GAVE_UP, detail="crashed on every attempt")
         return
-    with factory() as session:
+    with ctx.transaction() as session:
         item = session.get(OutboxItem, claimed.id)
         assert item is not None
         subscription = (
@@ -299,13 +312,11 @@ def _deliver_webhook(
             item.status = OutboxStatus.cancelled
             item.next_attempt_at = None
             session.add(item)
-            session.commit()
             return
         url = subscription.url
         secret = ctx.cipher.decrypt(subscription.secret_enc) or ""
         body = json.dumps(item.payload, ensure_ascii=False, separators=(",", ":")).encode()
         event = str(item.payload.get("event", ""))
-        session.rollback()
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         "X-Otklik-Signature": sign(secret, body),
@@ -316,10 +327,10 @@ def _deliver_webhook(
     try:
         response = ctx.http.post(url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        retry(ctx, factory, claimed, f"{type(exc).__name__}: {exc}", None, jitter)
+        retry(ctx, claimed, f"{type(exc).__name__}: {exc}", None, jitter)
         return
     if 200 <= response.status_code < 300:
-        with factory() as session:
+        with ctx.transaction() as session:
             item = session.get(OutboxItem, claimed.id)
             assert item is not None
             item.status = OutboxStatus.sent
@@ -327,10 +338,9 @@ def _deliver_webhook(
             item.next_attempt_at = None
             item.error_code = item.error_message = None
             session.add(item)
-            session.commit()
         return
     retry_after: float | None = None
     header = response.headers.get("retry-after", "")
     if header.replace(".", "", 1).isdigit():
         retry_after = float(header)
-    retry(ctx, factory, claimed, f"HTTP {response.status_code}", retry_after, jitter)
+    retry(ctx, claimed, f"HTTP {response.status_code}", retry_after, jitter)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
-from app.core.db import reading_engine
 from app.intake.models import EventStatus, InboundEvent
-from app.jobs.runner import Job, JobContext
+from app.jobs.context import JobContext
 from app.processing.processor import process_one
 
 BATCH = 200
@@ -19,7 +18,7 @@ def retry_events(ctx: JobContext) -> int:
     now = ctx.clock()
     postgres = ctx.engine.dialect.name == "postgresql"
     # SQLite: a read (no write lock, which webhook intake may be holding on to).
-    with Session(ctx.engine if postgres else reading_engine(ctx.engine)) as session:
+    with ctx.transaction(reading=not postgres) as session:
         query = (
             select(InboundEvent.id)
             .where(
@@ -37,10 +36,9 @@ def retry_events(ctx: JobContext) -> int:
             for event in session.exec(select(InboundEvent).where(col(InboundEvent.id).in_(ids))):
                 event.next_attempt_at = now + timedelta(minutes=5)
                 session.add(event)
-        session.commit()
     for event_id in ids:
+        if ctx.stopping.is_set():
+            break  # the rest come back on PostgreSQL in 5 minutes; on SQLite at once
+        # Commits on its own, as it does for the processor thread (fresh deliveries).
         process_one(ctx.engine, event_id, ctx.cipher, ctx.clock)
     return len(ids)
-
-
-JOBS: list[tuple[str, Job]] = [("retry_events", retry_events)]

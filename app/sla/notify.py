@@ -25,7 +25,7 @@ from app.auth.models import Notification, Role, User, UserInstitution
 from app.core.config import Settings
 from app.core.db import insert_ignoring
 from app.directory.models import Institution, Territory
-from app.jobs.runner import JobContext
+from app.jobs.context import JobContext
 from app.questions.models import Priority, Question
 from app.sla import policies
 
@@ -216,7 +216,7 @@ def deliver_notifications(ctx: JobContext) -> int:
     before sending, so no worker sends one twice; a failed send is retried later.
     """
     now = ctx.clock()
-    with Session(ctx.engine, expire_on_commit=False) as session:
+    with ctx.transaction() as session:
         query = (
             select(Notification)
             .where(
@@ -236,7 +236,6 @@ def deliver_notifications(ctx: JobContext) -> int:
         for item in claimed:
             by_user[item.user_id].append(item)
         users = {u.id: u for u in session.exec(select(User).where(col(User.id).in_(by_user)))}
-        session.commit()
     failed: list[Notification] = []
     for user_id, items in by_user.items():
         user = users.get(user_id)
@@ -251,12 +250,11 @@ def deliver_notifications(ctx: JobContext) -> int:
             )
             failed.extend(n for n in items if now - n.created_at < GIVE_UP_AFTER)
     if failed:
-        with Session(ctx.engine) as session:
+        with ctx.transaction() as session:
             for item in failed:
                 row = session.get(Notification, item.id)
                 if row is not None:
                     row.delivered_at = None
                     row.deliver_after = now + RETRY_AFTER
                     session.add(row)
-            session.commit()
     return len(claimed)

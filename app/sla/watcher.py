@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from app.core.config import Settings
-from app.jobs.runner import Job, JobContext
+from app.jobs.context import JobContext
 from app.questions import outgoing, timeline
 from app.questions.models import Question
 from app.sla import notify
@@ -165,16 +165,10 @@ def sla_sweep(ctx: JobContext) -> int:
     """The periodic job: batches, each in its own transaction, until nothing is due."""
     now = ctx.clock()
     total = 0
-    while True:
-        with Session(ctx.engine, expire_on_commit=False) as session:
+    while not ctx.stopping.is_set():
+        with ctx.transaction() as session:
             handled = sweep(session, now, ctx.settings)
-            session.commit()
         total += handled
         if handled < BATCH:
-            return total
-
-
-JOBS: list[tuple[str, Job]] = [
-    ("sla_sweep", sla_sweep),
-    ("sla_notify", notify.deliver_notifications),
-]
+            break
+    return total

@@ -1,11 +1,12 @@
-"""Shared by the outbox tests: a fake platform server, questions per platform, a job context."""
+"""Shared by the outbox tests: a fake platform server, questions per platform, replies to
+them, a job context."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -13,17 +14,20 @@ import httpx
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from app.answering import service as replies
+from app.auth.models import User
 from app.core.config import Settings
 from app.core.crypto import Cipher
 from app.directory.models import Platform
-from app.jobs.runner import JobContext
+from app.jobs.context import JobContext
 from app.outbox import sender as outbox
-from app.questions.models import Message, MessageSource, OutboxItem, Question
+from app.questions.models import Message, MessageSource, OutboxItem, Question, TimelineEntry
 from tests.conftest import SECRET, FrozenClock
 from tests.factories.directory import make_page
 from tests.factories.questions import make_question
 
 VK_GROUP = "218734591"
+CIPHER = Cipher(SECRET)
 
 Answer = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 
@@ -74,22 +78,22 @@ class FakePlatform:
 
 def job_context(
     connection: sa.Connection, settings: Settings, clock: FrozenClock, fake: FakePlatform
-) -> tuple[JobContext, Callable[[], Session]]:
+) -> JobContext:
     """A job context whose sessions join the test's transaction (everything rolls back)."""
-    ctx = JobContext(
-        engine=connection.engine,
-        settings=settings,
-        clock=clock,
-        http=httpx.Client(transport=httpx.MockTransport(fake)),
-        cipher=Cipher(SECRET),
-    )
 
-    def factory() -> Session:
+    def sessions() -> Session:
         return Session(
             bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
         )
 
-    return ctx, factory
+    return JobContext(
+        engine=connection.engine,
+        settings=settings,
+        clock=clock,
+        http=httpx.Client(transport=httpx.MockTransport(fake)),
+        cipher=CIPHER,
+        session_factory=sessions,
+    )
 
 
 def run(
@@ -99,10 +103,10 @@ def run(
     fake: FakePlatform,
     **kwargs: Any,
 ) -> int:
-    ctx, factory = job_context(connection, settings, clock, fake)
+    """One run of the outbox job: no randomness, and sleeping advances the frozen clock."""
     kwargs.setdefault("jitter", lambda: 0.0)
     kwargs.setdefault("sleep", lambda seconds: clock.advance(seconds=seconds))
-    return outbox.send_outbox(ctx, session_factory=factory, **kwargs)
+    return outbox.send_outbox(job_context(connection, settings, clock, fake), **kwargs)
 
 
 def question_on(
@@ -122,21 +126,16 @@ def question_on(
         page_data["external_id"] = page_external_id
     page = make_page(session, **page_data)
     extra: dict[str, Any] = {"created_at": created_at} if created_at else {}
-    question = make_question(
+    return make_question(
         session,
         page_id=page.id,
-        institution_id=page.institution_id,
         platform=str(platform),
         kind="comment" if ref.get("method") not in (None, "messages") else "message",
         thread_key=thread_key,
+        source_key=external_id,
+        reply_ref=ref,
         **extra,
     )
-    message = citizen_message(session, question)
-    message.reply_ref = ref
-    message.external_id = external_id
-    session.add(message)
-    session.flush()
-    return question
 
 
 def citizen_message(session: Session, question: Question) -> Message:
@@ -166,3 +165,49 @@ def vk_ok(response: Any) -> httpx.Response:
 
 def vk_error(code: int, text: str = "error") -> httpx.Response:
     return httpx.Response(200, json={"error": {"error_code": code, "error_msg": text}})
+
+
+def vk_wall(session: Session, clock: FrozenClock) -> Question:
+    """A question under a VK wall post, asked an hour ago, its SLA clocks running."""
+    return question_on(
+        session,
+        Platform.vk,
+        {"method": "wall", "owner_id": f"-{VK_GROUP}", "post_id": "1542", "comment_id": "9187"},
+        external_id=f"wall:-{VK_GROUP}_1542:9187",
+        thread_key=f"wall:-{VK_GROUP}_1542",
+        page_external_id=VK_GROUP,
+        created_at=clock() - timedelta(hours=1),
+    )
+
+
+def reply(
+    session: Session, question: Question, user: User, clock: FrozenClock, **kw: object
+) -> OutboxItem:
+    """An operator's reply to `question`, committed (queued in the outbox)."""
+    args: dict[str, object] = {
+        "text": "Ирина, здравствуйте! Ремонт в плане на май.",
+        "interim": False,
+    }
+    args.update(kw)
+    item = replies.reply(
+        session,
+        question,
+        text=str(args["text"]),
+        interim=bool(args["interim"]),
+        expected_at=args.get("expected_at"),  # type: ignore[arg-type]
+        by=user,
+        now=clock(),
+        cipher=CIPHER,
+    )
+    session.commit()
+    return item
+
+
+def timeline_of(session: Session, question: Question, kind: str) -> list[TimelineEntry]:
+    return list(
+        session.exec(
+            select(TimelineEntry).where(
+                TimelineEntry.question_id == question.id, TimelineEntry.kind == kind
+            )
+        ).all()
+    )

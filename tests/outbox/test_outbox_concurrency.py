@@ -18,7 +18,7 @@ from app.core.config import Settings
 from app.core.crypto import Cipher
 from app.core.db import utcnow
 from app.directory.models import Platform
-from app.jobs.runner import JobContext
+from app.jobs.context import JobContext
 from app.outbox import rates
 from app.outbox import sender as outbox
 from app.questions.models import OutboxItem, OutboxStatus
