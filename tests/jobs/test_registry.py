@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+import threading
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
 from app import cli, main
+from app.core.config import Settings
+from tests.conftest import FrozenClock
+
+
+def _job_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("otklik-job-")}
 
 
 def test_the_server_and_the_worker_command_run_the_same_jobs() -> None:
     assert cli.background_jobs() == main.background_jobs()
     names = [job.name for job in main.background_jobs()]
     assert names == ["retry_events", "outbox", "sla_sweep", "sla_notify"]
+
+
+def test_the_app_run_alone_runs_every_job_until_it_stops(
+    live_engine: sa.Engine, settings: Settings, clock: FrozenClock
+) -> None:
+    app = main.create_app(
+        settings, engine=live_engine, clock=clock, run_worker=True, process_events=False
+    )
+    with TestClient(app):
+        assert _job_threads() == {f"otklik-job-{job.name}" for job in main.background_jobs()}
+    assert _job_threads() == set()
