@@ -24,7 +24,7 @@ from app.directory.snapshots import PageInfo
 from app.intake.models import EventStatus, InboundEvent
 from app.processing import new_question as intake
 from app.processing.new_question import Delivery
-from app.questions import outgoing, timeline
+from app.questions import timeline
 from app.questions.models import (
     OPEN_STATUSES,
     Message,
@@ -74,7 +74,7 @@ def process(
                 {"k": f"{page.id}:{thread_key}"},
             )
     for item in parsed:
-        _apply(session, page, item, event, now)
+        apply(session, page, item, event, now)
     kinds = {e.kind for e in parsed}
     outcome = {
         "status": EventStatus.ignored if kinds <= {EventKind.ignored} else EventStatus.processed,
@@ -137,7 +137,8 @@ def mark_failed(session: Session, event_id: int, error: BaseException, now: date
     session.flush()
 
 
-def _apply(session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime) -> None:
+def apply(session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime) -> None:
+    """Apply one normalised event of a delivery to the page's questions (idempotent)."""
     if e.kind == EventKind.citizen_message:
         _citizen_message(session, page, e, event, now)
     elif e.kind == EventKind.page_reply:
@@ -258,25 +259,7 @@ def _page_reply(session: Session, page: PageInfo, e: Event, event: Delivery, now
         session.add(pending)
         session.flush()
         return
-    if intake.answer(session, page, e, event, question_id, now):
-        return  # written with Core: neither the question nor its clocks were loaded
-    question = session.get(Question, question_id)
-    if question is None or question.id is None:
-        return
-    message_id = intake.insert_message(db, page.id, question.id, e, event, MessageSource.native)
-    old = question.status
-    if question.first_response_at is None or e.sent_at < question.first_response_at:
-        question.first_response_at = e.sent_at
-    if old in OPEN_STATUSES:
-        question.status = QuestionStatus.answered
-    question.updated_at = now
-    session.add(question)
-    response = {"source": "native", "message_id": message_id, "author_id": e.author_id}
-    intake.record(db, question.id, e.sent_at, [("response", response)])
-    with session.no_autoflush:  # one UPDATE of the question, with its new deadline
-        sla_service.on_response(session, question, at=e.sent_at, interim=False)
-    if old != question.status:
-        outgoing.emit(session, "question.answered", question, now, {"source": "native"})
+    intake.answer(session, page, e, event, question_id, now)
 
 
 def _edit(session: Session, page: PageInfo, e: Event, now: datetime) -> None:

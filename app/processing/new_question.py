@@ -1,13 +1,13 @@
 """A citizen's message that starts a new question, written in one go.
 
 Everything about a new question is decided before anything is written: triage and
-routing (`app.routing.arrival`), the SLA policy version and clocks, the outgoing
-webhooks. Then the question, its message, timeline entries, clocks and outbox rows
-are inserted with prebuilt Core statements: one INSERT per table, no ORM objects
-built, no flush. Nothing reads these rows back as objects in the same event; a
-later event of the same transaction loads them from the database like any other.
-The result is the one the step-by-step hooks (`triage_and_route`, `start_clocks`,
-`emit`) give a question written first and changed afterwards.
+routing (`app.routing.arrival.decide`), the SLA policy version and clocks
+(`app.sla.service.arrival`), the outgoing webhooks. Then the question, its message,
+timeline entries, clocks and outbox rows are inserted with prebuilt Core statements:
+one INSERT per table, no ORM objects built, no flush. Nothing reads these rows back
+as objects in the same event; a later event of the same transaction loads them from
+the database like any other. This is the one way a question comes to be: tests make
+theirs through it too (`tests/factories/questions.py`).
 """
 
 from __future__ import annotations
@@ -35,9 +35,7 @@ from app.questions.models import (
     QuestionStatus,
     TimelineEntry,
 )
-from app.routing import arrival
-from app.sla import clocks as clock_ops
-from app.sla import norms, policies
+from app.routing import arrival as routing_arrival
 from app.sla import service as sla_service
 from app.sla.models import SlaClock, Target
 from webhooks import InboundEvent as Event
@@ -93,7 +91,7 @@ _UPDATE_ANSWERED = (
 _UPDATE_FINISHED = (
     sa.update(SlaClock)
     .where(col(SlaClock.id) == sa.bindparam("clock_id"))
-    .values({name: sa.bindparam(name) for name in clock_ops.FINISHED})
+    .values({name: sa.bindparam(name) for name in sla_service.FINISHED})
 )
 _INSERT_QUESTION = sa.insert(Question)
 _INSERT_MESSAGE = sa.insert(Message)
@@ -202,7 +200,7 @@ def open_question(
     """Write the new question the citizen's message `e` starts; returns its id."""
     db = connection(session)
     linked_id = question_of_key(db, page.id, e.reply_to_key) if e.reply_to_key else None
-    recent = arrival.recent_texts(
+    recent = routing_arrival.recent_texts(
         db, page_id=page.id, author_id=e.author_id, at=e.sent_at, question_id=0
     )
     question: dict[str, Any] = {
@@ -223,7 +221,7 @@ def open_question(
         "last_citizen_at": e.sent_at,
         "linked_question_id": linked_id,
     }
-    decision = arrival.decide(
+    decision = routing_arrival.decide(
         session,
         page=page,
         institution_id=page.institution_id,
@@ -233,18 +231,16 @@ def open_question(
         at=e.sent_at,
     )
     question.update(decision.changes)
-    policy = norms.resolve(session, question["institution_id"], e.sent_at)
-    question["policy_id"] = policy.id if policy is not None else None
-    clocks: dict[Any, dict[str, Any]] = {}
-    if question["classification"] in clock_ops.ANSWERABLE and question["status"] in OPEN_STATUSES:
-        clocks = clock_ops.first_clocks(
-            session,
-            created_at=e.sent_at,
-            urgent=question["priority"] == Priority.urgent,
-            policy=policy or policies.BUILTIN_NORMS,
-            timezone=policies.institution_timezone(session, question["institution_id"]),
-        )
-    question["due_at"] = min((c["due_at"] for c in clocks.values()), default=None)
+    sla = sla_service.arrival(
+        session,
+        institution_id=question["institution_id"],
+        created_at=e.sent_at,
+        classification=question["classification"],
+        status=question["status"],
+        priority=question["priority"],
+    )
+    question["policy_id"] = sla.policy_id
+    question["due_at"] = sla.due_at
 
     inserted = db.execute(_INSERT_QUESTION, question).inserted_primary_key
     assert inserted is not None
@@ -253,12 +249,12 @@ def open_question(
     db.execute(_INSERT_MESSAGE, message_row(page.id, question_id, e, event, MessageSource.citizen))
     created = ("created", {"platform": str(page.platform)})
     record(db, question_id, e.sent_at, [created, *decision.entries])
-    if clocks:
+    if sla.clocks:
         db.execute(
             _INSERT_CLOCKS,
             [
                 {"question_id": question_id, "target": target, **values}
-                for target, values in clocks.items()
+                for target, values in sla.clocks.items()
             ],
         )
     outbox = outgoing.outbox_rows(session, "question.created", question, now)
@@ -274,23 +270,21 @@ def answer(
     event: Delivery,
     question_id: int,
     now: datetime,
-) -> bool:
+) -> None:
     """Write the page's own reply `e` to question `question_id` with Core statements:
     the message and its timeline entry, the clocks the response settles
     (`sla.service.on_response`), the question answered, the outgoing webhook.
 
-    False, with nothing written, when the question or one of its clocks is an object
-    of the session (it may be changed there): the caller then does it with them.
+    The one way a page's native reply is written. The question and its clocks may be
+    objects of the session (a reply in the same batch as the question's follow-up, a
+    test): the session is flushed first, and those objects are expired after, so they
+    read what was written here.
     """
-    if identity_key(Question, question_id) in session.identity_map:
-        return False
-    db = session.connection()
+    db = connection(session)
     question = db.execute(_ANSWERED, {"question_id": question_id}).one_or_none()
     if question is None:
-        return True  # gone: nothing to answer
+        return  # gone: nothing to answer
     clocks = {Target(row.target): row for row in db.execute(_CLOCKS, {"question_id": question_id})}
-    if any(identity_key(SlaClock, row.id) in session.identity_map for row in clocks.values()):
-        return False
     message_id = insert_message(db, page.id, question_id, e, event, MessageSource.native)
     old = question.status
     first_response_at = question.first_response_at
@@ -299,19 +293,12 @@ def answer(
     status = QuestionStatus.answered if old in OPEN_STATUSES else old
     response = {"source": "native", "message_id": message_id, "author_id": e.author_id}
     record(db, question_id, e.sent_at, [("response", response)])
-    finished = {
-        target: clock_ops.finished(session, clocks[target], e.sent_at)
-        for target in sla_service.settled_by_response(clocks, e.sent_at, interim=False)
-    }
+    finished, due_at = sla_service.response_settles(session, clocks, e.sent_at, interim=False)
     if finished:
         db.execute(
             _UPDATE_FINISHED,
             [{"clock_id": clocks[t].id, **values} for t, values in finished.items()],
         )
-    due_at = clock_ops.earliest_due(
-        (finished[t]["state"] if t in finished else row.state, row.due_at)
-        for t, row in clocks.items()
-    )
     db.execute(
         _UPDATE_ANSWERED,
         {
@@ -329,4 +316,13 @@ def answer(
         )
         if outbox:
             db.execute(_INSERT_OUTBOX, outbox)
-    return True
+    _expire(session, Question, [question_id])
+    _expire(session, SlaClock, [row.id for row in clocks.values()])
+
+
+def _expire(session: Session, model: type[Any], ids: Iterable[int]) -> None:
+    """Let the session's objects of these rows, if it has any, read them again."""
+    for row_id in ids:
+        found = session.identity_map.get(identity_key(model, row_id))
+        if found is not None:
+            session.expire(found)

@@ -142,16 +142,13 @@ def schedule(
     question: Question,
     existing: SlaClock | None,
     target: Target,
-    *,
-    start: datetime,
-    minutes: int,
-    policy: norms.Norms,
-    timezone: str,
+    values: dict[str, Any],
 ) -> SlaClock:
-    """(Re)start a clock from `start` with a fresh deadline."""
+    """(Re)start a clock with the columns `running` gives it."""
     assert question.id is not None
-    clock = existing or SlaClock(question_id=question.id, target=target, started_at=start)
-    values = running(session, start=start, minutes=minutes, policy=policy, timezone=timezone)
+    clock = existing or SlaClock(
+        question_id=question.id, target=target, started_at=values["started_at"]
+    )
     for name, value in values.items():
         setattr(clock, name, value)
     session.add(clock)
@@ -161,8 +158,9 @@ def schedule(
 def first_clocks(
     session: Session, *, created_at: datetime, urgent: bool, policy: norms.Norms, timezone: str
 ) -> dict[Target, dict[str, Any]]:
-    """The clocks a new question that needs an answer starts with, as columns (but the
-    question's id): first response, and final answer when the policy sets one."""
+    """The clocks a question that needs an answer starts with, as columns (but the
+    question's id): first response (the urgent target for an urgent question, when the
+    policy sets one), and final answer when the policy sets one."""
     minutes = policy.first_response_minutes
     if urgent and policy.urgent_first_response_minutes:
         minutes = policy.urgent_first_response_minutes

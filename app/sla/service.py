@@ -14,7 +14,9 @@ transfer to an institution in another time zone never moves a running deadline.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -25,6 +27,8 @@ from app.sla.models import ClockState, SlaClock, Target
 
 ANSWERABLE = clock_ops.ANSWERABLE
 ACTIVE = clock_ops.ACTIVE
+# The columns of a clock that a response settles (`response_settles`).
+FINISHED = clock_ops.FINISHED
 UNSETTLED = clock_ops.UNSETTLED
 # What other modules use of the clocks, by their old names.
 clock_basis = clock_ops.clock_basis
@@ -62,75 +66,67 @@ def _start_all(
     session: Session,
     question: Question,
     now: datetime,
-    existing: dict[Target, SlaClock] | None = None,
 ) -> dict[Target, SlaClock]:
-    """(Re)start the clocks; `existing` given means the caller knows them (no lookup, no
-    flush: the caller's next flush writes them). Returns every clock of the question."""
-    fresh = existing is not None
+    """(Re)start the clocks a question that needs an answer starts with, counting from
+    its creation (`clock_ops.first_clocks`). Returns every clock of the question."""
     policy = clock_ops.policy_of(session, question)
     timezone = policies.institution_timezone(session, question.institution_id)
-    if existing is None:
-        existing = clock_ops.clocks_of(session, question)
+    existing = clock_ops.clocks_of(session, question)
     clocks = dict(existing)
-    minutes = policy.first_response_minutes
-    if question.priority == Priority.urgent and policy.urgent_first_response_minutes:
-        minutes = policy.urgent_first_response_minutes
-    start = question.created_at
-    first = clocks[Target.first_response] = clock_ops.schedule(
+    started = clock_ops.first_clocks(
         session,
-        question,
-        existing.get(Target.first_response),
-        Target.first_response,
-        start=start,
-        minutes=minutes,
+        created_at=question.created_at,
+        urgent=question.priority == Priority.urgent,
         policy=policy,
         timezone=timezone,
     )
-    if policy.final_answer_minutes:
-        clocks[Target.final_answer] = clock_ops.schedule(
-            session,
-            question,
-            existing.get(Target.final_answer),
-            Target.final_answer,
-            start=start,
-            minutes=policy.final_answer_minutes,
-            policy=policy,
-            timezone=timezone,
-        )
+    for target, values in started.items():
+        clocks[target] = clock_ops.schedule(session, question, existing.get(target), target, values)
     if question.first_response_at is not None:
-        clock_ops.finish(session, first, question.first_response_at)
-    if not fresh:
-        session.flush()
+        clock_ops.finish(session, clocks[Target.first_response], question.first_response_at)
+    session.flush()
     return clocks
 
 
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """What SLA decides for a new question before it is written: its policy version
+    (None: the built-in default), its clocks as columns (but the question's id), and
+    its `due_at`."""
+
+    policy_id: int | None
+    clocks: dict[Target, dict[str, Any]]
+    due_at: datetime | None
+
+
+def arrival(
+    session: Session,
+    *,
+    institution_id: int,
+    created_at: datetime,
+    classification: str,
+    status: str,
+    priority: str,
+) -> Arrival:
+    """The policy version in force for a new question of `institution_id` created at
+    `created_at` (the citizen's platform time), whatever its classification; clocks
+    (first response, final answer) only for questions and complaints that are open
+    (not dismissed at arrival), counting from `created_at`."""
+    policy = norms.resolve(session, institution_id, created_at)
+    clocks: dict[Target, dict[str, Any]] = {}
+    if classification in ANSWERABLE and status in _OPEN:
+        clocks = clock_ops.first_clocks(
+            session,
+            created_at=created_at,
+            urgent=priority == Priority.urgent,
+            policy=policy or policies.BUILTIN_NORMS,
+            timezone=policies.institution_timezone(session, institution_id),
+        )
+    due_at = clock_ops.earliest_due((c["state"], c["due_at"]) for c in clocks.values())
+    return Arrival(policy.id if policy is not None else None, clocks, due_at)
+
+
 # --- hooks ----------------------------------------------------------------------
-
-
-def start_clocks(
-    session: Session, question: Question, *, now: datetime, fresh: bool = False
-) -> None:
-    """Pick the policy version for a new question and start its clocks.
-
-    Stores `question.policy_id` (None: the built-in default) whatever the
-    classification; clocks (first response, final answer) start at the citizen's
-    platform time `question.created_at` only for questions and complaints that are
-    not dismissed. `fresh`: the caller guarantees the question has no clocks yet (it
-    was created in this transaction), so none are looked up, and the new clocks are
-    left to the session's next flush.
-    """
-    policy = norms.resolve(session, question.institution_id, question.created_at)
-    question.policy_id = policy.id if policy is not None else None
-    session.add(question)
-    if not fresh:
-        if question.classification in ANSWERABLE and question.status in _OPEN:
-            _start_all(session, question, now)
-        refresh_due(session, question)
-        return
-    clocks: dict[Target, SlaClock] = {}
-    if question.classification in ANSWERABLE and question.status in _OPEN:
-        clocks = _start_all(session, question, now, existing=clocks)
-    clock_ops.set_due(session, question, clocks)
 
 
 def clocks_started(session: Session, question: Question, *, now: datetime) -> None:
@@ -180,10 +176,13 @@ def on_citizen_message(session: Session, question: Question, *, at: datetime) ->
                 question,
                 current,
                 Target.next_response,
-                start=at,
-                minutes=policy.next_response_minutes,
-                policy=policy,
-                timezone=str(first.details.get("timezone") or policies.DEFAULT_TIMEZONE),
+                clock_ops.running(
+                    session,
+                    start=at,
+                    minutes=policy.next_response_minutes,
+                    policy=policy,
+                    timezone=str(first.details.get("timezone") or policies.DEFAULT_TIMEZONE),
+                ),
             )
     clock_ops.set_due(session, question, clocks)
     session.flush()
@@ -241,6 +240,22 @@ def settled_by_response(
     if not interim and final is not None and final.done_at is None and final.state in UNSETTLED:
         out.append(Target.final_answer)
     return out
+
+
+def response_settles(
+    session: Session, clocks: Mapping[Target, clock_ops.Clock], at: datetime, *, interim: bool
+) -> tuple[dict[Target, dict[str, Any]], datetime | None]:
+    """`on_response` for a question's clocks read as rows: the new columns (`FINISHED`)
+    of the clocks a response at `at` settles, and the question's `due_at` after it."""
+    finished = {
+        target: clock_ops.finished(session, clocks[target], at)
+        for target in settled_by_response(clocks, at, interim=interim)
+    }
+    due_at = clock_ops.earliest_due(
+        (finished[t]["state"] if t in finished else row.state, row.due_at)
+        for t, row in clocks.items()
+    )
+    return finished, due_at
 
 
 def _settles(first: clock_ops.Clock, at: datetime) -> bool:
