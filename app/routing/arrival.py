@@ -1,8 +1,8 @@
 """Triage and routing of a new question: its classification and the first matching rule.
 
-`decide` works out what happens to a question that is about to be (or has just
-been) written, as column values and timeline entries; ingestion writes them with
-the question itself, `triage_and_route` applies them to a stored question.
+`decide` works out what happens to a question that is about to be written, as column
+values and timeline entries; ingestion (`app.processing.new_question`) writes them
+with the question itself.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from sqlmodel import Session, col, select
 
 from app.directory import snapshots as directory
 from app.directory.snapshots import PageInfo
-from app.questions import timeline
-from app.questions.models import Direction, Message, Priority, Question, QuestionStatus
+from app.questions.models import Direction, Message, Priority, QuestionStatus
 from app.routing import rules as rules_mod
 from app.routing import triage
 from app.routing.rules import CompiledRule
@@ -143,37 +142,3 @@ def _route(
             closed_at=at,
         )
         decision.entries.append(("dismissed", {"reason": reason, "rule_id": rule.id}))
-
-
-def triage_and_route(
-    session: Session, question: Question, *, text: str, has_attachments: bool, now: datetime
-) -> None:
-    """`decide` for a question already written (with its first message), applied to it.
-
-    Called before its SLA clocks start.
-    """
-    assert question.id is not None
-    recent = recent_texts(
-        session,
-        page_id=question.page_id,
-        author_id=question.citizen_platform_id,
-        at=question.created_at,
-        question_id=question.id,
-    )
-    page = directory.page(session, question.page_id)
-    assert page is not None
-    decision = decide(
-        session,
-        page=page,
-        institution_id=question.institution_id,
-        text=text,
-        has_attachments=has_attachments,
-        recent=recent,
-        at=question.created_at,
-        question_text=question.text,
-    )
-    for name, value in decision.changes.items():
-        setattr(question, name, value)
-    session.add(question)
-    for kind, data in decision.entries:
-        timeline.record(session, question.id, kind, question.created_at, data=data)

@@ -1,7 +1,6 @@
 """Transfers, dismissals, reclassification; rules and categories.
 
-Triage and routing of a new question is `app.routing.arrival` (`triage_and_route`
-stays importable from here).
+Triage and routing of a new question is `app.routing.arrival`.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from app.questions import outgoing, timeline
 from app.questions.models import OPEN_STATUSES, DismissReason, Question, QuestionStatus
 from app.routing import rules as rules_mod
 from app.routing import triage
-from app.routing.arrival import triage_and_route as triage_and_route
 from app.routing.models import Category, RoutingRule
 from app.routing.rules import RoutingRuleRead, RoutingRuleWrite
 from app.sla import service as sla_service

@@ -14,7 +14,6 @@ from app.core.config import Settings
 from app.directory.models import Platform
 from app.questions import outgoing
 from app.questions.models import OutboxItem, OutboxStatus, WebhookSubscription
-from app.sla import service as sla_service
 from tests.conftest import FrozenClock
 from tests.factories.auth import auth_headers, make_user
 from tests.factories.directory import make_institution
@@ -33,7 +32,6 @@ def _vk_comment_question(session: Session, clock: FrozenClock, **overrides: obje
         created_at=clock() - timedelta(minutes=30),
         **overrides,
     )
-    sla_service.start_clocks(session, question, now=clock() - timedelta(minutes=30))
     return question
 
 

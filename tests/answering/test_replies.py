@@ -28,7 +28,7 @@ from app.sla.models import ClockState, Target
 from tests.conftest import SECRET, FrozenClock
 from tests.factories.auth import make_user
 from tests.factories.directory import make_institution, make_page
-from tests.factories.questions import make_question
+from tests.factories.questions import follow_up, make_question
 from tests.outbox.outbox_helpers import question_on
 
 CIPHER = Cipher(SECRET)
@@ -74,21 +74,16 @@ def test_reply_answers_the_latest_citizen_message(
     session: Session, admin: User, clock: FrozenClock
 ) -> None:
     question = make_question(session)
-    follow_up = Message(
-        question_id=question.id or 0,
-        page_id=question.page_id,
-        direction="in",  # type: ignore[arg-type]
-        source=MessageSource.citizen,
-        text="И ещё вопрос",
-        sent_at=question.created_at + timedelta(minutes=5),
-        external_id="wall:x:1",
+    later = follow_up(
+        session,
+        question,
+        at=question.created_at + timedelta(minutes=5),
+        source_key="wall:x:1",
         reply_ref={"method": "wall", "owner_id": "-1", "post_id": "2", "comment_id": "77"},
     )
-    session.add(follow_up)
-    session.flush()
     item = _reply(session, question, admin, clock())
     assert item.payload["reply_ref"]["comment_id"] == "77"
-    assert item.payload["reply_to_message_id"] == follow_up.id
+    assert item.payload["reply_to_message_id"] == later.id
 
 
 def test_vk_board_comment_without_a_user_token_is_refused_before_anything_is_written(
@@ -201,7 +196,6 @@ def test_claim_assign_release(session: Session, clock: FrozenClock) -> None:
 
 def test_status_changes_drive_the_sla(session: Session, admin: User, clock: FrozenClock) -> None:
     question = make_question(session, created_at=clock() - timedelta(hours=1))
-    sla_service.start_clocks(session, question, now=clock() - timedelta(hours=1))
     replies.set_status(session, question, StatusChange.waiting_citizen, by=admin, now=clock())
     final = sla_service.clocks_of(session, question)[Target.final_answer]
     assert question.status == QuestionStatus.waiting_citizen and final.state == ClockState.paused

@@ -26,7 +26,6 @@ def test_transfer_moves_the_question_and_keeps_who_when_from_to_why(
     school = make_institution(session, name="Школа №1")
     roads = make_institution(session, name="Управление дорог")
     question = make_question(session, institution_id=school.id, created_at=T0)
-    sla.start_clocks(session, question, now=T0)
     due_before = question.due_at
     session.add(
         WebhookSubscription(url="https://crm.example/hook", events=["question.transferred"])
@@ -110,7 +109,6 @@ def test_dismissal_carries_a_reason_and_stops_the_clocks(
     client: TestClient, session: Session, reason: str
 ) -> None:
     question = make_question(session, created_at=T0)
-    sla.start_clocks(session, question, now=T0)
     headers = auth_headers(session, make_user(session, Role.admin))
     response = client.post(
         f"/api/v1/questions/{question.id}/dismiss", json={"reason": reason}, headers=headers
@@ -145,8 +143,8 @@ def test_dismissal_needs_a_known_reason_and_a_note_for_other(
 def test_reclassification_starts_clocks_from_the_citizen_s_time(
     client: TestClient, session: Session, clock: FrozenClock
 ) -> None:
-    question = make_question(session, created_at=T0, classification="other")
-    sla.start_clocks(session, question, now=T0)
+    question = make_question(session, created_at=T0, text="Хорошая погода сегодня")
+    assert question.classification == "other"
     assert sla.clocks_of(session, question) == {}
     headers = auth_headers(session, make_user(session, Role.admin))
     clock.now = T0 + timedelta(days=1)
@@ -188,6 +186,7 @@ def test_actions_are_scoped(client: TestClient, session: Session) -> None:
     assert response.status_code == 404
     session.refresh(question)
     assert question.status == QuestionStatus.new
-    assert not session.exec(
-        select(TimelineEntry).where(col(TimelineEntry.question_id) == question.id)
+    kinds = session.exec(
+        select(TimelineEntry.kind).where(col(TimelineEntry.question_id) == question.id)
     ).all()
+    assert sorted(kinds) == ["classified", "created"]  # the question's arrival, nothing more

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from app.auth.models import Role
-from app.questions.models import Message, Question, QuestionStatus, TimelineEntry
+from app.questions.models import Question, QuestionStatus, TimelineEntry
 from app.routing import service as routing
 from app.routing.models import Category
 from app.routing.rules import RoutingRuleWrite
@@ -38,10 +38,8 @@ def _rule(
 
 
 def _arrive(session: Session, text: str, **overrides: Any) -> Question:
-    question = make_question(session, text=text, **overrides)
-    routing.triage_and_route(session, question, text=text, has_attachments=False, now=NOW)
-    sla.start_clocks(session, question, now=NOW)
-    return question
+    """A citizen's comment with `text`, processed at NOW: triaged, routed, its clocks started."""
+    return make_question(session, text=text, now=NOW, **overrides)
 
 
 def _kinds(session: Session, question: Question) -> list[str]:
@@ -176,7 +174,7 @@ def test_the_first_matching_enabled_rule_wins(session: Session) -> None:
     assert both.priority == "normal"
     only_second = _arrive(session, "Мусор не вывозят неделю")
     assert only_second.routed_by_rule_id == second
-    assert _kinds(session, both) == ["classified", "routed"]
+    assert _kinds(session, both) == ["created", "classified", "routed"]
     routed = session.exec(
         select(TimelineEntry).where(
             TimelineEntry.question_id == both.id, TimelineEntry.kind == "routed"
@@ -193,7 +191,7 @@ def test_a_rule_can_dismiss_with_a_reason_and_no_clock_starts(session: Session) 
     assert question.status == QuestionStatus.dismissed
     assert question.dismiss_reason == "spam"
     assert sla.clocks_of(session, question) == {}
-    assert _kinds(session, question) == ["classified", "routed", "dismissed"]
+    assert _kinds(session, question) == ["created", "classified", "routed", "dismissed"]
 
 
 def test_repeated_texts_of_the_same_citizen_are_spam(session: Session) -> None:
@@ -272,29 +270,8 @@ def test_a_rule_is_tried_on_the_last_questions_before_it_is_saved(
     texts = ["Когда починят дорогу на Садовой?"] * 37 + ["Когда откроют бассейн?"] * 963
     # The oldest 20 questions fall outside the last thousand.
     texts = ["Дороги разбиты"] * 20 + texts
-    questions = [
-        Question(
-            page_id=page.id,
-            institution_id=page.institution_id,
-            platform="vk",
-            kind="comment",
-            thread_key=f"wall:-1_{n}",
-            text=text,
-            created_at=base + timedelta(minutes=n),
-        )
-        for n, text in enumerate(texts)
-    ]
-    session.add_all(questions)
-    session.flush()
-    session.add(
-        Message(
-            question_id=questions[0].id or 0,
-            page_id=page.id,
-            direction="in",
-            source="citizen",
-            text=texts[0],
-        )
-    )
+    for n, text in enumerate(texts):
+        make_question(session, page_id=page.id, text=text, created_at=base + timedelta(minutes=n))
     headers = auth_headers(session, make_user(session, Role.admin))
     earlier = _rule(session, "Садовая", {"keywords": ["садовый"]}, {"priority": "urgent"})
     result = client.post(

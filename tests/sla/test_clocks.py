@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -10,6 +11,8 @@ from sqlmodel import Session
 
 from app.auth.models import Role
 from app.questions.models import Priority, Question, QuestionStatus
+from app.routing import service as routing
+from app.routing.rules import RoutingRuleWrite
 from app.sla import service as sla
 from app.sla.models import ClockState, SlaClock, Target
 from app.sla.policies import SlaPolicyCreate, create_policy, resolve_policy
@@ -30,10 +33,25 @@ def _clocks(session: Session, question: Question) -> dict[Target, SlaClock]:
     return sla.clocks_of(session, question)
 
 
-def _new(session: Session, **overrides: object) -> Question:
-    question = make_question(session, created_at=T0, **overrides)
-    sla.start_clocks(session, question, now=T0 + timedelta(seconds=3))
-    return question
+def _new(session: Session, **overrides: Any) -> Question:
+    """A citizen's question at T0, processed three seconds later."""
+    return make_question(session, created_at=T0, now=T0 + timedelta(seconds=3), **overrides)
+
+
+def _rule(session: Session, actions: dict[str, Any]) -> None:
+    """A routing rule for the factory's default text (about a road)."""
+    rule = RoutingRuleWrite.model_validate(
+        {"name": "Дороги", "conditions": {"keywords": ["дорога"]}, "actions": actions}
+    )
+    routing.create_rule(session, rule, T0)
+
+
+# Texts triage does not take for a question or a complaint.
+_NOT_ANSWERABLE = {
+    "gratitude": "Огромное спасибо аварийной службе, всё починили",
+    "other": "Хорошая погода сегодня",
+    "spam": "Заработок от 100000 в день https://x.example https://y.example",
+}
 
 
 def test_builtin_defaults_count_working_hours_of_the_territory(session: Session) -> None:
@@ -53,7 +71,9 @@ def test_builtin_defaults_count_working_hours_of_the_territory(session: Session)
 
 
 def test_urgent_questions_get_the_shorter_target(session: Session) -> None:
-    question = _new(session, priority=Priority.urgent)
+    _rule(session, {"priority": "urgent"})
+    question = _new(session)
+    assert question.priority == Priority.urgent
     first = _clocks(session, question)[Target.first_response]
     assert first.target_minutes == 240
     assert first.due_at == _local(10, 14)
@@ -61,7 +81,8 @@ def test_urgent_questions_get_the_shorter_target(session: Session) -> None:
 
 @pytest.mark.parametrize("classification", ["gratitude", "other", "spam"])
 def test_only_questions_and_complaints_start_clocks(session: Session, classification: str) -> None:
-    question = _new(session, classification=classification)
+    question = _new(session, text=_NOT_ANSWERABLE[classification])
+    assert question.classification == classification
     assert _clocks(session, question) == {}
     assert question.due_at is None
 
@@ -135,7 +156,6 @@ def test_a_question_keeps_the_policy_version_it_was_created_under(session: Sessi
     after = make_question(
         session, institution_id=institution.id, created_at=T0 + timedelta(hours=2)
     )
-    sla.start_clocks(session, after, now=T0 + timedelta(hours=2))
     assert before.policy_id == v1.id
     assert after.policy_id == v2.id
     # Restarting the old question's clocks (a reclassification) keeps its version.
@@ -255,9 +275,11 @@ def test_dismissal_and_withdrawal_stop_the_clocks_and_restoring_restarts_them(
 
 
 def test_a_dismissed_question_starts_no_clock(session: Session) -> None:
-    question = make_question(session, created_at=T0, status=QuestionStatus.dismissed)
-    sla.start_clocks(session, question, now=T0)
+    _rule(session, {"dismiss_reason": "off_topic"})
+    question = _new(session)
+    assert question.status == QuestionStatus.dismissed
     assert _clocks(session, question) == {}
+    assert question.due_at is None
 
 
 def test_calendar_minutes_policy(session: Session) -> None:
@@ -277,7 +299,6 @@ def test_calendar_minutes_policy(session: Session) -> None:
     question = make_question(
         session, institution_id=institution.id, created_at=_local(14, 23)
     )  # a Saturday night
-    sla.start_clocks(session, question, now=_local(14, 23))
     first = _clocks(session, question)[Target.first_response]
     assert first.due_at == _local(15, 1)
     assert first.warn_at == _local(15, 0, 30)

@@ -49,7 +49,6 @@ def test_a_policy_with_its_own_calendar_sets_the_deadlines(
     question = make_question(
         session, institution_id=clinic.id, created_at=datetime(2026, 3, 10, 5, 0, tzinfo=UTC)
     )
-    sla.start_clocks(session, question, now=question.created_at)
     assert question.policy_id == policy.json()["id"]
     first = sla.clocks_of(session, question)[Target.first_response]
     assert first.due_at == datetime(2026, 3, 10, 11, 0, tzinfo=UTC)

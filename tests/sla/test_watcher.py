@@ -19,6 +19,8 @@ from app.auth.models import Notification, Role, User
 from app.core.config import Settings
 from app.jobs.runner import JobContext
 from app.questions.models import OutboxItem, Priority, Question, TimelineEntry, WebhookSubscription
+from app.routing import service as routing
+from app.routing.rules import RoutingRuleWrite
 from app.sla import notify, watcher
 from app.sla import service as sla
 from app.sla.models import ClockState, SlaClock, Target
@@ -51,11 +53,7 @@ def _world(session: Session) -> dict[str, Any]:
 
 def _question(session: Session, world: dict[str, Any], **kw: Any) -> Question:
     page = world["page"]
-    question = make_question(
-        session, page_id=page.id, institution_id=page.institution_id, created_at=T0, **kw
-    )
-    sla.start_clocks(session, question, now=T0)
-    return question
+    return make_question(session, page_id=page.id, created_at=T0, **kw)
 
 
 def _entries(session: Session, question: Question) -> list[str]:
@@ -159,7 +157,16 @@ def test_alerts_wait_for_the_morning_unless_urgent(session: Session) -> None:
     world = _world(session)
     user = world["town"]
     normal = _question(session, world)
-    urgent = _question(session, world, priority=Priority.urgent)
+    rule = RoutingRuleWrite.model_validate(
+        {
+            "name": "Аварии",
+            "conditions": {"keywords": ["авария"]},
+            "actions": {"priority": "urgent"},
+        }
+    )
+    routing.create_rule(session, rule, T0)
+    urgent = _question(session, world, text="Авария на теплотрассе, когда устраните?")
+    assert urgent.priority == Priority.urgent and normal.priority == Priority.normal
     thursday_night = datetime(2026, 4, 30, 20, 0, tzinfo=UTC) - timedelta(hours=5)
     # May 1 (Friday) is a holiday, then the weekend: Monday 09:00 local.
     monday_morning = datetime(2026, 5, 4, 4, 0, tzinfo=UTC)
