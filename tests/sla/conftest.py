@@ -17,7 +17,7 @@ from sqlmodel import Session
 from app.core import snapshots
 from app.core.config import Settings
 from app.core.crypto import Cipher
-from app.jobs.runner import JobContext
+from app.jobs.context import JobContext
 from tests.conftest import SECRET, FrozenClock
 
 # Children before parents; self-referencing tables newest first.

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, func, select
 
 from app.auth.models import Notification, Role, User
 from app.core.config import Settings
-from app.jobs.runner import JobContext
+from app.jobs.context import JobContext
 from app.questions.models import OutboxItem, Priority, Question, TimelineEntry, WebhookSubscription
 from app.routing import service as routing
 from app.routing.rules import RoutingRuleWrite
