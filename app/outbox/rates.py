@@ -8,7 +8,7 @@ the slot and moves it on. On SQLite the single writer serialises this anyway.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,8 +16,6 @@ from sqlmodel import Session, col, select
 
 from app.core.db import insert_ignoring
 from app.outbox.models import SendRate
-
-SessionFactory = Callable[[], Session]
 
 # Seconds between two sends on one key (docs/platforms.md).
 VK_COMMUNITY_TOKEN = 1 / 20  # 20 requests/s per community token
@@ -61,52 +59,49 @@ def _ensure_rows(session: Session, keys: list[str], now: datetime) -> None:
         session.execute(insert_ignoring(session, SendRate, {"key": key, "next_at": now}))
 
 
+def _locked(session: Session, keys: list[str], now: datetime) -> list[SendRate]:
+    _ensure_rows(session, keys, now)
+    return list(
+        session.exec(
+            select(SendRate)
+            .where(col(SendRate.key).in_(keys))
+            .order_by(col(SendRate.key))
+            .with_for_update()
+        ).all()
+    )
+
+
 def reserve(
-    factory: SessionFactory, limits: list[Limit], now: datetime, max_wait: float
+    session: Session, limits: list[Limit], now: datetime, max_wait: float
 ) -> tuple[datetime, bool]:
     """Take the next free slot for all `limits` if it comes within `max_wait` seconds.
 
-    Returns (slot, taken). When taken, the caller sends at `slot`; otherwise nothing
-    changed and the caller should come back at `slot`.
+    Returns (slot, taken). When taken, the caller sends at `slot`; otherwise no slot
+    moved and the caller should come back at `slot`. The caller commits, at once: the
+    rows stay locked until then.
     """
     if not limits:
         return now, True
     by_key = {limit.key: limit for limit in limits}
-    keys = sorted(by_key)
-    with factory() as session:
-        _ensure_rows(session, keys, now)
-        rows = session.exec(
-            select(SendRate)
-            .where(col(SendRate.key).in_(keys))
-            .order_by(col(SendRate.key))
-            .with_for_update()
-        ).all()
-        slot = max([now, *(row.next_at for row in rows)])
-        if (slot - now).total_seconds() > max_wait:
-            session.rollback()
-            return slot, False
-        for row in rows:
-            row.next_at = slot + timedelta(seconds=by_key[row.key].interval)
-            session.add(row)
-        session.commit()
+    rows = _locked(session, sorted(by_key), now)
+    slot = max([now, *(row.next_at for row in rows)])
+    if (slot - now).total_seconds() > max_wait:
+        return slot, False
+    for row in rows:
+        row.next_at = slot + timedelta(seconds=by_key[row.key].interval)
+        session.add(row)
+    session.flush()
     return slot, True
 
 
-def push_back(factory: SessionFactory, limits: list[Limit], until: datetime) -> None:
-    """The platform said "too many requests, retry after ...": hold every send on these keys."""
+def push_back(session: Session, limits: list[Limit], until: datetime) -> None:
+    """The platform said "too many requests, retry after ...": hold every send on these keys.
+
+    The caller commits, at once: the rows stay locked until then."""
     if not limits:
         return
-    keys = sorted(limit.key for limit in limits)
-    with factory() as session:
-        _ensure_rows(session, keys, until)
-        rows = session.exec(
-            select(SendRate)
-            .where(col(SendRate.key).in_(keys))
-            .order_by(col(SendRate.key))
-            .with_for_update()
-        ).all()
-        for row in rows:
-            if row.next_at < until:
-                row.next_at = until
-                session.add(row)
-        session.commit()
+    for row in _locked(session, sorted(limit.key for limit in limits), until):
+        if row.next_at < until:
+            row.next_at = until
+            session.add(row)
+    session.flush()

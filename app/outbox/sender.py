@@ -196,7 +196,8 @@ def _send_reply(
         return
     ref: dict[str, str] = dict(payload.get("reply_ref") or {})
     limits = rates.limits_for(platform, target.page_id, ref)
-    slot, taken = rates.reserve(ctx.new_session, limits, ctx.clock(), INLINE_WAIT)
+    with ctx.transaction() as session:
+        slot, taken = rates.reserve(session, limits, ctx.clock(), INLINE_WAIT)
     if not taken:
         defer(ctx, claimed, slot)
         return
@@ -219,7 +220,8 @@ def _send_reply(
             return
         if exc.retry_after:
             until = ctx.clock() + timedelta(seconds=exc.retry_after)
-            rates.push_back(ctx.new_session, limits, until)
+            with ctx.transaction() as session:
+                rates.push_back(session, limits, until)
         retry(ctx, claimed, str(exc), exc.retry_after, jitter)
     else:
         _record_published(ctx, claimed, published)

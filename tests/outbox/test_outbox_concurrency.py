@@ -110,9 +110,9 @@ def test_rate_slots_are_distinct_across_processes(live_engine: sa.Engine) -> Non
 
     def take() -> None:
         start.wait()
-        slot, taken = rates.reserve(
-            lambda: Session(live_engine, expire_on_commit=False), limits, now, max_wait=60
-        )
+        with Session(live_engine, expire_on_commit=False) as session:
+            slot, taken = rates.reserve(session, limits, now, max_wait=60)
+            session.commit()
         assert taken
         with lock:
             slots.append(slot)
