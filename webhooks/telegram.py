@@ -92,26 +92,33 @@ class TelegramAdapter:
         if problem:
             raise PermanentError("cannot_reply", problem)
         ref = reply.reply_ref
-        url = f"{api_base(page, TELEGRAM_API)}/bot{page.access_token}/sendMessage"
+        base, token = api_base(page, TELEGRAM_API), page.access_token or ""
         # In a group a comment deleted by its author must not get an orphaned public answer,
         # so the reply must find its target there; in a private chat the answer still helps.
         private = not ref["chat_id"].startswith("-")
         parts = split_text(reply.text, TEXT_LIMIT, utf16_len)
         first: dict[str, Any] | None = None
         for number, part in enumerate(parts):
-            payload: dict[str, Any] = {"chat_id": _chat(ref["chat_id"]), "text": part}
             if first is None:
-                target, lenient = int(ref["message_id"]), private
+                target, required = int(ref["message_id"]), not private
             else:
                 # Later parts answer our own first part, which keeps them in the same thread.
-                target, lenient = int(first["message_id"]), True
-            payload["reply_parameters"] = {
-                "message_id": target,
-                "allow_sending_without_reply": lenient,
-            }
-            if ref.get("message_thread_id"):
-                payload["message_thread_id"] = int(ref["message_thread_id"])
-            sent = _call(client, url, payload, part_number=number)
+                target, required = int(first["message_id"]), False
+            try:
+                sent = send_message(
+                    client,
+                    base,
+                    token,
+                    ref["chat_id"],
+                    part,
+                    reply_to=target,
+                    reply_required=required,
+                    thread_id=ref.get("message_thread_id"),
+                )
+            except PermanentError as error:
+                if number:
+                    error.message_ru += f" Первые части ответа ({number}) уже опубликованы."
+                raise
             first = first or sent
         assert first is not None  # split_text always yields at least one part
         chat = as_dict(first.get("chat"))
@@ -123,6 +130,39 @@ class TelegramAdapter:
             sent_at=utc_from_seconds(first.get("date")),
             permalink=_permalink(chat, message_id, ref.get("message_thread_id", "")),
         )
+
+
+def send_message(
+    client: httpx.Client,
+    api_url: str,
+    token: str,
+    chat_id: str,
+    text: str,
+    *,
+    reply_to: int | None = None,
+    reply_required: bool = False,
+    thread_id: str | None = None,
+    link_preview: bool = True,
+) -> dict[str, Any]:
+    """One Bot API sendMessage of `text` (at most TEXT_LIMIT) to `chat_id` by the bot with
+    `token`, at `api_url` (TELEGRAM_API or a test server).
+
+    `reply_to` answers that message of the chat; with `reply_required` the message is not
+    sent (PermanentError "reply_target_missing") when the target is gone. `thread_id` is a
+    forum topic. Returns the sent Message; raises TransientError (worth retrying) or
+    PermanentError (with a Russian explanation for the operator).
+    """
+    payload: dict[str, Any] = {"chat_id": _chat(chat_id), "text": text}
+    if reply_to is not None:
+        payload["reply_parameters"] = {
+            "message_id": reply_to,
+            "allow_sending_without_reply": not reply_required,
+        }
+    if thread_id:
+        payload["message_thread_id"] = int(thread_id)
+    if not link_preview:
+        payload["disable_web_page_preview"] = True
+    return _call(client, f"{api_url.rstrip('/')}/bot{token}/sendMessage", payload)
 
 
 def bot_id(page: PageSecrets) -> str:
@@ -288,9 +328,7 @@ def _comment_permalink(
     return _permalink(chat, message_id, thread_id)
 
 
-def _call(
-    client: httpx.Client, url: str, payload: dict[str, Any], part_number: int
-) -> dict[str, Any]:
+def _call(client: httpx.Client, url: str, payload: dict[str, Any]) -> dict[str, Any]:
     response = post(client, "Telegram", url, json=payload)
     if response.status_code >= 500:
         raise TransientError(f"Telegram: HTTP {response.status_code}")
@@ -308,10 +346,7 @@ def _call(
         )
     if code >= 500:
         raise TransientError(f"Telegram {code}: {description}")
-    error = _permanent(code, description, parameters)
-    if part_number:
-        error.message_ru += f" Первые части ответа ({part_number}) уже опубликованы."
-    raise error
+    raise _permanent(code, description, parameters)
 
 
 def _permanent(code: int, description: str, parameters: dict[str, Any]) -> PermanentError:

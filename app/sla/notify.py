@@ -28,6 +28,7 @@ from app.directory.models import Institution, Territory
 from app.jobs.context import JobContext
 from app.questions.models import Priority, Question
 from app.sla import policies
+from webhooks import telegram
 
 log = logging.getLogger("otklik.sla")
 
@@ -178,12 +179,14 @@ def send_telegram(ctx: JobContext, chat_id: str, text: str) -> None:
     assert token is not None
     if len(text) > TELEGRAM_LIMIT:
         text = text[: TELEGRAM_LIMIT - 1] + "…"
-    response = ctx.http.post(
-        f"{ctx.settings.telegram_api_url}/bot{token.get_secret_value()}/sendMessage",
-        json={"chat_id": chat_id, "text": text, "disable_web_page_preview": True},
+    telegram.send_message(
+        ctx.http,
+        ctx.settings.telegram_api_url,
+        token.get_secret_value(),
+        chat_id,
+        text,
+        link_preview=False,
     )
-    if response.status_code != 200 or not response.json().get("ok"):
-        raise RuntimeError(f"Telegram answered {response.status_code}: {response.text[:200]}")
 
 
 def send_email(settings: Settings, to: str, subject: str, body: str) -> None:

@@ -24,7 +24,7 @@ from webhooks import (
     get_adapter,
 )
 from webhooks.base import utf16_len
-from webhooks.telegram import TelegramAdapter, bot_id
+from webhooks.telegram import TelegramAdapter, bot_id, send_message
 
 Payload = Callable[[str, str], bytes]
 
@@ -427,3 +427,30 @@ def test_reply_ref_is_all_strings(payload: Payload) -> None:
     for name in ("comment", "forum_topic", "private_photo", "channel_post"):
         ref = one(payload("telegram", name)).reply_ref
         assert all(isinstance(v, str) for v in ref.values()), json.dumps(dict(ref))
+
+
+# --- a plain message (the app's alert bot) ---------------------------------------------------
+
+
+def test_send_message_sends_one_plain_message(api: Any, client: httpx.Client) -> None:
+    api.reply(json=sent(7, PRIVATE_CHAT))
+    message = send_message(
+        client, "https://tg.test/", "123:alert", "424242", "Срок ответа истёк", link_preview=False
+    )
+    assert str(api.requests[0].url) == "https://tg.test/bot123:alert/sendMessage"
+    assert api.json() == {
+        "chat_id": 424242,
+        "text": "Срок ответа истёк",
+        "disable_web_page_preview": True,
+    }
+    assert message["message_id"] == 7
+
+
+def test_send_message_failures_are_transient_or_permanent(api: Any, client: httpx.Client) -> None:
+    api.reply(401, json={"ok": False, "error_code": 401, "description": "Unauthorized"})
+    with pytest.raises(PermanentError) as refused:
+        send_message(client, "https://tg.test", "123:bad", "424242", "текст")
+    assert refused.value.code == "token_invalid"
+    api.reply(502, text="Bad Gateway")
+    with pytest.raises(TransientError):
+        send_message(client, "https://tg.test", "123:alert", "424242", "текст")
