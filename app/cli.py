@@ -50,6 +50,13 @@ def migrate() -> None:
     typer.echo(f"database at revision {migrations.head_revision()}")
 
 
+def proxy_options(settings: Settings) -> tuple[bool, str | None]:
+    """uvicorn's `proxy_headers` and `forwarded_allow_ips`: forwarded headers are
+    believed only from OTKLIK_TRUSTED_PROXIES, and not at all when it is empty."""
+    trusted = settings.trusted_proxies.strip()
+    return bool(trusted), trusted or None
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
@@ -80,6 +87,7 @@ def serve(
         typer.echo("OTKLIK_RUN_WORKER=false: run `otklik worker` to process events", err=True)
     else:
         companion.start()
+    proxy_headers, forwarded_allow_ips = proxy_options(settings)
     try:
         uvicorn.run(
             "app.main:app_factory",
@@ -87,8 +95,8 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            proxy_headers=True,
-            forwarded_allow_ips="*",
+            proxy_headers=proxy_headers,
+            forwarded_allow_ips=forwarded_allow_ips,
             access_log=False,
             log_config=None,
         )

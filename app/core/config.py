@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     # The Telegram bot that sends SLA alerts to users' `telegram_chat_id`; None: no Telegram alerts.
     telegram_alert_bot_token: SecretStr | None = None
 
+    # Peers whose X-Forwarded-For/-Proto are believed (comma-separated addresses or
+    # networks, "*" for any); empty: none, the TCP peer is the client. Only a reverse
+    # proxy of your own belongs here: whoever is trusted can name any client address.
+    trusted_proxies: str = "127.0.0.1"
+
     # Seconds between background sweeps (SLA watcher, outbox, retries).
     worker_interval: float = 5.0
     log_level: str = "INFO"

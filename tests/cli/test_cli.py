@@ -7,7 +7,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 
@@ -225,3 +227,43 @@ def test_serve_runs_a_worker_process_that_processes_deliveries(
             break
         time.sleep(0.1)
     assert not _alive(worker), "the worker outlived otklik serve"
+
+
+# --- forwarded headers --------------------------------------------------------------------
+
+
+async def _client_address(options: tuple[bool, str | None], peer: str) -> str:
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    async def echo(scope: Any, receive: Any, send: Any) -> None:
+        host = scope["client"][0] if scope.get("client") else ""
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": host.encode()})
+
+    proxy_headers, allowed = options
+    app: Any = ProxyHeadersMiddleware(echo, trusted_hosts=allowed or []) if proxy_headers else echo
+    transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://otklik") as client:
+        response = await client.get("/", headers={"X-Forwarded-For": "203.0.113.7"})
+    return response.text
+
+
+@pytest.mark.parametrize(
+    ("trusted", "peer", "seen"),
+    [
+        ("127.0.0.1", "198.51.100.20", "198.51.100.20"),  # default: a stranger cannot spoof
+        ("127.0.0.1", "127.0.0.1", "203.0.113.7"),  # the local reverse proxy is believed
+        ("", "127.0.0.1", "127.0.0.1"),  # none trusted: the TCP peer is the client
+        ("10.0.0.0/8", "10.1.2.3", "203.0.113.7"),
+    ],
+)
+def test_forwarded_for_is_believed_only_from_trusted_proxies(
+    trusted: str, peer: str, seen: str
+) -> None:
+    import asyncio
+
+    from app.cli import proxy_options
+    from app.core.config import Settings
+
+    settings = Settings(database_url="sqlite://", trusted_proxies=trusted)
+    assert asyncio.run(_client_address(proxy_options(settings), peer)) == seen
