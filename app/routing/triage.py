@@ -12,6 +12,9 @@ Rule order (the first rule that fires wins):
                  ``spam.links``: ``LINK_SPAM_THRESHOLD`` or more links;
                  ``spam.advertising``: a link plus advertising vocabulary.
 2. no words    — text without letters: ``question.mark`` if it is just «?»,
+                 ``gratitude.reaction`` if it is only approving emoji or marks
+                 («👍», «❤️❤️», «🙏», «+», «)))»; a Telegram sticker arrives as
+                 its emoji), ``other.sticker`` for a sticker alone,
                  ``question.attachment_only`` if there are attachments (a bare
                  photo sent to an official page is almost always about a
                  problem, so it must not sink to "other"), else ``other.empty``,
@@ -57,12 +60,16 @@ from app.routing.vocabulary import (
     QUESTION_ANYWHERE_LEMMAS,
     QUESTION_FORMS,
     QUESTION_SENTENCE_START_LEMMAS,
+    REACTION_IGNORED,
+    REACTION_SYMBOLS,
     REQUEST_FORMS,
     REQUEST_LEMMAS,
     SENTENCE_LEAD_LEMMAS,
+    STICKER_ATTACHMENTS,
 )
 
 __all__ = [
+    "NO_ANSWER",
     "Classification",
     "Verdict",
     "classify",
@@ -75,6 +82,11 @@ class Classification(StrEnum):
     gratitude = "gratitude"
     other = "other"
     spam = "spam"
+
+
+# Classifications that need no answer: no SLA clock starts for them (`app.sla.clocks.
+# ANSWERABLE` is the other side), and the queue keeps them out of the work to do.
+NO_ANSWER = (Classification.gratitude, Classification.other, Classification.spam)
 
 
 @dataclass(frozen=True)
@@ -220,17 +232,28 @@ def _split_sentences(text: str) -> list[_Sentence]:
     return sentences
 
 
+def _is_reaction(text: str) -> bool:
+    """True for a text made only of approving emoji and marks («👍», «❤️❤️», «+»)."""
+    symbols = [c for c in text if c not in REACTION_IGNORED and not c.isspace()]
+    return bool(symbols) and all(c in REACTION_SYMBOLS for c in symbols)
+
+
 def classify(
     text: str,
     *,
     has_attachments: bool = False,
     recent_texts: Sequence[str] = (),
+    attachment_types: Sequence[str] = (),
 ) -> Verdict:
     """Classify one incoming message; see the module docstring for the rule order.
 
     ``recent_texts`` are earlier messages of the same author (the caller picks
     the window); they are only used to detect repeated copies of ``text``.
+    ``attachment_types`` are the platform's attachment types when the caller knows
+    them (a sticker alone is a reaction, a photo alone is not); attachments imply
+    ``has_attachments``.
     """
+    has_attachments = has_attachments or bool(attachment_types)
     # 1. Spam.
     normalised = _normalise_for_repeat(text)
     if normalised:
@@ -270,6 +293,14 @@ def classify(
     if not sentences:
         if has_question_mark:
             return Verdict(Classification.question, "question.mark", "Содержит вопросительный знак")
+        if _is_reaction(body):
+            return Verdict(
+                Classification.gratitude,
+                "gratitude.reaction",
+                f"Только реакция без слов: «{body.strip()[:20]}»",
+            )
+        if attachment_types and all(t in STICKER_ATTACHMENTS for t in attachment_types):
+            return Verdict(Classification.other, "other.sticker", "Только стикер, без слов")
         if has_attachments:
             return Verdict(
                 Classification.question,

@@ -17,9 +17,12 @@ __all__ = [
     "QUESTION_ANYWHERE_LEMMAS",
     "QUESTION_FORMS",
     "QUESTION_SENTENCE_START_LEMMAS",
+    "REACTION_IGNORED",
+    "REACTION_SYMBOLS",
     "REQUEST_FORMS",
     "REQUEST_LEMMAS",
     "SENTENCE_LEAD_LEMMAS",
+    "STICKER_ATTACHMENTS",
 ]
 
 # Advertising words; they make a message spam only together with a link.
@@ -294,6 +297,24 @@ GRATITUDE_LEMMAS: tuple[str, ...] = (
     "низкий поклон",
     "респект",
 )
+
+# A message made only of these symbols is a reaction of approval or thanks («👍»,
+# «❤️❤️», «🙏», «+», «)))»): it needs no answer. Other emoji alone («😡», «🤔») stay
+# "other": they may be the start of a complaint, an operator should look.
+REACTION_SYMBOLS: frozenset[str] = frozenset(
+    "👍👌👏🙏🤝💪✊✌"  # approval, thanks
+    "❤♥💖💗💓💕💞💘💝🧡💛💚💙💜🤍🤎🫶😍🥰😘"  # hearts, love
+    "💐🌹🌷🌸🌺🌻🎉🎊🔥✨⭐🌟💯✅☺🙂😊😀😃😄😁🤗"  # flowers, festive, smiles
+    "+)"  # «+» (agree), «)))» (the Russian smile)
+)
+# Characters that only modify an emoji or separate reactions: variation selectors,
+# the zero-width joiner, skin tones, spaces and end punctuation.
+REACTION_IGNORED: frozenset[str] = frozenset(
+    "\ufe0e\ufe0f\u200d\U0001f3fb\U0001f3fc\U0001f3fd\U0001f3fe\U0001f3ff !.,"
+)
+# Attachment types that carry no content to check: a sticker (and an animated one)
+# alone is a reaction, unlike a photo or a document sent without words.
+STICKER_ATTACHMENTS: frozenset[str] = frozenset({"sticker", "animated_sticker"})
 
 # A message made only of these (plus address words) is a bare greeting.
 GREETING_LEMMAS: tuple[str, ...] = (

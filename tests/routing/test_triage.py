@@ -109,7 +109,7 @@ LABELLED: list[tuple[str, Classification, str]] = [
     # --- other
     ("Здравствуйте!", OT, "other.greeting"),
     ("Добрый день, уважаемая администрация!", OT, "other.greeting"),
-    ("👍👍👍", OT, "other.emoji"),
+    ("👍👍👍", G, "gratitude.reaction"),
     ("", OT, "other.empty"),
     ("   \n ", OT, "other.empty"),
     ("Ок", OT, "other.short"),
