@@ -71,11 +71,9 @@ class VkAdapter:
         data = parse_json(body)
         if id_str(data.get("group_id")) != _group_id(page):
             raise Unauthentic("group_id does not belong to this page")
+        # VK puts the secret in every request, the URL check ("confirmation") included:
+        # one without it, when a secret is configured, is refused like a wrong one.
         secret = data.get("secret")
-        if data.get("type") == "confirmation" and secret is None:
-            # VK may omit the secret from the URL check; answering it only reveals the
-            # confirmation string, which grants nothing.
-            return
         if not isinstance(secret, str) or not secrets_match(page.secret, secret):
             raise Unauthentic("secret does not match")
 

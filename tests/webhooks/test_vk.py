@@ -83,7 +83,7 @@ def test_verify_rejects_non_json_as_malformed() -> None:
         vk.verify(PAGE, {}, b"type=confirmation")
 
 
-def test_confirmation_without_secret_is_answered_with_the_code(payload: Payload) -> None:
+def test_confirmation_is_answered_with_the_code(payload: Payload) -> None:
     body = payload("vk", "confirmation")
     vk.verify(PAGE, {}, body)
     assert vk.ack(PAGE, body) == Ack(body="d8a1f3c2", media_type="text/plain", store=False)
@@ -97,6 +97,14 @@ def test_confirmation_for_another_group_or_with_wrong_secret_is_rejected(payload
         vk.verify(PAGE, {}, with_changes(body, group_id=1))
     with pytest.raises(Unauthentic):
         vk.verify(PAGE, {}, with_changes(body, secret="guess"))
+
+
+def test_confirmation_without_the_secret_is_refused_like_a_wrong_secret(payload: Payload) -> None:
+    # VK sends the secret in every request, the confirmation included (platforms.md):
+    # one without it is not VK's, and must not learn the confirmation string.
+    body = json.dumps({"type": "confirmation", "group_id": 218734591}).encode()
+    with pytest.raises(Unauthentic):
+        vk.verify(PAGE, {}, body)
 
 
 def test_confirmation_without_configured_code_is_malformed(payload: Payload) -> None:
