@@ -33,6 +33,9 @@ WEBHOOK_GAVE_UP = (
     "gave_up",
     "Адрес подписки не принимает события. Проверьте его доступность и ключ подписи.",
 )
+# While an item waits for its next attempt, error_code says so and error_message gives the
+# last attempt's reason in Russian: the operator sees it without reading the server log.
+RETRYING = "retrying"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,12 @@ def retry(
     error: str,
     retry_after: float | None,
     jitter: Callable[[], float],
+    *,
+    reason_ru: str = "Платформа временно не приняла запрос.",
 ) -> None:
+    """Try again later (or give up after the last attempt). The item keeps the raw error
+    in `last_error` and the reason in Russian, with the attempt count, in `error_message`
+    (`error_code` "retrying") while it waits."""
     limit = REPLY_MAX_ATTEMPTS if claimed.kind == OutboxKind.reply else WEBHOOK_MAX_ATTEMPTS
     if claimed.attempts >= limit:
         code, message = GAVE_UP if claimed.kind == OutboxKind.reply else WEBHOOK_GAVE_UP
@@ -79,6 +87,11 @@ def retry(
             return
         item.status = OutboxStatus.pending
         item.last_error = error[:2000]
+        item.error_code = RETRYING
+        item.error_message = (
+            f"{reason_ru} Попытка {claimed.attempts} из {limit} не удалась; "
+            "Отклик повторит отправку сам."
+        )
         delay = backoff(claimed.attempts, retry_after, jitter())
         item.next_attempt_at = ctx.clock() + timedelta(seconds=delay)
         session.add(item)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -222,9 +223,26 @@ def _send_reply(
             until = ctx.clock() + timedelta(seconds=exc.retry_after)
             with ctx.transaction() as session:
                 rates.push_back(session, limits, until)
-        retry(ctx, claimed, str(exc), exc.retry_after, jitter)
+        retry(ctx, claimed, str(exc), exc.retry_after, jitter, reason_ru=transient_reason(exc))
     else:
         _record_published(ctx, claimed, published)
+
+
+def transient_reason(exc: TransientError) -> str:
+    """The platform's failure in the operator's words (the adapters' own text is English)."""
+    cause = exc.__cause__
+    if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout):
+        return "Платформа недоступна: не удалось соединиться с её сервером."
+    if isinstance(cause, httpx.TimeoutException):
+        return "Платформа не ответила вовремя."
+    if isinstance(cause, httpx.TransportError):
+        return "Сбой сети при обращении к платформе."
+    if exc.retry_after:
+        return "Платформа просит подождать: слишком много запросов."
+    status = re.search(r"HTTP (\d{3})", exc.message)
+    if status:
+        return f"Сервер платформы ответил ошибкой (HTTP {status.group(1)})."
+    return "Платформа временно не приняла ответ."
 
 
 def _maybe_delivered(exc: TransientError) -> bool:
@@ -329,7 +347,14 @@ def _deliver_webhook(ctx: JobContext, claimed: Claimed, jitter: Callable[[], flo
     try:
         response = ctx.http.post(url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        retry(ctx, claimed, f"{type(exc).__name__}: {exc}", None, jitter)
+        retry(
+            ctx,
+            claimed,
+            f"{type(exc).__name__}: {exc}",
+            None,
+            jitter,
+            reason_ru="Адрес подписки недоступен.",
+        )
         return
     if 200 <= response.status_code < 300:
         with ctx.transaction() as session:
@@ -345,4 +370,11 @@ def _deliver_webhook(ctx: JobContext, claimed: Claimed, jitter: Callable[[], flo
     header = response.headers.get("retry-after", "")
     if header.replace(".", "", 1).isdigit():
         retry_after = float(header)
-    retry(ctx, claimed, f"HTTP {response.status_code}", retry_after, jitter)
+    retry(
+        ctx,
+        claimed,
+        f"HTTP {response.status_code}",
+        retry_after,
+        jitter,
+        reason_ru=f"Адрес подписки ответил ошибкой (HTTP {response.status_code}).",
+    )
