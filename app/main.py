@@ -170,6 +170,7 @@ def background_jobs() -> list[Job]:
     its own (`otklik worker`, and the app run alone with a worker of its own)."""
     from app.outbox import sender as outbox_sender
     from app.processing import jobs as processing_jobs
+    from app.questions import citizens
     from app.sla import notify as sla_notify
     from app.sla import watcher as sla_watcher
 
@@ -178,6 +179,7 @@ def background_jobs() -> list[Job]:
         Job("outbox", outbox_sender.send_outbox),
         Job("sla_sweep", sla_watcher.sla_sweep),
         Job("sla_notify", sla_notify.deliver_notifications),
+        Job("citizen_names", citizens.resolve_citizen_names, interval=30.0),
     ]
 
 

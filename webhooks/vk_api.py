@@ -1,9 +1,10 @@
-"""VK API calls that publish an operator's reply, and VK error codes mapped for operators."""
+"""VK API calls that publish an operator's reply, look up citizens' names, and VK error
+codes mapped for operators."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -252,6 +253,37 @@ def _send_message(client: httpx.Client, page: PageSecrets, reply: Reply) -> Publ
         # Older behaviour (a bare message id): the echo cannot be matched by conversation id.
         return Published(external_id=str(result), source_key=f"msg:{peer}:id{result}", sent_at=None)
     raise TransientError("VK messages.send: unexpected answer")
+
+
+USERS_GET_LIMIT = 1000  # user_ids per users.get call
+
+
+def users_get(client: httpx.Client, page: PageSecrets, user_ids: Sequence[str]) -> dict[str, str]:
+    """Citizens' names ("Имя Фамилия") by VK user id, with the community token of `page`.
+
+    VK payloads carry only `from_id`. At most USERS_GET_LIMIT ids per call; ids VK
+    does not name (deleted or banned profiles, unknown ids) are missing from the answer.
+    Raises TransientError (worth retrying) or PermanentError (the token is refused).
+    """
+    if len(user_ids) > USERS_GET_LIMIT:
+        raise ValueError(f"users.get takes at most {USERS_GET_LIMIT} ids, not {len(user_ids)}")
+    if not user_ids:
+        return {}
+    if not page.access_token:
+        raise PermanentError("no_token", "Для страницы не задан ключ доступа сообщества ВКонтакте.")
+    params = {"user_ids": ",".join(user_ids), "lang": "ru"}
+    result = _call(client, page, "users.get", params, page.access_token)
+    names: dict[str, str] = {}
+    for item in as_list(result):
+        user = as_dict(item)
+        user_id = id_str(user.get("id"))
+        if not user_id or user.get("deactivated"):
+            continue
+        parts = (str(user.get("first_name") or ""), str(user.get("last_name") or ""))
+        name = " ".join(p.strip() for p in parts if p.strip())
+        if name:
+            names[user_id] = name[:255]
+    return names
 
 
 def _call(

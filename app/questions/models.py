@@ -208,6 +208,21 @@ class OutboxItem(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class CitizenName(SQLModel, table=True):
+    """A citizen's name looked up on a platform that sends only ids (VK `users.get`),
+    cached so one citizen is asked for once per `app.questions.citizens.NAME_TTL`."""
+
+    __tablename__ = "citizen_name"
+    __table_args__ = (sa.UniqueConstraint("platform", "platform_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=20)
+    platform_id: str = Field(max_length=255)
+    name: str = Field(default="", max_length=255)  # "": the platform gave none
+    checked_at: datetime = Field(sa_type=UTCDateTime)
+    # Until then the name (or its absence) stands; then it is asked for again.
+    next_check_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class WebhookSubscription(SQLModel, table=True):
     """An outgoing webhook: events signed with HMAC, delivered through the outbox."""
 

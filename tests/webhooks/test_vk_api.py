@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.webhooks.test_vk import PAGE, Payload, one, vk
 from webhooks import InboundEvent, PageSecrets, PermanentError, Reply, TransientError
-from webhooks.vk_api import random_id
+from webhooks.vk_api import USERS_GET_LIMIT, random_id, users_get
 
 
 def reply_to(event: InboundEvent, text: str = "Ответ", reply_id: int = 41) -> Reply:
@@ -248,3 +248,52 @@ def test_non_json_answer_is_transient(payload: Payload, api: Any, client: httpx.
     api.reply(200, text="<html>maintenance</html>")
     with pytest.raises(TransientError):
         vk.send_reply(client, PAGE, reply_to(one(PAGE, payload("vk", "wall_reply_new"))))
+
+
+# --- users.get: citizens' names -----------------------------------------------------------
+
+
+def test_users_get_names_citizens_with_the_community_token(api: Any, client: httpx.Client) -> None:
+    api.reply(
+        json={
+            "response": [
+                {"id": 512348907, "first_name": "Ирина", "last_name": "Смирнова"},
+                {"id": 384756120, "first_name": "Павел", "last_name": "Орлов", "is_closed": True},
+                {"id": 100, "first_name": "DELETED", "last_name": "", "deactivated": "deleted"},
+            ]
+        }
+    )
+    names = users_get(client, PAGE, ["512348907", "384756120", "100", "7"])
+    assert names == {"512348907": "Ирина Смирнова", "384756120": "Павел Орлов"}
+    request = api.requests[0]
+    assert str(request.url) == "https://vk.test/method/users.get"
+    assert request.headers["authorization"] == "Bearer vk1.a.community-token"
+    assert api.form() == {"user_ids": "512348907,384756120,100,7", "lang": "ru", "v": "5.199"}
+
+
+def test_users_get_takes_at_most_a_thousand_ids(api: Any, client: httpx.Client) -> None:
+    api.reply(json={"response": []})
+    assert users_get(client, PAGE, [str(n) for n in range(1, USERS_GET_LIMIT + 1)]) == {}
+    assert len(api.form()["user_ids"].split(",")) == 1000
+    with pytest.raises(ValueError, match="at most 1000"):
+        users_get(client, PAGE, [str(n) for n in range(USERS_GET_LIMIT + 1)])
+    assert users_get(client, PAGE, []) == {}
+    assert len(api.requests) == 1  # nothing to ask: no call
+
+
+def test_users_get_refusals(api: Any, client: httpx.Client) -> None:
+    api.reply(json={"error": {"error_code": 5, "error_msg": "User authorization failed"}})
+    with pytest.raises(PermanentError) as refused:
+        users_get(client, PAGE, ["512348907"])
+    assert refused.value.code == "token_invalid"
+    api.reply(json={"error": {"error_code": 6, "error_msg": "Too many requests per second"}})
+    with pytest.raises(TransientError):
+        users_get(client, PAGE, ["512348907"])
+    api.reply(503, text="Service Unavailable")
+    with pytest.raises(TransientError):
+        users_get(client, PAGE, ["512348907"])
+    without_token = PageSecrets(platform="vk", key="k", external_id="1", access_token=None)
+    with pytest.raises(PermanentError) as no_token:
+        users_get(client, without_token, ["512348907"])
+    assert no_token.value.code == "no_token"
+    assert len(api.requests) == 3

@@ -1,0 +1,214 @@
+"""Citizens' names for platforms that send only ids: VK payloads carry `from_id` alone.
+
+The `citizen_names` job finds VK citizens still shown as ids (questions with an empty
+`citizen_name`), asks VK `users.get` for their names through the community token of a
+page they wrote to (`webhooks.vk_api.users_get`, up to 1,000 ids a call), caches the
+answer in `citizen_name` for NAME_TTL, and writes the name on their questions
+(`citizen_name`) and messages (`author_name`). A citizen VK does not name (deleted
+profile) or a page VK refuses or that has no token leaves the name empty, so pages
+keep showing the id, and is asked for again later, never in a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from app.directory import service as directory_service
+from app.directory.models import Page
+from app.jobs.context import JobContext
+from app.questions.models import CitizenName, Direction, Message, Question
+from webhooks import PageSecrets, PermanentError, TransientError
+from webhooks.vk_api import USERS_GET_LIMIT, users_get
+
+log = logging.getLogger("otklik.citizens")
+
+PLATFORM = "vk"
+NAME_TTL = timedelta(days=7)  # a name (or its absence) stands this long
+REFUSED_RETRY = timedelta(hours=6)  # VK refused the page's token, or it has none
+TRANSIENT_RETRY = timedelta(minutes=15)  # VK was unreachable or busy
+CALLS_PER_RUN = 10  # users.get calls one run makes at most
+_APPLY_BATCH = 1000
+
+
+def resolve_citizen_names(ctx: JobContext) -> int:
+    """The periodic job: names from the cache first, then from VK for the rest.
+
+    Returns how many questions, messages and citizens it handled (0: nothing to do).
+    No transaction is open while VK is called.
+    """
+    now = ctx.clock()
+    with ctx.transaction() as session:
+        handled = apply_cached(session, now)
+        wanted = _wanted(session, now)
+        secrets = _secrets(session, ctx, wanted)
+    for page_id, ids in wanted.items():
+        if ctx.stopping.is_set():
+            break
+        names, next_check = _ask(ctx, secrets.get(page_id), ids, now)
+        with ctx.transaction() as session:
+            remember(session, ids, names, checked_at=now, next_check_at=next_check)
+            handled += len(ids) + apply_cached(session, now)
+    return handled
+
+
+def _ask(
+    ctx: JobContext, page: PageSecrets | None, ids: Sequence[str], now: datetime
+) -> tuple[dict[str, str], dict[str, datetime]]:
+    """Names VK gives for `ids`, and when each id is to be asked for again."""
+    names: dict[str, str] = {}
+    retry = now + NAME_TTL
+    if page is None or not page.access_token:
+        retry = now + REFUSED_RETRY
+    else:
+        try:
+            names = users_get(ctx.http, page, ids)
+        except PermanentError as exc:
+            log.warning(
+                "VK refused users.get", extra={"fields": {"page": page.key, "code": exc.code}}
+            )
+            retry = now + REFUSED_RETRY
+        except TransientError as exc:
+            log.info("VK users.get failed", extra={"fields": {"page": page.key, "error": str(exc)}})
+            retry = now + TRANSIENT_RETRY
+    return names, dict.fromkeys(ids, retry)
+
+
+def _wanted(session: Session, now: datetime) -> dict[int, list[str]]:
+    """VK citizens shown as ids whose name is not cached (or is due to be asked again),
+    grouped by a page to ask through: one with a token when they wrote to several."""
+    cached = sa.and_(
+        col(CitizenName.platform) == PLATFORM,
+        col(CitizenName.platform_id) == col(Question.citizen_platform_id),
+    )
+    with_token = sa.case((col(Page.access_token_enc).is_not(None), col(Question.page_id)))
+    rows = session.execute(
+        sa.select(
+            col(Question.citizen_platform_id),
+            sa.func.coalesce(sa.func.min(with_token), sa.func.min(col(Question.page_id))),
+        )
+        .join(Page, col(Page.id) == col(Question.page_id))
+        .outerjoin(CitizenName, cached)
+        .where(
+            col(Question.platform) == PLATFORM,
+            col(Question.citizen_name) == "",
+            col(Question.citizen_platform_id) != "",
+            sa.not_(col(Question.citizen_platform_id).startswith("-")),  # a community
+            sa.or_(col(CitizenName.id).is_(None), col(CitizenName.next_check_at) <= now),
+        )
+        .group_by(col(Question.citizen_platform_id))
+        .order_by(col(Question.citizen_platform_id))
+        .limit(USERS_GET_LIMIT * CALLS_PER_RUN)
+    ).all()
+    by_page: dict[int, list[str]] = defaultdict(list)
+    for citizen_id, page_id in rows:
+        ids = by_page[page_id]
+        if len(ids) < USERS_GET_LIMIT and (ids or len(by_page) <= CALLS_PER_RUN):
+            ids.append(citizen_id)
+    return {page_id: ids for page_id, ids in by_page.items() if ids}
+
+
+def _secrets(
+    session: Session, ctx: JobContext, wanted: Mapping[int, Sequence[str]]
+) -> dict[int, PageSecrets]:
+    found: dict[int, PageSecrets] = {}
+    for page_id in wanted:
+        page = directory_service.get_page(session, page_id)
+        if page is None or not page.is_active:
+            continue
+        try:
+            found[page_id] = directory_service.page_secrets(
+                page, ctx.cipher, ctx.settings.api_url(PLATFORM)
+            )
+        except ValueError:  # a token the current secret key cannot read
+            continue
+    return found
+
+
+def remember(
+    session: Session,
+    ids: Sequence[str],
+    names: Mapping[str, str],
+    *,
+    checked_at: datetime,
+    next_check_at: Mapping[str, datetime],
+) -> None:
+    """Cache what VK said of `ids` (a missing id: no name), whatever another worker
+    wrote meanwhile (insert or update on the unique platform id)."""
+    if not ids:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    rows = [
+        {
+            "platform": PLATFORM,
+            "platform_id": citizen_id,
+            "name": names.get(citizen_id, ""),
+            "checked_at": checked_at,
+            "next_check_at": next_check_at[citizen_id],
+        }
+        for citizen_id in ids
+    ]
+    statement = insert(CitizenName)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["platform", "platform_id"],
+            set_={
+                "name": statement.excluded.name,
+                "checked_at": statement.excluded.checked_at,
+                "next_check_at": statement.excluded.next_check_at,
+            },
+        ),
+        rows,
+    )
+
+
+def apply_cached(session: Session, now: datetime) -> int:
+    """Write the cached, still valid names on VK questions and citizens' messages that
+    show only an id; returns how many rows got a name."""
+    fresh = sa.and_(
+        col(CitizenName.platform) == PLATFORM,
+        col(CitizenName.name) != "",
+        col(CitizenName.next_check_at) > now,
+    )
+    questions = session.execute(
+        sa.select(col(Question.id), col(CitizenName.name))
+        .join(CitizenName, col(CitizenName.platform_id) == col(Question.citizen_platform_id))
+        .where(fresh, col(Question.platform) == PLATFORM, col(Question.citizen_name) == "")
+        .limit(_APPLY_BATCH)
+    ).all()
+    # Core executemany on the connection: names only, no ORM objects to synchronise.
+    if questions:
+        session.connection().execute(
+            sa.update(Question)
+            .where(col(Question.id) == sa.bindparam("question_id"))
+            .values(citizen_name=sa.bindparam("name")),
+            [{"question_id": row[0], "name": row[1]} for row in questions],
+        )
+    vk_pages = select(Page.id).where(col(Page.platform) == PLATFORM)
+    messages = session.execute(
+        sa.select(col(Message.id), col(CitizenName.name))
+        .join(CitizenName, col(CitizenName.platform_id) == col(Message.author_id))
+        .where(
+            fresh,
+            col(Message.page_id).in_(vk_pages.scalar_subquery()),
+            col(Message.direction) == Direction.inbound,
+            col(Message.author_name) == "",
+        )
+        .limit(_APPLY_BATCH)
+    ).all()
+    if messages:
+        session.connection().execute(
+            sa.update(Message)
+            .where(col(Message.id) == sa.bindparam("message_id"))
+            .values(author_name=sa.bindparam("name")),
+            [{"message_id": row[0], "name": row[1]} for row in messages],
+        )
+    return len(questions) + len(messages)
