@@ -186,8 +186,9 @@ def _message_event(
         thread_key, thread_kind = f"max:{chat_id}", ThreadKind.message
     else:
         # In group chats and channels every message starts its own thread unless it replies.
+        # A group chat is a conversation (a message); only a channel's posts take comments.
         thread_key = f"max:{chat_id}:{reply_to_mid or mid}"
-        thread_kind = ThreadKind.comment
+        thread_kind = ThreadKind.comment if chat_type == "channel" else ThreadKind.message
     # A pure forward has no mid of its own to reply to.
     ref: dict[str, str] = {"mid": mid} if body.get("mid") else {}
     user_id = id_str(sender.get("user_id"))
@@ -250,12 +251,15 @@ def _comment_event(
         or id_str(obj.get("post_id"))
         or id_str(data.get("post_id"))
     )
-    comment_id = _comment_id(obj) or id_str(data.get("comment_id"))
-    if not post_id or not comment_id:
+    comment_id = (
+        _comment_id(obj) or id_str(data.get("comment_id")) or id_str(data.get("message_id"))
+    )
+    kind = _COMMENT_KINDS[update_type]
+    # A removal is found by the comment's id alone; the post is needed to thread the others.
+    if not comment_id or not (post_id or kind is EventKind.delete):
         raise Malformed(f"the post id and the comment id are required in {update_type}")
     sender = as_dict(obj.get("sender")) or as_dict(data.get("user"))
     text, attachments = _content(as_dict(obj.get("body")) or obj)
-    kind = _COMMENT_KINDS[update_type]
     if kind is EventKind.citizen_message and sender and _is_page(page, sender, ""):
         kind = EventKind.page_reply
     link = as_dict(obj.get("link"))
@@ -267,15 +271,16 @@ def _comment_event(
     created_at = utc_from_millis(obj.get("timestamp")) or update_at
     return InboundEvent(
         kind=kind,
-        source_key=f"max:comment:{comment_id}",
-        thread_key=f"max:post:{post_id}",
+        # Comment ids are message ids ("mid.…"): one key whichever update removes it.
+        source_key=f"max:{comment_id}",
+        thread_key=f"max:post:{post_id}" if post_id else f"max:{id_str(recipient.get('chat_id'))}",
         thread_kind=ThreadKind.comment,
         author_id=id_str(sender.get("user_id")),
         author_name=_name(sender),
         text="" if kind is EventKind.delete else text,
         sent_at=update_at if kind is EventKind.edit else created_at,
         attachments=() if kind is EventKind.delete else attachments,
-        reply_to_key=f"max:comment:{reply_to_mid}" if reply_to_mid else None,
+        reply_to_key=f"max:{reply_to_mid}" if reply_to_mid else None,
         reply_ref=ref,
         raw_type=update_type,
     )

@@ -134,7 +134,7 @@ def test_pure_forward_without_body(payload: Payload) -> None:
 def test_group_chat_reply_is_threaded_under_the_answered_message(payload: Payload) -> None:
     event = one(payload("max", "message_created_chat_reply"))
     assert event.kind is EventKind.citizen_message
-    assert event.thread_kind is ThreadKind.comment
+    assert event.thread_kind is ThreadKind.message  # a group chat is a conversation
     assert event.thread_key == f"max:-68012345678:{ASKED_MID}"
     assert event.reply_to_key == f"max:{ASKED_MID}"
     assert event.reply_ref == {"mid": CHAT_MID, "chat_id": "-68012345678"}
@@ -163,7 +163,7 @@ def test_channel_post_without_sender_is_context(payload: Payload) -> None:
 def test_channel_comment(payload: Payload) -> None:
     event = one(payload("max", "comment_created"))
     assert event.kind is EventKind.citizen_message
-    assert event.source_key == "max:comment:mid.0000000105a1b2c30199e2a4000000c1"
+    assert event.source_key == "max:mid.0000000105a1b2c30199e2a4000000c1"
     assert event.thread_key == f"max:post:{POST_MID}"
     assert event.thread_kind is ThreadKind.comment
     assert event.author_name == "Тимур"
@@ -315,3 +315,23 @@ def test_cannot_reply_without_a_token(payload: Payload, api: Any, client: httpx.
     with pytest.raises(PermanentError):
         mx.send_reply(client, page, reply_to(event))
     assert api.requests == []
+
+
+def test_channel_message_is_a_comment(payload: Payload) -> None:
+    data = json.loads(payload("max", "message_created_chat_reply"))
+    data["message"]["recipient"]["chat_type"] = "channel"
+    assert one(json.dumps(data).encode()).thread_kind is ThreadKind.comment
+
+
+def test_removed_comment_is_found_by_its_id_whichever_update_says_so(payload: Payload) -> None:
+    created = one(payload("max", "comment_created"))
+    mid = "mid.0000000105a1b2c30199e2a4000000c1"
+    bare = {"update_type": "comment_removed", "timestamp": 1760421900000, "comment_id": mid}
+    for body in (
+        bare,  # the least a removal can carry: no post, no comment object
+        {**bare, "comment": {"recipient": {"post_id": POST_MID}, "body": {"mid": mid}}},
+        {"update_type": "message_removed", "timestamp": 1760421900000, "message_id": mid},
+    ):
+        removed = one(json.dumps(body).encode())
+        assert removed.kind is EventKind.delete
+        assert removed.source_key == created.source_key
