@@ -46,7 +46,7 @@ def _wants_json(request: Request) -> bool:
 
 def _error_page(request: Request, status: int, message: str) -> Response:
     view = View(request)
-    if view.is_htmx:
+    if view.wants_fragment:
         return view.render(
             "_flash.html",
             status_code=status,

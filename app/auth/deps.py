@@ -7,6 +7,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.auth import service as auth_service
 from app.auth.models import Role, User
@@ -34,7 +35,17 @@ def get_settings_dep(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def get_api_user(request: Request, session: SessionDep, clock: ClockDep) -> User:
+# Declares the bearer scheme in the OpenAPI document (the «Authorize» button of
+# /api/docs); the header is still read below, to answer 401 in the API's error body.
+_bearer = HTTPBearer(auto_error=False, description="Токен API: `otklik tokens create LOGIN`")
+
+
+def get_api_user(
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+) -> User:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

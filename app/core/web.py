@@ -1,15 +1,29 @@
-"""Templates and the View helper that picks the layout from HX-Request."""
+"""Templates, their Russian formatting filters, and the View helper that picks the layout.
+
+Filters and globals every template may use (all from `app.core.format`):
+
+- ``{{ at | dt(tz) }}`` «1 декабря, 14:05»; ``{{ at | dt_short(tz) }}`` «вт, 1 дек., 14:05»;
+  both add « (МСК+2)» when `tz` differs from the page's ``viewer_tz``; ``{{ at | date(tz) }}``;
+  ``{{ at | iso }}`` for ``<time datetime>``.
+- ``{{ minutes | duration }}`` «2 ч 15 мин»; ``{{ n | number }}`` «12 345».
+- ``{{ plural(n, "вопрос", "вопроса", "вопросов") }}``, ``{{ count(n, ...) }}`` «5 вопросов».
+- ``{{ code | platform }}`` «ВКонтакте» (a platform code is never shown raw).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
+from app.core import format as fmt
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
@@ -17,33 +31,76 @@ STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
 
-def _local(value: datetime | None, tz: str = "Europe/Moscow", fmt: str = "%d.%m.%Y %H:%M") -> str:
-    if value is None:
-        return "—"
-    return value.astimezone(ZoneInfo(tz)).strftime(fmt)
+def _now(context: Context) -> datetime:
+    now = context.get("now")
+    return now if isinstance(now, datetime) else datetime.now(UTC)
 
 
-def _minutes(value: float | None) -> str:
-    if value is None:
-        return "—"
-    total = round(value)
-    hours, minutes = divmod(total, 60)
-    return f"{hours} ч {minutes:02d} мин" if hours else f"{minutes} мин"
+def _dt_filter(short: bool) -> Callable[..., str]:
+    @pass_context
+    def _format(context: Context, value: datetime | None, tz: str | None = None) -> str:
+        return fmt.datetime_text(
+            value, tz, viewer_tz=context.get("viewer_tz"), now=_now(context), short=short
+        )
+
+    return _format
 
 
-templates.env.filters["local"] = _local
-templates.env.filters["minutes"] = _minutes
+@pass_context
+def _date(context: Context, value: datetime | None, tz: str | None = None) -> str:
+    return fmt.date_text(value, tz, now=_now(context))
+
+
+def _duration(minutes: float | None, days: bool = False) -> str:
+    return fmt.duration(minutes, days=days)
+
+
+templates.env.filters.update(
+    dt=_dt_filter(short=False),
+    dt_short=_dt_filter(short=True),
+    date=_date,
+    iso=fmt.iso,
+    duration=_duration,
+    number=fmt.number,
+    platform=fmt.platform_name,
+    # Older names, kept for templates written before the formatting module.
+    local=_dt_filter(short=False),
+    minutes=_duration,
+)
+templates.env.globals.update(
+    plural=fmt.plural,
+    count=fmt.count,
+    platform_name=fmt.platform_name,
+    zone_label=fmt.zone_label,
+)
 
 
 class View:
-    """Renders a full page, or only the fragment for an htmx request."""
+    """Renders a full page, or only the fragment an htmx request swaps in.
+
+    A fragment only for a plain htmx request: a boosted link or form (`HX-Boosted`)
+    swaps the whole body, and a history restore (`HX-History-Restore-Request`, sent
+    because base.html keeps pages out of localStorage) must get the whole page.
+    GET answers vary on `HX-Request`, so a browser cache never serves a bare
+    fragment for a reopened tab (htmx#724).
+    """
 
     def __init__(self, request: Request) -> None:
         self.request = request
 
     @property
     def is_htmx(self) -> bool:
+        """Any request made by htmx (errors then go to `#flash`)."""
         return self.request.headers.get("hx-request") == "true"
+
+    @property
+    def wants_fragment(self) -> bool:
+        headers = self.request.headers
+        return (
+            self.is_htmx
+            and headers.get("hx-boosted") != "true"
+            and headers.get("hx-history-restore-request") != "true"
+        )
 
     def render(
         self,
@@ -54,10 +111,15 @@ class View:
     ) -> HTMLResponse:
         context.setdefault("user", getattr(self.request.state, "user", None))
         context.setdefault("csrf_token", getattr(self.request.state, "csrf_token", ""))
+        context.setdefault("viewer_tz", getattr(self.request.state, "viewer_tz", None))
         context["is_htmx"] = self.is_htmx
-        return templates.TemplateResponse(
+        context["fragment"] = self.wants_fragment
+        response = templates.TemplateResponse(
             self.request, template, context, status_code=status_code, headers=headers
         )
+        if self.request.method in ("GET", "HEAD"):
+            response.headers.append("Vary", "HX-Request")
+        return response
 
 
 def get_view(request: Request) -> View:

@@ -33,10 +33,10 @@ OPEN_STATUSES = (QuestionStatus.new, QuestionStatus.in_progress, QuestionStatus.
 STATUS_NAMES_RU: dict[QuestionStatus, str] = {
     QuestionStatus.new: "Новый",
     QuestionStatus.in_progress: "В работе",
-    QuestionStatus.waiting_citizen: "Ждём гражданина",
+    QuestionStatus.waiting_citizen: "Ждёт гражданина",
     QuestionStatus.answered: "Отвечен",
     QuestionStatus.closed: "Закрыт",
-    QuestionStatus.dismissed: "Без ответа",
+    QuestionStatus.dismissed: "Снят",
     QuestionStatus.withdrawn: "Отозван",
 }
 
