@@ -10,13 +10,14 @@ institution that owns the page (where the question would land without rules).
 from __future__ import annotations
 
 import json
-import re
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
+import re2
 from pydantic import ConfigDict, field_validator
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -29,6 +30,11 @@ from app.routing.models import Category, RoutingRule
 from app.routing.triage import Classification
 
 MAX_REGEX = 500
+log = logging.getLogger("otklik.routing")
+
+
+class Pattern(Protocol):
+    def search(self, text: str) -> object | None: ...
 
 
 class RuleConditions(SQLModel):
@@ -61,11 +67,23 @@ class RuleConditions(SQLModel):
             return None
         if len(value) > MAX_REGEX:
             raise ValueError(f"regular expression longer than {MAX_REGEX} characters")
-        try:
-            re.compile(value, re.IGNORECASE)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from exc
+        compile_pattern(value)  # raises ValueError with the engine's reason
         return value
+
+
+def compile_pattern(value: str) -> Pattern:
+    """A rule's regular expression, case-insensitive, compiled by RE2: it runs in time
+    linear in the text whatever the pattern, so no rule can stall processing on a long
+    or hostile message. RE2 has no backreferences or lookarounds; such a pattern is
+    refused with the engine's reason."""
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False
+    try:
+        return cast(Pattern, re2.compile(value, options))
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ValueError(f"invalid regular expression (RE2 syntax): {reason}") from exc
 
 
 class RuleActions(SQLModel):
@@ -151,7 +169,7 @@ class CompiledRule:
     conditions: RuleConditions
     actions: RuleActions
     territory_path: str | None = None
-    pattern: re.Pattern[str] | None = field(default=None)
+    pattern: Pattern | None = field(default=None)
 
     def matches(self, s: Subject) -> bool:
         c = self.conditions
@@ -176,7 +194,7 @@ class CompiledRule:
 class _Parsed:
     conditions: RuleConditions
     actions: RuleActions
-    pattern: re.Pattern[str] | None
+    pattern: Pattern | None
 
 
 # Parsed conditions and actions by the rule's stored content, so that a rule is
@@ -194,7 +212,7 @@ def _parsed(rule: RoutingRule) -> _Parsed:
         parsed = _Parsed(
             conditions=conditions,
             actions=RuleActions.model_validate(rule.actions),
-            pattern=re.compile(conditions.regex, re.IGNORECASE) if conditions.regex else None,
+            pattern=compile_pattern(conditions.regex) if conditions.regex else None,
         )
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.clear()
@@ -230,7 +248,15 @@ def _load_enabled(session: Session) -> tuple[CompiledRule, ...]:
         .where(col(RoutingRule.enabled).is_(True))
         .order_by(col(RoutingRule.position), col(RoutingRule.id))
     ).all()
-    return tuple(compile_rule(session, row) for row in rows)
+    compiled = []
+    for row in rows:
+        try:
+            compiled.append(compile_rule(session, row))
+        except ValueError as exc:
+            # A rule stored before its syntax was refused (a backreference from before
+            # RE2) matches nothing rather than stopping every question's routing.
+            log.warning("routing rule %s is skipped: %s", row.id, exc)
+    return tuple(compiled)
 
 
 def first_match(rules: Sequence[CompiledRule], subject: Subject) -> CompiledRule | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
@@ -13,7 +14,7 @@ from app.auth.models import Role
 from app.questions.models import Question, QuestionStatus, TimelineEntry
 from app.routing import service as routing
 from app.routing.models import Category
-from app.routing.rules import RoutingRuleWrite
+from app.routing.rules import RoutingRuleWrite, RuleConditions
 from app.sla import service as sla
 from app.sla.models import Target
 from tests.factories.auth import auth_headers, make_user
@@ -108,6 +109,26 @@ def test_regex_condition_and_classification(session: Session) -> None:
     thanks = _arrive(session, "Огромное спасибо аварийной службе, всё починили")
     assert thanks.classification == "gratitude"
     assert thanks.priority == "normal"
+
+
+def test_a_pathological_regex_cannot_stall_routing(session: Session) -> None:
+    # With a backtracking engine, "(а+)+$" on 40 «а» and a full stop takes about 2^40
+    # steps; RE2 answers in time linear in the text, so this test simply finishes.
+    rule = _rule(session, "Катастрофа", {"regex": r"(а+)+$"}, {"priority": "urgent"})
+    question = _arrive(session, "Помогите, " + "а" * 40 + ".")
+    assert question.routed_by_rule_id != rule
+    long_text = "Когда починят дорогу? " + "очень " * 20_000 + "долго ждём"
+    assert _arrive(session, long_text).routed_by_rule_id != rule
+
+
+def test_regex_is_case_insensitive_in_russian(session: Session) -> None:
+    rule = _rule(session, "Прорыв", {"regex": r"ПРОРЫВ\s+труб"}, {"priority": "urgent"})
+    assert _arrive(session, "У нас прорыв   трубы на Ленина").routed_by_rule_id == rule
+
+
+def test_a_regex_with_a_backreference_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="RE2"):
+        RuleConditions(regex=r"(дом)\s+\1")
 
 
 def test_territory_subtree_and_platform(session: Session) -> None:
