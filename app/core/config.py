@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # proxy of your own belongs here: whoever is trusted can name any client address.
     trusted_proxies: str = "127.0.0.1"
 
+    # Outgoing webhook subscriptions may point at loopback/private addresses (a receiver
+    # inside your own network); off: only public addresses, so events cannot probe the
+    # services beside Otklik.
+    outgoing_webhooks_allow_private: bool = False
+
     # Seconds between background sweeps (SLA watcher, outbox, retries).
     worker_interval: float = 5.0
     log_level: str = "INFO"

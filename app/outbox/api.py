@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.auth.deps import ApiAdminDep
+from app.auth.deps import ApiAdminDep, SettingsDep
 from app.core.clock import ClockDep
 from app.core.crypto import CipherDep
 from app.core.db import SessionDep
@@ -42,11 +42,18 @@ def create_subscription(
     session: SessionDep,
     admin: ApiAdminDep,
     clock: ClockDep,
+    settings: SettingsDep,
 ) -> SubscriptionCreated:
     """Events are POSTed as JSON with `X-Otklik-Signature: sha256=<hex HMAC-SHA256 of the
     body>` (like the generic source), `X-Otklik-Event` and `X-Otklik-Delivery` (repeated on
     retries: deduplicate by it). The secret is in this answer only."""
-    subscription, secret = subscriptions.create(session, data, cipher, now=clock())
+    subscription, secret = subscriptions.create(
+        session,
+        data,
+        cipher,
+        now=clock(),
+        allow_private=settings.outgoing_webhooks_allow_private,
+    )
     session.commit()
     read = SubscriptionRead.model_validate(subscription)
     return SubscriptionCreated(**read.model_dump(), secret=secret)
@@ -91,10 +98,16 @@ def get_subscription(
     summary="Изменить подписку",
 )
 def update_subscription(
-    subscription_id: PathId, data: SubscriptionUpdate, session: SessionDep, admin: ApiAdminDep
+    subscription_id: PathId,
+    data: SubscriptionUpdate,
+    session: SessionDep,
+    admin: ApiAdminDep,
+    settings: SettingsDep,
 ) -> SubscriptionRead:
     """Change the URL or the events, or pause deliveries with `is_active: false`."""
-    subscription = subscriptions.update(session, subscription_id, data)
+    subscription = subscriptions.update(
+        session, subscription_id, data, allow_private=settings.outgoing_webhooks_allow_private
+    )
     session.commit()
     return SubscriptionRead.model_validate(subscription)
 

@@ -25,6 +25,7 @@ import httpx
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from app.core.errors import Invalid
 from app.directory import service as directory_service
 from app.jobs.context import JobContext
 from app.outbox import rates
@@ -38,6 +39,7 @@ from app.outbox.outcomes import (
     fail,
     retry,
 )
+from app.outbox.subscriptions import check_target
 from app.questions import outgoing, timeline
 from app.questions.models import (
     Message,
@@ -337,6 +339,11 @@ def _deliver_webhook(ctx: JobContext, claimed: Claimed, jitter: Callable[[], flo
         secret = ctx.cipher.decrypt(subscription.secret_enc) or ""
         body = json.dumps(item.payload, ensure_ascii=False, separators=(",", ":")).encode()
         event = str(item.payload.get("event", ""))
+    try:  # checked again at each delivery: a name can come to resolve inside
+        check_target(url, allow_private=ctx.settings.outgoing_webhooks_allow_private)
+    except Invalid as refused:
+        fail(ctx, claimed, refused.code, refused.message, detail=f"refused target {url}")
+        return
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         "X-Otklik-Signature": sign(secret, body),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets as random_secrets
-from collections.abc import Sequence
+import socket
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -14,6 +17,52 @@ from app.core.errors import Invalid, NotFound
 from app.outbox.models import SubscriptionCreate, SubscriptionUpdate
 from app.questions.models import OutboxItem, OutboxKind, OutboxStatus, WebhookSubscription
 from app.questions.outgoing import EVENTS
+
+Resolver = Callable[[str, int], list[str]]
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []  # unknown now: nothing to refuse; delivery fails and is retried
+    return [str(info[4][0]) for info in infos]
+
+
+def _internal(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def check_target(url: str, *, allow_private: bool, resolve: Resolver = _resolve) -> None:
+    """Refuse (Invalid) a subscription URL that is not http(s), or whose host is or
+    resolves to a loopback, private, link-local or otherwise non-public address: events
+    must not be a way to reach the services beside Otklik. `allow_private`
+    (OTKLIK_OUTGOING_WEBHOOKS_ALLOW_PRIVATE) lifts the address check for an
+    administrator whose receiver is inside their own network."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid("Адрес подписки должен начинаться с http:// или https://", code="bad_url")
+    if allow_private:
+        return
+    host = parts.hostname
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise Invalid("В адресе подписки неверный порт", code="bad_url") from exc
+    try:
+        addresses = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        addresses = resolve(host, port)
+    if any(_internal(address) for address in addresses):
+        raise Invalid(
+            "Адрес подписки ведёт во внутреннюю сеть или на этот сервер. Укажите "
+            "публичный адрес (внутренние разрешает настройка "
+            "OTKLIK_OUTGOING_WEBHOOKS_ALLOW_PRIVATE).",
+            code="subscription_url_private",
+        )
 
 
 def _check_events(events: list[str]) -> list[str]:
@@ -28,9 +77,15 @@ def _check_events(events: list[str]) -> list[str]:
 
 
 def create(
-    session: Session, data: SubscriptionCreate, cipher: Cipher, *, now: datetime
+    session: Session,
+    data: SubscriptionCreate,
+    cipher: Cipher,
+    *,
+    now: datetime,
+    allow_private: bool = False,
 ) -> tuple[WebhookSubscription, str]:
     """A new subscription and its signing secret (returned once; stored encrypted)."""
+    check_target(data.url, allow_private=allow_private)
     secret = data.secret or random_secrets.token_urlsafe(32)
     subscription = WebhookSubscription(
         url=data.url,
@@ -60,9 +115,12 @@ def list_all(session: Session, *, after_id: int, limit: int) -> Sequence[Webhook
     ).all()
 
 
-def update(session: Session, subscription_id: int, data: SubscriptionUpdate) -> WebhookSubscription:
+def update(
+    session: Session, subscription_id: int, data: SubscriptionUpdate, *, allow_private: bool = False
+) -> WebhookSubscription:
     subscription = get(session, subscription_id)
     if data.url is not None:
+        check_target(data.url, allow_private=allow_private)
         subscription.url = data.url
     if data.events is not None:
         subscription.events = _check_events(data.events)
