@@ -325,8 +325,14 @@ def _reopen(
     for clock in stopped:
         details = dict(clock.details)
         details.pop("stopped", None)
-        details.pop("state_before_pause", None)
         clock.details = details
+        if clock.paused_at is not None:
+            # Stopped while waiting for the citizen: leave that pause now, so neither the
+            # wait nor the time closed counts against the institution.
+            clock.state = ClockState.paused
+            clock_ops.resume(session, clock, at)
+            continue
+        details.pop("state_before_pause", None)
         clock.state = ClockState.warning if clock.warned_at else ClockState.running
         if clock.breached_at is not None:
             clock.state = ClockState.breached

@@ -195,6 +195,25 @@ def test_a_late_response_is_missed_and_minutes_count_only_working_time(session: 
     assert (first.state, first.working_minutes) == (ClockState.met, 420)
 
 
+def test_closing_while_waiting_then_reopening_does_not_count_the_wait(session: Session) -> None:
+    question = _new(session)
+    sla.on_response(session, question, at=_local(10, 11), interim=True)
+    assert _clocks(session, question)[Target.final_answer].due_at == _local(19, 10)
+    sla.on_status_change(
+        session, question, old="answered", new="waiting_citizen", at=_local(11, 10)
+    )
+    sla.on_status_change(session, question, old="waiting_citizen", new="closed", at=_local(12, 10))
+    assert _clocks(session, question)[Target.final_answer].state == ClockState.none
+    # Reopened on Friday 10:00: two working days since the pause, none of them owed.
+    sla.on_status_change(session, question, old="closed", new="in_progress", at=_local(13, 10))
+    final = _clocks(session, question)[Target.final_answer]
+    assert final.state == ClockState.running
+    assert final.paused_at is None
+    assert final.details["paused_working_minutes"] == 1080
+    assert final.due_at == _local(23, 10)  # as if the citizen had answered on Friday
+    assert question.due_at is not None and question.due_at <= final.due_at
+
+
 def test_waiting_for_the_citizen_pauses_the_final_answer_and_adds_the_time_back(
     session: Session,
 ) -> None:
