@@ -13,12 +13,13 @@ target, to the supervisors of the territories above.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from app.core.config import Settings
+from app.intake.turns import intake_signal
 from app.jobs.context import JobContext
 from app.questions import outgoing, timeline
 from app.questions.models import Question
@@ -153,22 +154,48 @@ def due_clocks(session: Session, now: datetime, limit: int = BATCH) -> Sequence[
     return session.exec(query).all()
 
 
-def sweep(session: Session, now: datetime, settings: Settings, limit: int = BATCH) -> int:
-    """One batch in the caller's transaction; returns how many clocks moved on."""
+def sweep(
+    session: Session,
+    now: datetime,
+    settings: Settings,
+    limit: int = BATCH,
+    *,
+    stand_aside: Callable[[], bool] | None = None,
+) -> int:
+    """One batch in the caller's transaction; returns how many clocks moved on.
+
+    `stand_aside` is asked after each clock: when it says yes (a webhook waits for
+    SQLite's write lock), the batch ends there so that the caller commits at once;
+    the clocks left over are still due and come in the next batch."""
     clocks = due_clocks(session, now, limit)
+    handled = 0
     for clock in clocks:
         advance(session, clock, now, settings)
-    return len(clocks)
+        handled += 1
+        if stand_aside is not None and stand_aside():
+            break
+    return handled
 
 
 def sla_sweep(ctx: JobContext) -> int:
-    """The periodic job: batches, each in its own transaction, until nothing is due."""
+    """The periodic job: batches, each in its own transaction, until nothing is due.
+    On SQLite it gives the write lock to a waiting webhook after the clock in hand."""
     now = ctx.clock()
     total = 0
+    signal = intake_signal(ctx.engine)
     while not ctx.stopping.is_set():
+        asked = False
+
+        def webhook_waits() -> bool:
+            nonlocal asked
+            asked = signal is not None and signal.raised()
+            return asked
+
         with ctx.transaction() as session:
-            handled = sweep(session, now, ctx.settings)
+            handled = sweep(session, now, ctx.settings, stand_aside=webhook_waits)
         total += handled
-        if handled < BATCH:
+        if asked and signal is not None:
+            signal.wait_lowered()
+        elif handled < BATCH:
             break
     return total

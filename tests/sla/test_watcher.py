@@ -321,3 +321,21 @@ def test_night_breaches_go_out_as_one_morning_digest_once(
     assert "2 уведомлений" in str(_FakeSMTP.outbox[0]["Subject"])
     assert notify.deliver_notifications(ctx) == 0
     assert len(sent) == 1
+
+
+def test_a_sweep_stands_aside_after_the_clock_in_hand_when_a_webhook_waits(
+    session: Session, settings: Settings
+) -> None:
+    world = _world(session)
+    for _ in range(3):
+        _question(session, world)
+    waits = iter([False, True])  # a webhook starts waiting during the second clock
+    assert (
+        watcher.sweep(
+            session, WARN + timedelta(seconds=5), settings, stand_aside=lambda: next(waits)
+        )
+        == 2
+    )
+    # What was left is still due and moves on in the next batch.
+    assert watcher.sweep(session, WARN + timedelta(seconds=5), settings) == 1
+    assert watcher.sweep(session, WARN + timedelta(seconds=5), settings) == 0
