@@ -304,6 +304,7 @@ def create_app(
 
 def _include_routers(app: FastAPI) -> None:
     from app.answering.api import router as actions_api
+    from app.answering.views import router as question_pages
     from app.auth.api import router as tokens_api
     from app.auth.views import router as auth_pages
     from app.directory.views import router as directory_api
@@ -327,6 +328,7 @@ def _include_routers(app: FastAPI) -> None:
         subscriptions_api,
         events_api,
         inbox_pages,
+        question_pages,
         routing_api,
         sla_api,
         reports_api,

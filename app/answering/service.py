@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from app.answering.models import REPLY_MAX_LENGTH, StatusChange
 from app.auth import service as auth_service
-from app.auth.models import User
+from app.auth.models import Role, User
 from app.core.crypto import Cipher
 from app.core.errors import Conflict, Invalid, NotAllowed, NotFound
 from app.directory import service as directory_service
@@ -28,13 +28,61 @@ from app.questions.models import (
     QuestionStatus,
 )
 from app.sla import service as sla_service
-from webhooks import get_adapter
+from webhooks import get_adapter, vk_api
+from webhooks import max as max_adapter
+from webhooks import telegram as telegram_adapter
 
 
 class CannotReply(Conflict):
     """The platform cannot take a reply for this question (no token, unsupported object)."""
 
     code = "cannot_reply"
+
+
+class AnsweredMeanwhile(Conflict):
+    """A colleague (or the page on the platform) answered after the operator opened the
+    question; the operator decides whether to send theirs too."""
+
+    code = "answered_meanwhile"
+
+    def __init__(self, message: str, response: Message) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+def can_act(user: User) -> bool:
+    """Operators and administrators act on questions; a supervisor only watches (pages
+    show them questions read-only)."""
+    return user.role in (Role.operator, Role.admin)
+
+
+# One message's length on each platform, and whether a longer reply is sent in parts.
+_PLATFORM_LIMITS: Mapping[str, tuple[int, bool]] = {
+    "telegram": (telegram_adapter.TEXT_LIMIT, True),
+    "max": (max_adapter.TEXT_LIMIT, True),
+    "vk": (vk_api.MESSAGE_LIMIT, False),
+}
+
+
+def reply_limit(platform: str) -> tuple[int, bool]:
+    """The length of one message on the platform, and whether Otklik splits a longer reply
+    into several messages (otherwise the reply may not be longer)."""
+    limit, splits = _PLATFORM_LIMITS.get(platform, (REPLY_MAX_LENGTH, False))
+    return min(limit, REPLY_MAX_LENGTH), splits
+
+
+def last_response(session: Session, question: Question) -> Message | None:
+    """The latest public response of the page (through Otklik, queued or published, or
+    native on the platform)."""
+    return session.exec(
+        select(Message)
+        .where(
+            Message.question_id == question.id,
+            Message.direction == Direction.outbound,
+            col(Message.source).in_([MessageSource.otklik, MessageSource.native]),
+        )
+        .order_by(col(Message.id).desc())
+    ).first()
 
 
 # --- replies ----------------------------------------------------------------------------------
@@ -91,23 +139,36 @@ def reply(
     by: User,
     now: datetime,
     cipher: Cipher,
+    seen_response_id: int | None = None,
 ) -> OutboxItem:
     """Queue a reply: the outbound message (unpublished: sent_at null) and its outbox item,
     in the caller's transaction. Raises CannotReply (409) before anything is written when
-    the platform cannot take it, Invalid (422) for bad input."""
+    the platform cannot take it, Invalid (422) for bad input. With `seen_response_id`
+    (the latest response the operator saw, 0 for none), a newer response raises
+    AnsweredMeanwhile (409) naming who answered, and nothing is queued."""
     text = text.strip()
     if not text:
-        raise Invalid("Текст ответа пуст", code="empty_reply")
-    if len(text) > REPLY_MAX_LENGTH:
-        raise Invalid(f"Ответ длиннее {REPLY_MAX_LENGTH} символов", code="reply_too_long")
+        raise Invalid("Напишите текст ответа", code="empty_reply")
+    limit, splits = reply_limit(question.platform)
+    if len(text) > (REPLY_MAX_LENGTH if splits else limit):
+        too_long = REPLY_MAX_LENGTH if splits else limit
+        raise Invalid(f"Ответ длиннее {too_long} знаков — сократите его", code="reply_too_long")
+    if seen_response_id is not None:
+        latest = last_response(session, question)
+        if latest is not None and (latest.id or 0) > seen_response_id:
+            where = " на платформе" if latest.source == MessageSource.native else ""
+            who = f": {latest.author_name}" if latest.author_name else ""
+            raise AnsweredMeanwhile(f"Пока вы писали, на вопрос ответили{where}{who}.", latest)
     if interim:
         if expected_at is None:
             raise Invalid(
-                "Для промежуточного ответа укажите срок окончательного (expected_at)",
+                "Укажите, когда будет окончательный ответ (expected_at)",
                 code="expected_at_required",
             )
         if expected_at <= now:
-            raise Invalid("Срок окончательного ответа должен быть в будущем", code="invalid")
+            raise Invalid(
+                "Срок окончательного ответа должен быть позже, чем сейчас", code="invalid"
+            )
     else:
         expected_at = None
     problem, target = reply_problem(session, question, cipher)
@@ -193,7 +254,7 @@ def add_note(
     """An internal note: visible to staff on the question, never published, never a response."""
     text = text.strip()
     if not text:
-        raise Invalid("Текст заметки пуст", code="empty_note")
+        raise Invalid("Напишите текст заметки", code="empty_note")
     assert question.id is not None and by.id is not None
     note = Message(
         question_id=question.id,
@@ -298,6 +359,15 @@ _TO: Mapping[StatusChange, QuestionStatus] = {
     StatusChange.closed: QuestionStatus.closed,
     StatusChange.reopen: QuestionStatus.in_progress,
 }
+
+
+def status_changes(question: Question) -> list[StatusChange]:
+    """The status changes possible from the question's status, for the action buttons."""
+    return [
+        change
+        for change in StatusChange
+        if question.status in _FROM[change] and question.status != _TO[change]
+    ]
 
 
 def set_status(

@@ -6,6 +6,7 @@ Triage and routing of a new question is `app.routing.arrival`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -13,7 +14,8 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from app.auth.models import Notification, Role, User, UserInstitution
 from app.core.errors import Conflict, Invalid, NotFound
-from app.directory.models import Institution, Sector
+from app.directory import service as directory_service
+from app.directory.models import Institution, Sector, Territory, TerritoryKind
 from app.questions import outgoing, timeline
 from app.questions.models import OPEN_STATUSES, DismissReason, Question, QuestionStatus
 from app.routing import rules as rules_mod
@@ -50,7 +52,8 @@ def _held_since(session: Session, question: Question) -> datetime:
     return last or question.created_at
 
 
-def _operators(session: Session, institution_id: int) -> list[User]:
+def operators(session: Session, institution_id: int) -> list[User]:
+    """The active operators who work the institution's queue, by name."""
     return list(
         session.exec(
             select(User)
@@ -60,8 +63,60 @@ def _operators(session: Session, institution_id: int) -> list[User]:
                 col(User.role) == Role.operator,
                 col(User.is_active).is_(True),
             )
+            .order_by(col(User.name), col(User.login))
         ).all()
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TransferTarget:
+    id: int
+    name: str
+    territory: str
+    sector: str
+
+
+def _fold(text: str) -> str:
+    # Cyrillic case-folding in Python: SQLite's LIKE and lower() fold ASCII only.
+    return text.casefold().replace("ё", "е")
+
+
+def transfer_targets(
+    session: Session, question: Question, *, q: str | None = None, limit: int = 50
+) -> list[TransferTarget]:
+    """Where the question may be transferred: the institutions of its region (the region
+    of its institution's territory, else the whole tree) except its own, whose name or
+    territory contains every word of `q`, by territory then name. An operator sees only
+    their own queues, so this list, not their scope, is what a transfer picker shows."""
+    current = session.get(Institution, question.institution_id)
+    territory = session.get(Territory, current.territory_id) if current else None
+    chain = directory_service.territory_chain(session, territory) if territory else []
+    region = next((t for t in chain if t.kind == TerritoryKind.region), None)
+    if region is None and chain:
+        region = chain[-1]
+    query = (
+        sa.select(
+            col(Institution.id),
+            col(Institution.name),
+            col(Territory.name),
+            col(Institution.sector),
+            col(Territory.id),
+        )
+        .join(Territory, col(Territory.id) == col(Institution.territory_id))
+        .where(col(Institution.id) != question.institution_id)
+    )
+    if region is not None:
+        query = query.where(col(Territory.path).startswith(region.path))
+    words = _fold(q or "").split()
+    home = territory.id if territory else None
+    found: list[tuple[tuple[bool, str, str], TransferTarget]] = []
+    for row_id, name, territory_name, sector, territory_id in session.execute(query).all():
+        haystack = _fold(f"{name} {territory_name}")
+        if all(word in haystack for word in words):
+            key = (territory_id != home, _fold(territory_name), _fold(name))
+            found.append((key, TransferTarget(row_id or 0, name, territory_name, str(sector))))
+    found.sort(key=lambda pair: pair[0])
+    return [target for _, target in found[:limit]]
 
 
 def transfer(
@@ -117,7 +172,7 @@ def transfer(
         now,
         {"from_institution_id": source, "to_institution_id": institution_id, "reason": reason},
     )
-    for operator in _operators(session, institution_id):
+    for operator in operators(session, institution_id):
         assert operator.id is not None
         session.add(
             Notification(

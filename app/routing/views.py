@@ -3,7 +3,9 @@ reclassification."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 from sqlmodel import Field, SQLModel
 
 from app.auth.deps import ApiAdminDep, ApiUserDep
@@ -36,7 +38,37 @@ class ReclassifyBody(SQLModel):
     classification: str = Field(description="question, complaint, gratitude, other, spam")
 
 
+class TransferTargetRead(SQLModel):
+    id: int
+    name: str
+    territory: str = Field(description="Территория учреждения")
+    sector: str
+
+
 # --- questions ------------------------------------------------------------------
+
+
+@router.get(
+    "/questions/{question_id}/transfer-targets",
+    response_model=Listing[TransferTargetRead],
+    name="api:question_transfer_targets",
+    summary="Куда можно передать вопрос",
+)
+def get_transfer_targets(
+    question_id: int,
+    session: SessionDep,
+    user: ApiUserDep,
+    q: Annotated[str | None, Query(max_length=200, description="слова из названия")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Listing[TransferTargetRead]:
+    """The institutions of the question's region (all but its own), found by words of
+    their name or territory: those of the question's territory first. An operator sees
+    only their own institutions elsewhere; this list is how they find a transfer target."""
+    question = queries.get_question(session, user, question_id)
+    targets = service.transfer_targets(session, question, q=q, limit=limit)
+    return Listing(
+        items=[TransferTargetRead.model_validate(t, from_attributes=True) for t in targets]
+    )
 
 
 @router.post(
