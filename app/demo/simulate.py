@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import random
 import statistics
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
 import httpx
 import sqlalchemy as sa
@@ -16,13 +13,10 @@ from sqlmodel import Session, col, select
 from app.core.config import Settings
 from app.core.crypto import Cipher
 from app.core.db import utcnow
-from app.demo.traffic import Delivery as TrafficDelivery
-from app.demo.traffic import TrafficGenerator, business_moments
+from app.demo import history
+from app.demo.traffic import TrafficGenerator
 from app.directory import service as directory_service
 from app.directory.models import Page
-from app.intake.receive import KnownPage, check
-from app.intake.writer import Delivery, DeliveryWriter
-from app.processing.processor import process_pending
 from webhooks import PageSecrets
 
 
@@ -90,45 +84,8 @@ def run(
     return report
 
 
-def replay_history(
-    settings: Settings, engine: sa.Engine, *, days: int, per_day: int = 40, seed: int = 7
-) -> int:
-    """Feed `days` of traffic through verify → store → process, with platform times in the past.
-
-    Every delivery goes through the receiver's own check and writer, then the
-    ingestion service, exactly as a webhook would; nothing is written directly.
-    """
-    cipher = Cipher(settings.resolved_secret_key())
-    pages = load_pages(engine, cipher)
-    by_key = {secrets.key: (page_id, secrets) for page_id, secrets in pages}
-    generator = TrafficGenerator([s for _, s in pages], seed=seed)
-    rng = random.Random(seed)
-    writer = DeliveryWriter(engine)
-    count = 0
-    for moment in business_moments(days, per_day, utcnow(), rng):
-        received = moment + timedelta(seconds=rng.uniform(0.2, 3.0))
-        writer.write_now([verified(by_key, generator.next(moment), received)])
-        # Processed at its receipt time: SLA clocks start in the past like the traffic.
-        process_pending(engine, cipher, _fixed(received))
-        count += 1
-    return count
-
-
-def verified(
-    pages: dict[str, tuple[int, PageSecrets]], delivery: TrafficDelivery, received: datetime
-) -> Delivery:
-    """A generated delivery verified by the receiver's own check, ready to store.
-
-    `pages`: page key -> (page id, secrets), as `load_pages` gives them.
-    """
-    page_id, secrets = pages[delivery.key]
-    known = KnownPage(id=page_id, platform=secrets.platform, secrets=secrets, active=True)
-    headers = {k.lower(): v for k, v in delivery.headers.items()}
-    checked = check(known, headers, delivery.body, received)
-    if not isinstance(checked, tuple):
-        raise RuntimeError(f"simulated delivery refused: {checked.status_code}")
-    return checked[0]
-
-
-def _fixed(at: datetime) -> Callable[[], datetime]:
-    return lambda: at
+def replay_history(settings: Settings, engine: sa.Engine, *, days: int, seed: int = 7) -> int:
+    """Live the demo region's last `days` days (:mod:`app.demo.history`): every delivery
+    through verify → store → process, every act through the services, with the past's
+    times. Returns how many webhook deliveries it took."""
+    return history.replay(settings, engine, now=utcnow(), days=days, seed=seed).deliveries

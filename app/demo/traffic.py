@@ -7,24 +7,16 @@ The texts and names come from :mod:`app.demo.phrases`.
 
 from __future__ import annotations
 
-import json
 import random
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from app.demo.phrases import FOLLOW_UPS, NAMES, OTHER, QUESTIONS, REPLIES
+from app.demo import deliveries as d
+from app.demo.deliveries import Citizen, Delivery
+from app.demo.phrases import FOLLOW_UPS, NAMES, OTHER, QUESTIONS, REACTIONS, REPLIES, THANKS
 from webhooks import PageSecrets
-from webhooks.generic import sign
 
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    platform: str
-    key: str
-    body: bytes
-    headers: dict[str, str]
-    at: datetime
+__all__ = ["Delivery", "TrafficGenerator", "business_moments"]
 
 
 @dataclass
@@ -66,283 +58,77 @@ class TrafficGenerator:
 
     # --- event builders ---
 
-    def _citizen(self) -> tuple[str, str, str]:
+    def _citizen(self) -> Citizen:
         first, last = self._rng.choice(NAMES)
-        return str(self._rng.randint(100_000_000, 899_999_999)), first, last
+        return Citizen(str(self._rng.randint(100_000_000, 899_999_999)), first, last)
 
     def _text(self) -> str:
-        return self._rng.choice(OTHER) if self._rng.random() < 0.1 else self._rng.choice(QUESTIONS)
+        if self._rng.random() < 0.1:
+            return self._rng.choice(THANKS + REACTIONS + OTHER)
+        return self._rng.choice(QUESTIONS)
 
     def _question(self, s: _PageState, at: datetime) -> Delivery:
         s.counter += 1
-        citizen, first, last = self._citizen()
+        citizen = self._citizen()
         text = self._text()
         platform = s.page.platform
         private = self._rng.random() < 0.35
+        body: dict[str, object]
         if platform == "vk":
             if private:
-                body = self._vk_message(s, citizen, text, at)
-                s.open.append((f"msg:{citizen}", citizen, str(s.counter)))
+                body = d.vk_message(s.page, citizen.id, s.counter, text, at)
+                s.open.append((f"msg:{citizen.id}", citizen.id, str(s.counter)))
             else:
                 if self._rng.random() < 0.3:
                     s.post += 1
-                body = self._vk_envelope(
-                    s,
-                    "wall_reply_new",
-                    {
-                        "id": s.counter,
-                        "from_id": int(citizen),
-                        "date": int(at.timestamp()),
-                        "text": text,
-                        "post_id": s.post,
-                        "owner_id": -int(s.page.external_id),
-                        "post_owner_id": -int(s.page.external_id),
-                        "parents_stack": [],
-                        "attachments": [],
-                    },
-                )
-                s.open.append((str(s.post), citizen, str(s.counter)))
+                body = d.vk_comment(s.page, citizen.id, s.post, s.counter, text, at)
+                s.open.append((str(s.post), citizen.id, str(s.counter)))
         elif platform == "telegram":
-            body = self._tg_message(s, citizen, first, last, text, at, private)
+            if private:
+                body = d.tg_private(self._update_id(), citizen, s.counter, text, at)
+            else:
+                body = d.tg_comment(s.page, self._update_id(), citizen, s.counter, s.post, text, at)
+                s.open.append((f"{d.tg_group(s.page)}:{s.post}", citizen.id, str(s.counter)))
         elif platform == "ok":
-            body = {
-                "sender": {"user_id": f"user:{citizen}", "name": f"{first} {last}"},
-                "recipient": {"chat_id": f"chat:C{citizen}"},
-                "message": {
-                    "mid": f"mid:C{citizen}.{secrets.token_hex(6)}",
-                    "seq": s.counter,
-                    "text": text,
-                },
-                "timestamp": int(at.timestamp() * 1000),
-            }
+            body = d.ok_message(citizen, s.counter, text, at)
         else:
-            mid = f"mid.{secrets.token_hex(16)}"
-            body = {
-                "update_type": "message_created",
-                "timestamp": int(at.timestamp() * 1000),
-                "user_locale": "ru",
-                "message": {
-                    "sender": {
-                        "user_id": int(citizen),
-                        "first_name": first,
-                        "last_name": last,
-                        "username": None,
-                        "is_bot": False,
-                    },
-                    "recipient": {
-                        "chat_id": int(citizen) + 7_000_000_000,
-                        "chat_type": "dialog",
-                        "user_id": 91234567,
-                    },
-                    "timestamp": int(at.timestamp() * 1000),
-                    "body": {"mid": mid, "seq": s.counter, "text": text, "attachments": None},
-                },
-            }
-        return self._delivery(s, body, at)
+            body = d.max_message(citizen, s.counter, text, at)
+        return d.signed(s.page, body, at)
 
     def _follow_up(self, s: _PageState, at: datetime) -> Delivery:
         thread, citizen, _ = self._rng.choice(s.open)
         s.counter += 1
         text = self._rng.choice(FOLLOW_UPS)
         if s.page.platform == "vk" and thread.startswith("msg:"):
-            body = self._vk_message(s, citizen, text, at)
+            body = d.vk_message(s.page, citizen, s.counter, text, at)
         elif s.page.platform == "vk":
-            body = self._vk_envelope(
-                s,
-                "wall_reply_new",
-                {
-                    "id": s.counter,
-                    "from_id": int(citizen),
-                    "date": int(at.timestamp()),
-                    "text": text,
-                    "post_id": int(thread),
-                    "owner_id": -int(s.page.external_id),
-                    "parents_stack": [],
-                    "attachments": [],
-                },
-            )
+            body = d.vk_comment(s.page, citizen, int(thread), s.counter, text, at)
         else:
             return self._question(s, at)
-        return self._delivery(s, body, at)
+        return d.signed(s.page, body, at)
 
     def _page_reply(self, s: _PageState, at: datetime) -> Delivery:
         thread, citizen, object_id = s.open.pop(self._rng.randrange(len(s.open)))
         s.counter += 1
-        text = self._rng.choice(REPLIES)
-        gid = int(s.page.external_id)
+        text = self._rng.choice(REPLIES["default"])
         if s.page.platform == "vk" and thread.startswith("msg:"):
-            body = self._vk_envelope(
-                s,
-                "message_reply",
-                {
-                    "id": s.counter,
-                    "date": int(at.timestamp()),
-                    "peer_id": int(citizen),
-                    "from_id": -gid,
-                    "text": text,
-                    "out": 1,
-                    "conversation_message_id": s.counter,
-                    "admin_author_id": 100500,
-                    "attachments": [],
-                    "fwd_messages": [],
-                },
-            )
+            body = d.vk_page_message(s.page, citizen, s.counter, text, at)
         elif s.page.platform == "vk":
-            body = self._vk_envelope(
-                s,
-                "wall_reply_new",
-                {
-                    "id": s.counter,
-                    "from_id": -gid,
-                    "date": int(at.timestamp()),
-                    "text": text,
-                    "post_id": int(thread),
-                    "owner_id": -gid,
-                    "reply_to_user": int(citizen),
-                    "reply_to_comment": int(object_id),
-                    "parents_stack": [int(object_id)],
-                    "attachments": [],
-                },
+            body = d.vk_page_comment(
+                s.page, citizen, int(thread), s.counter, int(object_id), text, at
             )
         elif s.page.platform == "telegram":
-            group = int(thread.split(":")[0])
-            body = {
-                "update_id": self._update_id(),
-                "message": {
-                    "message_id": s.counter,
-                    "message_thread_id": int(thread.split(":")[1]),
-                    "from": {
-                        "id": 136817688,
-                        "is_bot": True,
-                        "first_name": "Channel",
-                        "username": "Channel_Bot",
-                    },
-                    "sender_chat": {
-                        "id": int(s.page.external_id),
-                        "title": "Канал",
-                        "type": "channel",
-                    },
-                    "chat": {"id": group, "title": "Обсуждение", "type": "supergroup"},
-                    "date": int(at.timestamp()),
-                    "reply_to_message": {
-                        "message_id": int(object_id),
-                        "message_thread_id": int(thread.split(":")[1]),
-                        "from": {"id": int(citizen), "is_bot": False, "first_name": "Гражданин"},
-                        "chat": {"id": group, "title": "Обсуждение", "type": "supergroup"},
-                        "date": int(at.timestamp()) - 600,
-                        "text": "вопрос",
-                    },
-                    "text": text,
-                },
-            }
+            root = int(thread.split(":")[1])
+            who = Citizen(citizen, "Гражданин", "")
+            body = d.tg_page_reply(
+                s.page, self._update_id(), who, s.counter, root, int(object_id), text, at
+            )
         else:
             return self._question(s, at)
-        return self._delivery(s, body, at)
-
-    # --- platform envelopes ---
-
-    def _vk_envelope(self, s: _PageState, kind: str, obj: dict[str, object]) -> dict[str, object]:
-        return {
-            "type": kind,
-            "event_id": secrets.token_hex(20),
-            "v": "5.199",
-            "group_id": int(s.page.external_id),
-            "secret": s.page.secret or "",
-            "object": obj,
-        }
-
-    def _vk_message(
-        self, s: _PageState, citizen: str, text: str, at: datetime
-    ) -> dict[str, object]:
-        return self._vk_envelope(
-            s,
-            "message_new",
-            {
-                "message": {
-                    "id": s.counter,
-                    "date": int(at.timestamp()),
-                    "peer_id": int(citizen),
-                    "from_id": int(citizen),
-                    "text": text,
-                    "out": 0,
-                    "conversation_message_id": s.counter,
-                    "attachments": [],
-                    "fwd_messages": [],
-                },
-                "client_info": {"keyboard": True, "lang_id": 0},
-            },
-        )
+        return d.signed(s.page, body, at)
 
     def _update_id(self) -> int:
         return self._rng.randint(100_000_000, 999_999_999)
-
-    def _tg_message(
-        self,
-        s: _PageState,
-        citizen: str,
-        first: str,
-        last: str,
-        text: str,
-        at: datetime,
-        private: bool,
-    ) -> dict[str, object]:
-        user = {
-            "id": int(citizen),
-            "is_bot": False,
-            "first_name": first,
-            "last_name": last,
-            "language_code": "ru",
-        }
-        if private:
-            return {
-                "update_id": self._update_id(),
-                "message": {
-                    "message_id": s.counter,
-                    "from": user,
-                    "chat": {"id": int(citizen), "first_name": first, "type": "private"},
-                    "date": int(at.timestamp()),
-                    "text": text,
-                },
-            }
-        group = int(s.page.external_id) - 1_000_000
-        root = s.post
-        s.open.append((f"{group}:{root}", citizen, str(s.counter)))
-        return {
-            "update_id": self._update_id(),
-            "message": {
-                "message_id": s.counter,
-                "message_thread_id": root,
-                "from": user,
-                "chat": {"id": group, "title": "Обсуждение", "type": "supergroup"},
-                "date": int(at.timestamp()),
-                "reply_to_message": {
-                    "message_id": root,
-                    "message_thread_id": root,
-                    "from": {"id": 777000, "is_bot": False, "first_name": "Telegram"},
-                    "sender_chat": {
-                        "id": int(s.page.external_id),
-                        "title": "Канал",
-                        "type": "channel",
-                    },
-                    "chat": {"id": group, "title": "Обсуждение", "type": "supergroup"},
-                    "date": int(at.timestamp()) - 3600,
-                    "is_automatic_forward": True,
-                    "text": "Новости округа: график вывоза мусора и ремонта дорог.",
-                },
-                "text": text,
-            },
-        }
-
-    def _delivery(self, s: _PageState, body: dict[str, object], at: datetime) -> Delivery:
-        raw = json.dumps(body, ensure_ascii=False).encode()
-        headers: dict[str, str] = {"Content-Type": "application/json"}
-        if s.page.platform == "telegram":
-            headers["X-Telegram-Bot-Api-Secret-Token"] = s.page.secret or ""
-        elif s.page.platform == "max":
-            headers["X-Max-Bot-Api-Secret"] = s.page.secret or ""
-        elif s.page.platform == "generic":
-            headers["X-Otklik-Signature"] = sign(s.page.secret or "", raw)
-        return Delivery(s.page.platform, s.page.key, raw, headers, at)
 
 
 def business_moments(days: int, per_day: int, end: datetime, rng: random.Random) -> list[datetime]:
