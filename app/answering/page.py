@@ -201,9 +201,21 @@ def build(
         )
         result.colleagues = routing_service.operators(session, question.institution_id)
         result.status_changes = [
-            (str(c), STATUS_CHANGE_NAMES_RU[c]) for c in service.status_changes(question)
+            (str(c), STATUS_CHANGE_NAMES_RU[c])
+            for c in service.status_changes(question)
+            if _offered(c, question.status)
         ]
     return result
+
+
+def _offered(change: StatusChange, status: str) -> bool:
+    """One button per way back to work: «Вернуть в работу» after waiting for the citizen
+    (a new question goes to work when someone takes it), «Открыть снова» otherwise."""
+    if change == StatusChange.in_progress:
+        return status == QuestionStatus.waiting_citizen
+    if change == StatusChange.reopen:
+        return status != QuestionStatus.waiting_citizen
+    return True
 
 
 def _context(session: Session, question: Question) -> ThreadContext | None:
