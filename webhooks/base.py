@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hmac
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -149,7 +150,28 @@ def _parse_json(body: bytes) -> dict[str, Any]:
         raise Malformed(f"body is not valid JSON: {exc.msg} at line {exc.lineno}") from None
     if not isinstance(data, dict):
         raise Malformed(f"body must be a JSON object, got {type(data).__name__}")
+    if _UNSTORABLE_ESCAPE.search(body):
+        data = _storable(data)
     return data
+
+
+# JSON escapes that decode to what no database column of ours can hold as text: lone
+# UTF-16 surrogates (not UTF-8 at all) and NUL (PostgreSQL refuses it in text, SQLite
+# keeps it: the two databases would disagree). Looked for in the raw body first, so
+# ordinary deliveries pay one scan and no walk.
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F][0-9a-fA-F]{2}|0000)")
+
+
+def _storable(value: Any) -> Any:
+    """The value with surrogate pairs joined, lone surrogates as U+FFFD and NUL dropped."""
+    if isinstance(value, str):
+        fixed = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return fixed.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 def as_dict(value: object) -> dict[str, Any]:
