@@ -84,6 +84,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+    # SQLite's lower() folds ASCII only, so ILIKE (lower(a) LIKE lower(b)) missed
+    # «Садовой» for «садовой»: fold case as PostgreSQL does, for any alphabet.
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -15,6 +16,7 @@ from app.auth.models import User
 from app.core.db import UTCDateTime
 from app.core.errors import Invalid, NotFound
 from app.questions.models import OPEN_STATUSES, Question, QuestionStatus
+from app.routing.triage import NO_ANSWER
 
 # Sort key of the queue: open questions by their earliest deadline, then the
 # ones without a deadline, then closed ones newest first.
@@ -30,6 +32,14 @@ class QuestionFilter:
     classification: str | None = None
     q: str | None = None
     assignee_id: int | None = None
+    # The queue's filters beyond the API's.
+    platform: str | None = None
+    category_id: int | None = None
+    unassigned: bool = False
+    # True: only what needs an answer; False: only what needs none (triage's NO_ANSWER).
+    needs_answer: bool | None = None
+    # Overdue: an active deadline (`Question.due_at`) at or before this instant.
+    due_by: datetime | None = None
 
 
 def scoped(user: User) -> SelectOfScalar[Question]:
@@ -44,7 +54,10 @@ def get_question(session: Session, user: User, question_id: int) -> Question:
     return question
 
 
-def _apply(query: SelectOfScalar[Question], f: QuestionFilter) -> SelectOfScalar[Question]:
+_Q = TypeVar("_Q", bound=sa.Select[*tuple[Any, ...]])
+
+
+def _apply(query: _Q, f: QuestionFilter) -> _Q:
     if f.institution_id is not None:
         query = query.where(col(Question.institution_id) == f.institution_id)
     if f.page_id is not None:
@@ -61,6 +74,17 @@ def _apply(query: SelectOfScalar[Question], f: QuestionFilter) -> SelectOfScalar
         query = query.where(col(Question.classification) == f.classification)
     if f.assignee_id is not None:
         query = query.where(col(Question.assignee_id) == f.assignee_id)
+    if f.unassigned:
+        query = query.where(col(Question.assignee_id).is_(None))
+    if f.platform:
+        query = query.where(col(Question.platform) == f.platform)
+    if f.category_id is not None:
+        query = query.where(col(Question.category_id) == f.category_id)
+    if f.needs_answer is not None:
+        no_answer = col(Question.classification).in_([str(c) for c in NO_ANSWER])
+        query = query.where(sa.not_(no_answer) if f.needs_answer else no_answer)
+    if f.due_by is not None:
+        query = query.where(col(Question.due_at) <= f.due_by)
     if f.q:
         pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(
@@ -126,3 +150,148 @@ def list_questions(
             last.id,
         ]
     return rows[:limit], next_after
+
+
+# --- the operator's queue (/inbox) ------------------------------------------------
+
+CLOSED_STATUSES = (
+    QuestionStatus.answered,
+    QuestionStatus.closed,
+    QuestionStatus.dismissed,
+    QuestionStatus.withdrawn,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Tab:
+    key: str
+    title: str
+    counted: bool = True  # the closed tab grows forever: no count
+    recent: bool = False  # newest first instead of most urgent first
+
+
+TABS = (
+    Tab("mine", "Мои"),
+    Tab("new", "Новые"),
+    Tab("in_progress", "В работе"),
+    Tab("waiting", "Ждут гражданина"),
+    Tab("overdue", "Просрочены"),
+    Tab("open", "Все открытые"),
+    Tab("closed", "Закрытые", counted=False, recent=True),
+    Tab("no_answer", "Не требуют ответа", recent=True),
+)
+TAB_BY_KEY = {tab.key: tab for tab in TABS}
+DEFAULT_TAB = "open"
+
+
+def tab_filter(tab: str, base: QuestionFilter, user: User, now: datetime) -> QuestionFilter:
+    """The filter of a queue tab on top of the user's filters. Work tabs hold what needs
+    an answer; gratitude, spam and reactions (triage's NO_ANSWER) have their own tab."""
+    open_ = [str(s) for s in OPEN_STATUSES]
+    work = replace(base, status=open_, needs_answer=True)
+    if tab == "mine":
+        return replace(work, assignee_id=user.id)
+    if tab == "new":
+        return replace(work, status=[QuestionStatus.new])
+    if tab == "in_progress":
+        return replace(work, status=[QuestionStatus.in_progress])
+    if tab == "waiting":
+        return replace(work, status=[QuestionStatus.waiting_citizen])
+    if tab == "overdue":
+        return replace(work, due_by=now)
+    if tab == "closed":
+        return replace(base, status=[str(s) for s in CLOSED_STATUSES])
+    if tab == "no_answer":
+        return replace(base, status=open_, needs_answer=False)
+    return work
+
+
+def tab_counts(session: Session, user: User, base: QuestionFilter, now: datetime) -> dict[str, int]:
+    """How many open questions each counted tab holds under the user's filters, in one
+    query over the open questions of the user's scope."""
+    status = col(Question.status)
+    work = sa.not_(col(Question.classification).in_([str(c) for c in NO_ANSWER]))
+
+    def count(*conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+        return sa.func.count(sa.case((sa.and_(*conditions), 1)))
+
+    columns = {
+        "open": count(work),
+        "new": count(work, status == QuestionStatus.new),
+        "in_progress": count(work, status == QuestionStatus.in_progress),
+        "waiting": count(work, status == QuestionStatus.waiting_citizen),
+        "overdue": count(work, col(Question.due_at) <= now),
+        "mine": count(work, col(Question.assignee_id) == user.id),
+        "no_answer": count(sa.not_(work)),
+    }
+    f = replace(base, status=[str(s) for s in OPEN_STATUSES], needs_answer=None, due_by=None)
+    query = _apply(
+        sa.select(*[c.label(k) for k, c in columns.items()])
+        .select_from(Question)
+        .where(auth_service.scope_filter(user, Question.institution_id)),
+        f,
+    )
+    row = session.execute(query).one()
+    return {key: int(row._mapping[key] or 0) for key in columns}
+
+
+def list_recent(
+    session: Session, user: User, f: QuestionFilter, *, after: list[object] | None, limit: int
+) -> tuple[Sequence[Question], list[object] | None]:
+    """Newest activity first (the closed tab, what needs no answer); the cursor is the
+    last row's (updated_at, id)."""
+    query = _apply(scoped(user), f)
+    if after is not None:
+        try:
+            a_updated, a_id = after
+            a_updated_dt = datetime.fromisoformat(str(a_updated))
+        except (ValueError, TypeError) as exc:
+            raise Invalid("Неверный cursor", code="invalid_cursor") from exc
+        query = query.where(
+            sa.tuple_(col(Question.updated_at), col(Question.id))
+            < sa.tuple_(sa.literal(a_updated_dt, UTCDateTime()), sa.literal(a_id))
+        )
+    query = query.order_by(col(Question.updated_at).desc(), col(Question.id).desc())
+    rows = session.exec(query.limit(limit + 1)).all()
+    next_after: list[object] | None = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_after = [last.updated_at.isoformat(), last.id]
+    return rows[:limit], next_after
+
+
+def queue_version(session: Session, user: User, now: datetime) -> str:
+    """A cheap mark of the state of the user's open questions: it changes when a question
+    arrives, leaves the open statuses or is changed (`updated_at`), and once a minute, so
+    that a polling queue re-renders its SLA times (the browser never counts down).
+    Its first part is the newest open question's id (`new_since`)."""
+    row = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.max(col(Question.id)),
+            sa.func.max(col(Question.updated_at)),
+        ).where(
+            auth_service.scope_filter(user, Question.institution_id),
+            col(Question.status).in_([str(s) for s in OPEN_STATUSES]),
+        )
+    ).one()
+    count, newest, updated = row
+    stamp = int(updated.timestamp()) if updated is not None else 0
+    return f"{newest or 0}-{count}-{stamp}-{int(now.timestamp()) // 60}"
+
+
+def newest_id(version: str) -> int | None:
+    """The newest open question's id a version was taken at (None: not a version)."""
+    head = version.split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def new_since(session: Session, user: User, f: QuestionFilter, after_id: int) -> int:
+    """How many questions of a tab's filter arrived after the question `after_id`."""
+    query = _apply(
+        sa.select(sa.func.count())
+        .select_from(Question)
+        .where(auth_service.scope_filter(user, Question.institution_id)),
+        f,
+    ).where(col(Question.id) > after_id)
+    return int(session.execute(query).scalar_one())
