@@ -16,6 +16,11 @@ class EventStatus(StrEnum):
     processed = "processed"
     ignored = "ignored"
     failed = "failed"
+    # An edit, deletion or reply that came before the message it refers to: tried
+    # again shortly (`next_attempt_at`), a bounded number of times.
+    waiting = "waiting"
+    # ... and that message never came: kept, with the reason in `last_error`.
+    orphaned = "orphaned"
 
 
 class InboundEvent(SQLModel, table=True):

@@ -8,6 +8,7 @@ platform key, so replaying an event changes nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,6 +47,41 @@ FOLLOW_UP_WINDOW = timedelta(days=30)
 MAX_ATTEMPTS = 12
 
 
+# An edit, deletion or native reply whose message has not arrived waits this many
+# seconds before each new try (8 minutes in all), then is recorded as an orphan.
+WAITS = (1, 2, 4, 8, 15, 30, 60, 120, 240)
+
+
+def parse(session: Session, event: Delivery, cipher: Cipher) -> tuple[PageInfo, list[Event]]:
+    """The page of a stored delivery and the events its adapter reads in it."""
+    page = directory.page(session, event.page_id)
+    if page is None:
+        raise LookupError(f"page {event.page_id} is gone")
+    secrets = directory_service.page_secrets(page, cipher)
+    return page, get_adapter(event.platform).parse(secrets, event.body, event.received_at)
+
+
+def thread_locks(session: Session, keys: Iterable[str]) -> None:
+    """Take the advisory locks of these threads (`page_id:thread_key`) for the rest of
+    the transaction, in one statement and one global order (by lock number), so that
+    two transactions never wait on each other's threads in a cycle. PostgreSQL only."""
+    ordered = sorted(set(keys))
+    if ordered:
+        session.connection().execute(_LOCK_THREADS, {"keys": ordered})
+
+
+_LOCK_THREADS = sa.text(
+    "SELECT pg_advisory_xact_lock(h) FROM"
+    " (SELECT DISTINCT hashtext(k) AS h FROM unnest(CAST(:keys AS text[])) AS k) AS t"
+    " ORDER BY h"  # a volatile function in the select list runs after the sort
+)
+
+
+def threads(page: PageInfo, parsed: list[Event]) -> set[str]:
+    """The threads a delivery's events belong to, as `thread_locks` names them."""
+    return {f"{page.id}:{e.thread_key}" for e in parsed}
+
+
 def process(
     session: Session,
     event: Delivery,
@@ -53,42 +89,94 @@ def process(
     cipher: Cipher,
     now: datetime,
     settled: list[dict[str, Any]] | None = None,
+    parsed: tuple[PageInfo, list[Event]] | None = None,
+    locked: bool = False,
 ) -> None:
     """Apply one stored delivery. Raises on failure; the caller records it (mark_failed).
 
     The outcome goes on the event (an `InboundEvent`) at once; with `settled`, it is
     appended there instead (the values of `SETTLE`, for one UPDATE of many events).
+    `parsed`: what `parse` gave, if the caller has it; `locked`: the caller holds the
+    advisory locks of the delivery's threads already (PostgreSQL).
+
+    An edit, deletion or native reply whose message is not there yet is not applied:
+    the delivery waits (status `waiting`, tried again after `WAITS`), and when the
+    waits are over it is applied as far as it can be and kept as `orphaned`, with
+    the reason.
     """
-    page = directory.page(session, event.page_id)
-    if page is None:
-        raise LookupError(f"page {event.page_id} is gone")
-    adapter = get_adapter(event.platform)
-    secrets = directory_service.page_secrets(page, cipher)
-    parsed = adapter.parse(secrets, event.body, event.received_at)
-    if session.get_bind().dialect.name == "postgresql":
+    page, items = parsed if parsed is not None else parse(session, event, cipher)
+    if not locked and session.get_bind().dialect.name == "postgresql":
         # Events of one thread are applied one at a time across all processes,
         # so two workers never open two questions for one citizen's thread.
-        for thread_key in sorted({e.thread_key for e in parsed}):
-            session.execute(
-                sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-                {"k": f"{page.id}:{thread_key}"},
-            )
-    for item in parsed:
-        apply(session, page, item, event, now)
-    kinds = {e.kind for e in parsed}
-    outcome = {
-        "status": EventStatus.ignored if kinds <= {EventKind.ignored} else EventStatus.processed,
-        "event_types": ",".join(sorted({e.raw_type for e in parsed if e.raw_type}))[:255],
+        thread_locks(session, threads(page, items))
+    attempts = getattr(event, "attempts", 0) or 0
+    missing = _missing(session, page, items)
+    outcome: dict[str, Any] = {
+        "event_types": ",".join(sorted({e.raw_type for e in items if e.raw_type}))[:255],
         "processed_at": now,
         "last_error": None,
         "next_attempt_at": None,
+        "attempts": attempts,
     }
+    if missing is not None and attempts < len(WAITS):
+        outcome.update(
+            status=EventStatus.waiting,
+            last_error=missing,
+            processed_at=None,
+            next_attempt_at=now + timedelta(seconds=WAITS[attempts]),
+            attempts=attempts + 1,
+        )
+    else:
+        for item in items:
+            apply(session, page, item, event, now)
+        kinds = {e.kind for e in items}
+        outcome["status"] = (
+            EventStatus.ignored if kinds <= {EventKind.ignored} else EventStatus.processed
+        )
+        if missing is not None:
+            outcome.update(status=EventStatus.orphaned, last_error=f"{missing}; ожидание истекло")
     if settled is None:
         assert isinstance(event, InboundEvent)
         _settle(session, event, **outcome)
     else:
         session.flush()  # what fails, fails with its event
         settled.append({"event_id": event.id, **outcome})
+
+
+def _missing(session: Session, page: PageInfo, items: list[Event]) -> str | None:
+    """Why the delivery must wait: the message one of its events refers to is not here
+    (yet). None: everything it refers to is known."""
+    db: sa.Connection | None = None
+    for e in items:
+        if e.kind in (EventKind.edit, EventKind.delete, EventKind.restore):
+            key = e.source_key
+        elif e.kind == EventKind.page_reply and e.reply_to_key:
+            key = e.reply_to_key
+        else:
+            continue
+        db = db or intake.connection(session)
+        if intake.question_of_key(db, page.id, key) is not None:
+            continue
+        if e.kind == EventKind.edit and _context_of_key(db, page.id, key):
+            continue  # an edit of the post the comments are under
+        if e.kind == EventKind.page_reply and intake.question_of_key(db, page.id, e.source_key):
+            continue  # the echo of our own reply, already matched
+        return f"нет сообщения {key}, к которому относится {e.kind}"
+    return None
+
+
+_CONTEXT_OF_KEY = (
+    select(ThreadContext.id)
+    .where(
+        col(ThreadContext.page_id) == sa.bindparam("page_id"),
+        col(ThreadContext.source_key) == sa.bindparam("key"),
+    )
+    .limit(1)
+)
+
+
+def _context_of_key(db: sa.Connection, page_id: int, key: str) -> bool:
+    return db.execute(_CONTEXT_OF_KEY, {"page_id": page_id, "key": key}).first() is not None
 
 
 SETTLE = (
@@ -100,6 +188,7 @@ SETTLE = (
         processed_at=sa.bindparam("processed_at"),
         last_error=sa.bindparam("last_error"),
         next_attempt_at=sa.bindparam("next_attempt_at"),
+        attempts=sa.bindparam("attempts"),
     )
 )
 
@@ -138,7 +227,9 @@ def mark_failed(session: Session, event_id: int, error: BaseException, now: date
 
 
 def apply(session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime) -> None:
-    """Apply one normalised event of a delivery to the page's questions (idempotent)."""
+    """Apply one normalised event of a delivery to the page's questions (idempotent).
+
+    A native reply whose message never came answers the thread's latest open question."""
     if e.kind == EventKind.citizen_message:
         _citizen_message(session, page, e, event, now)
     elif e.kind == EventKind.page_reply:

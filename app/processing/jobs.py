@@ -14,7 +14,8 @@ BATCH = 200
 
 
 def retry_events(ctx: JobContext) -> int:
-    """Process failed deliveries whose backoff has passed (pending ones are the processor's)."""
+    """Process failed deliveries whose backoff has passed, and those waiting for the
+    message they refer to (pending ones are the processor's)."""
     now = ctx.clock()
     postgres = ctx.engine.dialect.name == "postgresql"
     # SQLite: a read (no write lock, which webhook intake may be holding on to).
@@ -22,7 +23,7 @@ def retry_events(ctx: JobContext) -> int:
         query = (
             select(InboundEvent.id)
             .where(
-                col(InboundEvent.status) == EventStatus.failed,
+                col(InboundEvent.status).in_([EventStatus.failed, EventStatus.waiting]),
                 col(InboundEvent.next_attempt_at) <= now,
             )
             .order_by(col(InboundEvent.id))

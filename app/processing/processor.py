@@ -28,6 +28,7 @@ from app.core.db import reading_engine
 from app.intake.models import EventStatus, InboundEvent
 from app.intake.turns import intake_signal
 from app.processing import ingest as inbox_service
+from app.processing import order
 from webhooks import Malformed
 
 log = logging.getLogger("otklik.ingest")
@@ -48,11 +49,12 @@ class _Stored:
     page_id: int
     body: bytes
     received_at: datetime
+    attempts: int
 
 
 _COLUMNS = [
     InboundEvent.__table__.c[name]  # type: ignore[attr-defined]
-    for name in ("id", "platform", "page_id", "body", "received_at")
+    for name in ("id", "platform", "page_id", "body", "received_at", "attempts")
 ]
 _WINDOW = 10 * BATCH
 _PENDING = (
@@ -190,16 +192,35 @@ def _process(
     deadline = time.perf_counter() + SQLITE_BUDGET
     intake = intake_signal(engine)
     settled: list[dict[str, Any]] = []
-    for event in events:
+    # SQLite has one writer at a time: its batches never run side by side.
+    work = (
+        [order.Ready(e, None) for e in events] if sqlite else order.ready(session, events, cipher)
+    )
+    for item in work:
+        event = item.event
         ids.append(event.id)
         try:
             if careful:
                 with session.begin_nested():
                     inbox_service.process(
-                        session, event, cipher=cipher, now=clock(), settled=settled
+                        session,
+                        event,
+                        cipher=cipher,
+                        now=clock(),
+                        settled=settled,
+                        parsed=item.parsed,
+                        locked=not sqlite,
                     )
             else:
-                inbox_service.process(session, event, cipher=cipher, now=clock(), settled=settled)
+                inbox_service.process(
+                    session,
+                    event,
+                    cipher=cipher,
+                    now=clock(),
+                    settled=settled,
+                    parsed=item.parsed,
+                    locked=not sqlite,
+                )
         except Exception as exc:
             if not careful:
                 return False

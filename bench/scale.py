@@ -1,0 +1,268 @@
+"""Processing of the realistic mix (bench/mix.py) by 1, 2 and 4 worker processes.
+
+    .venv/bin/python -m bench.scale [--comments N] [--workers 1,2,4] [--no-postgres]
+                                    [--repeat R] [--profile]
+
+A migrated database gets the demo region (42 VK pages of 8 municipalities), what a
+live region configures (routing rules, a regional SLA policy, a subscriber to
+`question.created`), and the mix stored as deliveries the way the receiver stores
+them. Then `otklik worker` processes start together (processing, the SLA watcher, the
+outbox: all the work of a real worker) and the backlog drains; the rate is stored
+deliveries over the time from their start to the last one processed. The check
+after each run: every delivery processed exactly once, in order per thread.
+
+Baseline, measured in the same run: parsing the same stored payloads (CPU per event),
+so that figures of a shared, noisy machine can be compared as ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from app.core import migrate
+from app.core.config import Settings
+from app.core.crypto import Cipher
+from app.core.db import make_engine
+from app.intake.writer import DeliveryWriter
+from bench.mix import Mix, applied, load_pages, realistic_mix, stored
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET_KEY = "bench-secret-key-0123456789abcdef"
+PG_ADMIN = os.environ.get(
+    "OTKLIK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+# Subscribers' endpoint: refuses at once, so the outbox works (and fails) without a network.
+SUBSCRIBER = "http://127.0.0.1:9/otklik"
+
+
+def postgres_url(name: str) -> str:
+    """A fresh PostgreSQL database `name` on the benchmark's server."""
+    admin = make_engine(
+        PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def prepare(url: str, var: Path, comments: int, seed: int = 7) -> Mix:
+    """Migrate, seed the region, store the mix as pending deliveries; returns the mix."""
+    from app.demo import region
+    from bench.processing import _configure
+
+    settings = Settings(database_url=url, secret_key=SECRET_KEY, var_dir=str(var))
+    migrate.upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    cipher = Cipher(settings.resolved_secret_key())
+    with Session(engine, expire_on_commit=False) as session:
+        region.seed(session, settings)
+        _configure(session, cipher)
+        session.connection().execute(sa.text(f"update webhook_subscription set url='{SUBSCRIBER}'"))
+        session.commit()
+    pages = load_pages(engine, cipher)
+    by_key = {secrets.key: (page_id, secrets) for page_id, secrets in pages}
+    now = datetime.now(UTC)
+    mix = realistic_mix([s for _, s in pages], comments, end=now, seed=seed)
+    # As the receiver stores them: a re-delivery is the same key, ignored.
+    DeliveryWriter(engine).write_now([stored(by_key, m, now) for m in mix.deliveries])
+    engine.dispose()
+    return mix
+
+
+def _env(url: str, var: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTKLIK_")}
+    env.update(
+        OTKLIK_DATABASE_URL=url,
+        OTKLIK_VAR_DIR=str(var),
+        OTKLIK_LOG_LEVEL="ERROR",
+        OTKLIK_WORKER_INTERVAL="1",
+        OTKLIK_SECRET_KEY=SECRET_KEY,
+    )
+    return env
+
+
+def _status(engine: sa.Engine) -> tuple[int, int, float | None]:
+    """(stored, still to do (pending or waiting), seconds since epoch of the last processed)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "select count(*), count(*) filter (where status in ('pending', 'waiting')),"
+                " max(processed_at) from inbound_event"
+            )
+            if engine.dialect.name == "postgresql"
+            else sa.text(
+                "select count(*), sum(status in ('pending', 'waiting')), max(processed_at)"
+                " from inbound_event"
+            )
+        ).one()
+    last = row[2]
+    if isinstance(last, str):
+        last = datetime.fromisoformat(last)
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return row[0], row[1] or 0, last.timestamp() if last is not None else None
+
+
+def drain(url: str, var: Path, workers: int, timeout: float = 600) -> tuple[float, int, float]:
+    """Start `workers` worker processes on the stored backlog; (events/s, events, seconds)."""
+    engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    stored, _, _ = _status(engine)
+    env = _env(url, var)
+    started = time.time()
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env, cwd=ROOT)
+        for _ in range(workers)
+    ]
+    try:
+        deadline = started + timeout
+        stalled, last_left = time.time(), stored
+        while time.time() < deadline:
+            _, left, _ = _status(engine)
+            if left == 0:
+                break
+            if left != last_left:
+                stalled, last_left = time.time(), left
+            elif time.time() - stalled > 60:
+                break
+            time.sleep(0.25)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=60)
+    _, _, last = _status(engine)
+    engine.dispose()
+    seconds = (last or time.time()) - started
+    return stored / seconds, stored, seconds
+
+
+def baseline_us(url: str) -> float:
+    """CPU microseconds per stored delivery to only parse it with its adapter."""
+    from sqlmodel import select
+
+    from app.directory import service as directory_service
+    from app.directory.models import Page
+    from app.intake.models import InboundEvent
+    from webhooks import get_adapter
+
+    engine = make_engine(url)
+    cipher = Cipher(SECRET_KEY)
+    with Session(engine) as session:
+        pages = {
+            p.id: directory_service.page_secrets(p, cipher) for p in session.exec(select(Page))
+        }
+        rows = session.exec(
+            select(
+                InboundEvent.platform,
+                InboundEvent.page_id,
+                InboundEvent.body,
+                InboundEvent.received_at,
+            )
+        ).all()
+    engine.dispose()
+    items = [(get_adapter(p), pages[i], b, r) for p, i, b, r in rows]
+    t0 = time.process_time()
+    for adapter, secrets, body, received in items:
+        adapter.parse(secrets, body, received)
+    return (time.process_time() - t0) / len(items) * 1e6
+
+
+def profile_in_process(url: str, limit: int = 40) -> None:
+    """cProfile of draining the backlog in this process (processing only, one worker)."""
+    from app.processing.processor import process_pending
+
+    engine = make_engine(url)
+    cipher = Cipher(SECRET_KEY)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    while process_pending(engine, cipher, lambda: datetime.now(UTC)):
+        pass
+    profiler.disable()
+    engine.dispose()
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(limit)
+
+
+def bench_scale(
+    comments: int, workers: list[int], repeat: int, postgres: bool, profile: bool = False
+) -> dict[str, dict[int, float]]:
+    """Drain rates per database and number of workers (medians), printed as they come."""
+    print(
+        f"== realistic mix: {comments} citizens' first messages and what follows them, "
+        f"drained by worker processes, median of {repeat} =="
+    )
+    targets = [("SQLite", None)] + ([("PostgreSQL", "otklik_bench_scale")] if postgres else [])
+    results: dict[str, dict[int, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        var = Path(tmp) / "var"
+        for name, pg in targets:
+            counts = [1] if pg is None else workers  # SQLite: one writer at a time
+            results[name] = {}
+            for n in counts:
+                rates, ratios, lines = [], [], []
+                for r in range(repeat):
+                    url = postgres_url(pg) if pg else f"sqlite:///{Path(tmp) / f'scale{n}{r}.db'}"
+                    mix = prepare(url, var, comments)
+                    base = baseline_us(url)
+                    if profile:
+                        print(f"  {name}: profile of processing in one process")
+                        profile_in_process(url)
+                        break
+                    rate, events, seconds = drain(url, var, n)
+                    engine = make_engine(url)
+                    _, line = applied(engine, mix.expected)
+                    engine.dispose()
+                    rates.append(rate)
+                    ratios.append(1e6 / base / rate)
+                    lines.append(line)
+                    print(
+                        f"  {name:<10} {n} worker(s) run {r + 1}: {rate:6.0f} events/s "
+                        f"({events} in {seconds:.1f} s); parse-only {base:.0f} us/event"
+                    )
+                    print(f"    {line}")
+                if not rates:
+                    break
+                results[name][n] = statistics.median(rates)
+                print(
+                    f"{name:<10} {n} worker(s): {results[name][n]:6.0f} events/s median "
+                    f"({', '.join(f'{x:.0f}' for x in rates)}); parse-only is "
+                    f"{statistics.median(ratios):.0f}x faster"
+                )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--comments", type=int, default=5000)
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    bench_scale(
+        args.comments,
+        [int(x) for x in args.workers.split(",")],
+        args.repeat,
+        postgres=not args.no_postgres,
+        profile=args.profile,
+    )
+
+
+if __name__ == "__main__":
+    main()
