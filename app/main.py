@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
@@ -23,11 +23,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.deps import LoginRequired
-from app.core import migrate
 from app.core.clock import Clock
 from app.core.config import Settings, get_settings
 from app.core.crypto import Cipher
-from app.core.db import make_engine, reading_engine, utcnow
+from app.core.db import make_engine, utcnow
 from app.core.errors import DomainError
 from app.core.json_api import error_response
 from app.core.logs import request_id_var, setup_logging
@@ -266,24 +265,6 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], summary="The database is reachable and migrated to head")
-    def readyz(request: Request) -> Response:
-        try:
-            at_head = migrate.is_at_head(reading_engine(request.app.state.engine))
-        except Exception as exc:
-            log.warning("readiness: database unreachable", extra={"fields": {"error": str(exc)}})
-            return error_response(
-                503, "database_unreachable", "База данных недоступна", {"Retry-After": "5"}
-            )
-        if not at_head:
-            return error_response(
-                503,
-                "migrations_pending",
-                "Схема базы устарела: выполните otklik migrate",
-                {"Retry-After": "30"},
-            )
-        return JSONResponse({"status": "ready"})
-
     @app.get("/api/docs", include_in_schema=False)
     def api_docs() -> HTMLResponse:
         return get_swagger_ui_html(
@@ -311,6 +292,7 @@ def _include_routers(app: FastAPI) -> None:
     from app.intake.receive import router as webhooks_receiver
     from app.outbox.api import router as subscriptions_api
     from app.processing.api import router as events_api
+    from app.processing.views import router as ops_routes
     from app.questions.api import router as questions_api
     from app.questions.views import router as inbox_pages
     from app.reports.views import router as reports_api
@@ -327,6 +309,7 @@ def _include_routers(app: FastAPI) -> None:
         tokens_api,
         subscriptions_api,
         events_api,
+        ops_routes,
         inbox_pages,
         question_pages,
         routing_api,

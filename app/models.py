@@ -4,6 +4,7 @@ from app.answering import models as answering_models
 from app.auth import models as auth_models
 from app.directory import models as directory_models
 from app.intake import models as intake_models
+from app.jobs import models as jobs_models
 from app.outbox import models as outbox_models
 from app.questions import models as questions_models
 from app.routing import models as routing_models
@@ -14,6 +15,7 @@ __all__ = [
     "auth_models",
     "directory_models",
     "intake_models",
+    "jobs_models",
     "outbox_models",
     "questions_models",
     "routing_models",

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
 
     # Seconds between background sweeps (SLA watcher, outbox, retries).
     worker_interval: float = 5.0
+    # `/readyz` says "degraded" when the oldest pending delivery waits longer (seconds).
+    ready_max_lag: float = 60.0
     log_level: str = "INFO"
     # Sessions of the web interface live this many hours.
     session_hours: int = 12

@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from app.jobs import stats
 from app.jobs.context import JobContext
 
-__all__ = ["Job", "Runner", "run_once"]
+__all__ = ["Job", "Runner", "run_once", "run_recorded"]
 
 log = logging.getLogger("otklik.worker")
 
@@ -40,6 +41,28 @@ def run_once(ctx: JobContext, job: Job) -> int:
     except Exception:
         log.exception("job failed", extra={"fields": {"job": job.name}})
         return -1
+
+
+# An idle run is recorded at most this often (seconds): the figures stay fresh
+# without a write every few seconds per job.
+RECORD_IDLE = 60.0
+
+
+def run_recorded(ctx: JobContext, job: Job, last_recorded: dict[str, float]) -> int:
+    """`run_once`, its duration and outcome written to `job_stat` (see `stats.record`)
+    when it handled or failed something, or when nothing was recorded for a while."""
+    started_at = ctx.clock()
+    t0 = time.perf_counter()
+    handled = run_once(ctx, job)
+    seconds = time.perf_counter() - t0
+    now = time.monotonic()
+    if handled != 0 or now - last_recorded.get(job.name, -RECORD_IDLE) >= RECORD_IDLE:
+        last_recorded[job.name] = now
+        try:
+            stats.record(ctx, job.name, started_at, seconds, handled)
+        except Exception:
+            log.warning("could not record the job's run", extra={"fields": {"job": job.name}})
+    return handled
 
 
 class Runner:
@@ -86,7 +109,8 @@ class Runner:
     def _loop(self, job: Job) -> None:
         stopping = self.ctx.stopping
         interval = self.ctx.settings.worker_interval if job.interval is None else job.interval
+        recorded: dict[str, float] = {}
         while not stopping.is_set():
             # Keep going without a pause while there is a backlog.
-            if run_once(self.ctx, job) <= 0:
+            if run_recorded(self.ctx, job, recorded) <= 0:
                 stopping.wait(interval)
