@@ -260,7 +260,8 @@ def inbox(
     base = params.question_filter(user)
     tab = queries.TAB_BY_KEY[params.tab]
     f = queries.tab_filter(params.tab, base, user, now)
-    version = queries.queue_version(session, user, now)
+    state = queries.queue_state(session, user, base, now)
+    version = state.version
     shown_version = request.query_params.get("v")
     if shown_version is not None and shown_version == version:
         return Response(status_code=204, headers={"Vary": "HX-Request"})
@@ -273,7 +274,7 @@ def inbox(
         # A stale or hand-edited cursor: start from the top rather than fail.
         params.cursor = None
         questions, next_after = lister(session, user, f, after=None, limit=PAGE_SIZE)
-    counts = queries.tab_counts(session, user, base, now)
+    counts = state.counts
     arrived = 0
     if shown_version is not None:
         seen = queries.newest_id(shown_version)
