@@ -66,6 +66,7 @@ test-pg: dev
 
 ## bench: throughput and latency figures (prints ratios against a bare endpoint)
 bench: dev
+	@scripts/ensure-wrk
 	$(BIN)/python -m bench
 
 clean:

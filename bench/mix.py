@@ -211,12 +211,13 @@ _COUNTS = {
     "edits": "select count(*) from message where edited_at is not null",
     "deletions": "select count(*) from message where deleted_at is not null",
     "questions": "select count(*) from question",
-    # Citizen messages of one question whose ids run against their dates: applied out
-    # of the platform's order (a follow-up before the message it follows).
+    # Citizen messages of one question applied against the order their deliveries were
+    # received in (a follow-up before the message it follows). Received, not written:
+    # deliveries sent side by side may arrive in either order, as VK's do.
     "out_of_order": """
         select count(*) from message m join message n
           on n.question_id = m.question_id and n.source = 'citizen' and m.source = 'citizen'
-         and n.id > m.id and n.sent_at < m.sent_at""",
+         and n.id > m.id and n.received_at < m.received_at""",
     "duplicated": """
         select count(*) from (select page_id, external_id from message
          where external_id is not null group by page_id, external_id having count(*) > 1) t""",

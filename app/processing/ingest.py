@@ -24,6 +24,7 @@ from app.directory import snapshots as directory
 from app.directory.snapshots import PageInfo
 from app.intake.models import EventStatus, InboundEvent
 from app.processing import new_question as intake
+from app.processing import replies
 from app.processing.new_question import Delivery
 from app.questions import timeline
 from app.questions.models import (
@@ -110,7 +111,8 @@ def process(
         # so two workers never open two questions for one citizen's thread.
         thread_locks(session, threads(page, items))
     attempts = getattr(event, "attempts", 0) or 0
-    missing = _missing(session, page, items)
+    found: dict[str, replies.Targets] = {}
+    missing = _missing(session, page, items, found)
     outcome: dict[str, Any] = {
         "event_types": ",".join(sorted({e.raw_type for e in items if e.raw_type}))[:255],
         "processed_at": now,
@@ -128,7 +130,7 @@ def process(
         )
     else:
         for item in items:
-            apply(session, page, item, event, now)
+            apply(session, page, item, event, now, found)
         kinds = {e.kind for e in items}
         outcome["status"] = (
             EventStatus.ignored if kinds <= {EventKind.ignored} else EventStatus.processed
@@ -143,25 +145,31 @@ def process(
         settled.append({"event_id": event.id, **outcome})
 
 
-def _missing(session: Session, page: PageInfo, items: list[Event]) -> str | None:
+def _missing(
+    session: Session, page: PageInfo, items: list[Event], found: dict[str, replies.Targets]
+) -> str | None:
     """Why the delivery must wait: the message one of its events refers to is not here
-    (yet). None: everything it refers to is known."""
+    (yet). None: everything it refers to is known. What page replies refer to is put
+    in `found`, for applying them without asking again."""
     db: sa.Connection | None = None
-    for e in items:
-        if e.kind in (EventKind.edit, EventKind.delete, EventKind.restore):
-            key = e.source_key
-        elif e.kind == EventKind.page_reply and e.reply_to_key:
-            key = e.reply_to_key
-        else:
+    for n, e in enumerate(items):
+        if e.kind not in (EventKind.edit, EventKind.delete, EventKind.restore) and not (
+            e.kind == EventKind.page_reply and e.reply_to_key
+        ):
             continue
         db = db or intake.connection(session)
-        if intake.question_of_key(db, page.id, key) is not None:
+        if e.kind == EventKind.page_reply:
+            targets = replies.targets(db, page.id, e)
+            if n == 0:  # a later event may change what the first one found
+                found[e.source_key] = targets
+            if targets.known or targets.replied is not None:
+                continue
+            return f"нет сообщения {e.reply_to_key}, на которое отвечает страница"
+        if intake.question_of_key(db, page.id, e.source_key) is not None:
             continue
-        if e.kind == EventKind.edit and _context_of_key(db, page.id, key):
+        if e.kind == EventKind.edit and _context_of_key(db, page.id, e.source_key):
             continue  # an edit of the post the comments are under
-        if e.kind == EventKind.page_reply and intake.question_of_key(db, page.id, e.source_key):
-            continue  # the echo of our own reply, already matched
-        return f"нет сообщения {key}, к которому относится {e.kind}"
+        return f"нет сообщения {e.source_key}, к которому относится {e.kind}"
     return None
 
 
@@ -226,14 +234,22 @@ def mark_failed(session: Session, event_id: int, error: BaseException, now: date
     session.flush()
 
 
-def apply(session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime) -> None:
+def apply(
+    session: Session,
+    page: PageInfo,
+    e: Event,
+    event: Delivery,
+    now: datetime,
+    found: dict[str, replies.Targets] | None = None,
+) -> None:
     """Apply one normalised event of a delivery to the page's questions (idempotent).
 
-    A native reply whose message never came answers the thread's latest open question."""
+    A native reply whose message never came answers the thread's latest open question.
+    `found`: what page replies refer to, by their key, as `_missing` read it."""
     if e.kind == EventKind.citizen_message:
         _citizen_message(session, page, e, event, now)
     elif e.kind == EventKind.page_reply:
-        _page_reply(session, page, e, event, now)
+        replies.page_reply(session, page, e, event, now, (found or {}).get(e.source_key))
     elif e.kind == EventKind.edit:
         _edit(session, page, e, now)
     elif e.kind == EventKind.delete:
@@ -249,27 +265,6 @@ def apply(session: Session, page: PageInfo, e: Event, event: Delivery, now: date
 _MESSAGE_BY_KEY = select(Message).where(
     col(Message.page_id) == sa.bindparam("page_id"),
     col(Message.external_id) == sa.bindparam("key"),
-)
-_THREAD_QUESTION = (
-    select(Question.id)
-    .where(
-        col(Question.page_id) == sa.bindparam("page_id"),
-        col(Question.thread_key) == sa.bindparam("thread_key"),
-        intake.one_of(col(Question.status), [str(s) for s in OPEN_STATUSES]),
-    )
-    .order_by(col(Question.id).desc())
-    .limit(1)
-)
-_PENDING_REPLY = (
-    select(Message.id)
-    .where(
-        col(Message.question_id) == sa.bindparam("question_id"),
-        col(Message.source) == MessageSource.otklik,
-        col(Message.external_id).is_(None),
-        col(Message.text) == sa.bindparam("text"),
-    )
-    .order_by(col(Message.id))
-    .limit(1)
 )
 
 
@@ -315,42 +310,6 @@ def _citizen_message(
                 session, question, old=str(old), new=str(question.status), at=e.sent_at
             )
         sla_service.on_citizen_message(session, question, at=e.sent_at)
-
-
-def _answered_question(db: sa.Connection, page: PageInfo, e: Event) -> int | None:
-    """The question a page's reply answers: the one it replies to, else the thread's latest."""
-    if e.reply_to_key:
-        replied = intake.question_of_key(db, page.id, e.reply_to_key)
-        if replied is not None:
-            return replied
-    found: int | None = db.execute(
-        _THREAD_QUESTION, {"page_id": page.id, "thread_key": e.thread_key}
-    ).scalar()
-    return found
-
-
-def _our_pending_reply(session: Session, question_id: int, text: str) -> Message | None:
-    """Our own reply whose echo outran the outbox's record of publishing it."""
-    params = {"question_id": question_id, "text": text}
-    found = intake.connection(session).execute(_PENDING_REPLY, params).scalar()
-    return session.get(Message, found) if found is not None else None
-
-
-def _page_reply(session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime) -> None:
-    db = intake.connection(session)
-    if intake.question_of_key(db, page.id, e.source_key) is not None:
-        return  # the echo of our own published reply, or a duplicate
-    question_id = _answered_question(db, page, e)
-    if question_id is None:
-        return  # the page wrote in a thread with no question: nothing to answer
-    pending = _our_pending_reply(session, question_id, e.text)
-    if pending is not None:
-        # The outbox will record it as published; claim the key so it is not counted twice.
-        pending.external_id = e.source_key
-        session.add(pending)
-        session.flush()
-        return
-    intake.answer(session, page, e, event, question_id, now)
 
 
 def _edit(session: Session, page: PageInfo, e: Event, now: datetime) -> None:

@@ -1,0 +1,181 @@
+"""End to end with the realistic mix: webhooks at a set rate into `otklik serve` (its web
+process only stores), separate `otklik worker` processes turn them into questions.
+
+    .venv/bin/python -m bench.e2e [--rate 1000] [--seconds 20] [--workers 2] [--no-postgres]
+
+Prints deliveries/s offered and acknowledged, the processing rate end to end (first
+delivery received to last one processed), lag p50/p99 (received to processed), and
+whether every acknowledged delivery was applied exactly once, in order per thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from app.core import migrate
+from app.core.config import Settings
+from app.core.crypto import Cipher
+from app.core.db import make_engine
+from bench.mix import Mix, applied, load_pages, realistic_mix
+from bench.scale import SECRET_KEY, SUBSCRIBER, _env, postgres_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup(url: str, var: Path, deliveries: int, requests: Path) -> Mix:
+    """Migrate and seed; write the mix (about `deliveries`) as wrk's request file."""
+    from app.demo import region
+    from bench.processing import _configure
+
+    settings = Settings(database_url=url, secret_key=SECRET_KEY, var_dir=str(var))
+    migrate.upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    cipher = Cipher(settings.resolved_secret_key())
+    with Session(engine, expire_on_commit=False) as session:
+        region.seed(session, settings)
+        _configure(session, cipher)
+        session.connection().execute(sa.text(f"update webhook_subscription set url='{SUBSCRIBER}'"))
+        session.commit()
+    pages = [s for _, s in load_pages(engine, cipher)]
+    engine.dispose()
+    mix = realistic_mix(pages, deliveries * 10 // 19, end=datetime.now(UTC))
+    with requests.open("w", encoding="utf-8") as fh:
+        for d in mix.deliveries:
+            fh.write(f"/webhooks/{d.platform}/{d.key}\t{d.body.decode()}\n")
+    return mix
+
+
+def _times(url: str) -> tuple[list[float], list[float]]:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select received_at, processed_at from inbound_event")).all()
+    engine.dispose()
+
+    def ts(v: object) -> float:
+        if isinstance(v, str):
+            v = datetime.fromisoformat(v)
+        assert isinstance(v, datetime)
+        return (v if v.tzinfo else v.replace(tzinfo=UTC)).timestamp()
+
+    received = [ts(r[0]) for r in rows]
+    done = [ts(r[1]) - ts(r[0]) for r in rows if r[1] is not None]
+    return received, done
+
+
+def run(url: str, var: Path, rate: int, seconds: int, workers: int, port: int) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        requests = Path(tmp) / "requests.tsv"
+        mix = setup(url, var, rate * seconds, requests)
+        env = _env(url, var)
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            # No workers: `otklik serve` as on one machine, with its own worker process.
+            env=dict(env, OTKLIK_RUN_WORKER="true" if workers == 0 else "false"),
+            cwd=ROOT,
+        )
+        procs = [
+            subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env, cwd=ROOT)
+            for _ in range(workers)
+        ]
+        try:
+            _wait_up(port)
+            # Each connection sends every ~50 ms (wrk waits `delay` after each answer).
+            connections = max(1, rate // 20)
+            # wrk's pacing gives less than asked: run long enough to send all at least once
+            # (what is sent after that are re-deliveries, stored once).
+            duration = int(len(mix.deliveries) / rate * 1.5) + 2
+            out = subprocess.run(
+                ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s",
+                 str(ROOT / "bench" / "mix.lua"), f"http://127.0.0.1:{port}"],
+                env=dict(os.environ, BENCH_REQUESTS=str(requests), BENCH_DELAY_MS="45"),
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            sent = float(out.split("Requests/sec:")[1].split()[0])
+            if "Non-2xx" in out:
+                raise RuntimeError(out)
+            _wait_drained(url)
+        finally:
+            for p in [*procs, serve]:
+                p.terminate()
+            for p in [*procs, serve]:
+                p.wait(timeout=60)
+        received, lags = _times(url)
+        engine = make_engine(url)
+        _, line = applied(engine, mix.expected)
+        engine.dispose()
+    span = max(r + lag for r, lag in zip(received, lags, strict=False)) - min(received)
+    lags.sort()
+    p50, p99 = lags[len(lags) // 2], lags[int(len(lags) * 0.99) - 1]
+    shape = f"{workers} worker(s)" if workers else "serve + its worker"
+    return (
+        f"{shape}: offered {sent:.0f} deliveries/s; processed {len(lags) / span:.0f} "
+        f"events/s end to end; lag p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms\n    {line}"
+    )
+
+
+def _wait_up(port: int) -> None:
+    import httpx
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("otklik serve did not start")
+
+
+def _wait_drained(url: str, timeout: float = 900) -> None:
+    engine = make_engine(url)
+    deadline, last, since = time.time() + timeout, -1, time.time()
+    sql = sa.text("select count(*) from inbound_event where status in ('pending', 'waiting')")
+    while time.time() < deadline:
+        with engine.connect() as conn:
+            left = conn.execute(sql).scalar_one()
+        if left == 0:
+            break
+        if left != last:
+            last, since = left, time.time()
+        elif time.time() - since > 60:
+            break
+        time.sleep(0.25)
+    engine.dispose()
+
+
+def bench_e2e(rate: int, seconds: int, workers: list[int], postgres: bool) -> None:
+    print(f"== end to end, realistic mix at {rate} deliveries/s offered for ~{seconds} s ==")
+    with tempfile.TemporaryDirectory() as tmp:
+        var = Path(tmp) / "var"
+        print("SQLite     " + run(f"sqlite:///{tmp}/e2e.db", var, rate, seconds, 0, 8791))
+        if postgres:
+            for n in workers:
+                url = postgres_url("otklik_bench_e2e")
+                print("PostgreSQL " + run(url, var, rate, seconds, n, 8792))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--workers", default="2")
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    workers = [int(x) for x in args.workers.split(",")]
+    bench_e2e(args.rate, args.seconds, workers, postgres=not args.no_postgres)
+
+
+if __name__ == "__main__":
+    main()

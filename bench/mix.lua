@@ -1,0 +1,22 @@
+-- The realistic mix (bench/mix.py), one prepared request a line: "path<TAB>body".
+-- Requests go out in the file's order and start again at the top when it is used up
+-- (repeats are re-deliveries: acknowledged, stored once).
+local lines = {}
+for line in io.lines(os.getenv("BENCH_REQUESTS")) do
+  local tab = string.find(line, "\t", 1, true)
+  lines[#lines + 1] = {string.sub(line, 1, tab - 1), string.sub(line, tab + 1)}
+end
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+local counter = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+
+request = function()
+  counter = counter % #lines + 1
+  local item = lines[counter]
+  return wrk.format(nil, item[1], nil, item[2])
+end
+
+if delay_ms > 0 then
+  delay = function() return delay_ms end
+end
