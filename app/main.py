@@ -22,7 +22,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth.deps import LoginRequired
+from app.auth.deps import LoginRequired, login_url
 from app.core.clock import Clock
 from app.core.config import Settings, get_settings
 from app.core.crypto import Cipher
@@ -59,7 +59,7 @@ def _error_page(request: Request, status: int, message: str) -> Response:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:
-        target = "/login?next=" + request.url.path
+        target = login_url(request)
         if request.headers.get("hx-request") == "true":
             return Response(status_code=200, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
@@ -167,6 +167,7 @@ class RequestIdMiddleware:
 def background_jobs() -> list[Job]:
     """The registry: the periodic jobs a worker runs, each on a thread and cadence of
     its own (`otklik worker`, and the app run alone with a worker of its own)."""
+    from app.notifications import alert_bot
     from app.outbox import sender as outbox_sender
     from app.processing import jobs as processing_jobs
     from app.questions import citizens
@@ -179,6 +180,7 @@ def background_jobs() -> list[Job]:
         Job("sla_sweep", sla_watcher.sla_sweep),
         Job("sla_notify", sla_notify.deliver_notifications),
         Job("citizen_names", citizens.resolve_citizen_names, interval=30.0),
+        Job("alert_bot", alert_bot.poll_alert_bot),
     ]
 
 
@@ -290,6 +292,7 @@ def _include_routers(app: FastAPI) -> None:
     from app.auth.views import router as auth_pages
     from app.directory.views import router as directory_api
     from app.intake.receive import router as webhooks_receiver
+    from app.notifications.views import router as notification_pages
     from app.outbox.api import router as subscriptions_api
     from app.processing.api import router as events_api
     from app.processing.views import router as ops_routes
@@ -312,6 +315,7 @@ def _include_routers(app: FastAPI) -> None:
         ops_routes,
         inbox_pages,
         question_pages,
+        notification_pages,
         routing_api,
         sla_api,
         reports_api,

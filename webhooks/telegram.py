@@ -8,6 +8,7 @@ channel's posts; the bot never sees its own messages, so our replies never echo 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -163,6 +164,66 @@ def send_message(
     if not link_preview:
         payload["disable_web_page_preview"] = True
     return _call(client, f"{api_url.rstrip('/')}/bot{token}/sendMessage", payload)
+
+
+# --- a bot of Otklik's own (the alert bot): getMe, getUpdates, /start <code> ----------
+
+
+@dataclass(frozen=True, slots=True)
+class BotCommand:
+    """A command someone sent a bot in a private chat: `/start abc` -> ("start", "abc")."""
+
+    update_id: int
+    chat_id: str
+    command: str
+    argument: str
+    first_name: str
+
+
+def get_me(client: httpx.Client, api_url: str, token: str) -> dict[str, Any]:
+    """The bot itself (`id`, `username`, ...); raises TransientError or PermanentError."""
+    return _call(client, f"{api_url.rstrip('/')}/bot{token}/getMe", {})
+
+
+def get_updates(
+    client: httpx.Client, api_url: str, token: str, offset: int, *, timeout: int = 0
+) -> list[dict[str, Any]]:
+    """Bot API getUpdates from `offset` (the last update_id seen + 1 confirms the ones
+    before it), private messages only. Fails with PermanentError "webhook_set" (409) while
+    a webhook is set for the bot: Telegram then delivers updates there instead."""
+    url = f"{api_url.rstrip('/')}/bot{token}/getUpdates"
+    payload = {"offset": offset, "timeout": timeout, "allowed_updates": ["message"]}
+    try:
+        result = _call_result(client, url, payload, list_result=True)
+    except PermanentError as exc:
+        if exc.code == "telegram_409":
+            raise PermanentError(
+                "webhook_set",
+                "У бота уведомлений настроен вебхук, поэтому Отклик не может читать его "
+                "сообщения. Используйте для уведомлений отдельного бота, без вебхука.",
+            ) from exc
+        raise
+    return [item for item in as_list(result) if isinstance(item, dict)]
+
+
+def bot_command(update: Mapping[str, Any]) -> BotCommand | None:
+    """The command of an update, if it is one sent in a private chat; else None."""
+    message = as_dict(update.get("message"))
+    chat = as_dict(message.get("chat"))
+    text = as_str(message.get("text")).strip()
+    update_id = as_int(update.get("update_id"))
+    if chat.get("type") != "private" or not text.startswith("/") or update_id is None:
+        return None
+    head, _, argument = text.partition(" ")
+    # "/start@OtklikBot" in a client that names the bot.
+    command = head[1:].partition("@")[0].lower()
+    return BotCommand(
+        update_id=update_id,
+        chat_id=id_str(chat.get("id")),
+        command=command,
+        argument=argument.strip(),
+        first_name=as_str(as_dict(message.get("from")).get("first_name")),
+    )
 
 
 def bot_id(page: PageSecrets) -> str:
@@ -329,13 +390,19 @@ def _comment_permalink(
 
 
 def _call(client: httpx.Client, url: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return as_dict(_call_result(client, url, payload, list_result=False))
+
+
+def _call_result(
+    client: httpx.Client, url: str, payload: dict[str, Any], *, list_result: bool
+) -> Any:
     response = post(client, "Telegram", url, json=payload)
     if response.status_code >= 500:
         raise TransientError(f"Telegram: HTTP {response.status_code}")
     answer = as_dict(response_json(response, "Telegram"))
-    if answer.get("ok") is True and isinstance(answer.get("result"), dict):
-        result: dict[str, Any] = answer["result"]
-        return result
+    expected = list if list_result else dict
+    if answer.get("ok") is True and isinstance(answer.get("result"), expected):
+        return answer["result"]
     code = as_int(answer.get("error_code")) or response.status_code
     description = as_str(answer.get("description"))
     parameters = as_dict(answer.get("parameters"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from typing import Annotated
+from urllib.parse import urlencode, urlsplit
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
@@ -25,6 +26,18 @@ class LoginRequired(DomainError):
 
     status_code = 303
     code = "login_required"
+
+
+def login_url(request: Request) -> str:
+    """/login with `next` set to where the user was going, query included, so a deep
+    link to a filtered queue survives sign-in. For an htmx request (a poll, a swap)
+    that is the page the browser shows (HX-Current-URL), not the fragment's URL."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.headers.get("hx-request") == "true":
+        current = urlsplit(request.headers.get("hx-current-url", ""))
+        if current.netloc == request.url.netloc and current.path.startswith("/"):
+            target = current.path + (f"?{current.query}" if current.query else "")
+    return "/login?" + urlencode({"next": target})
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -105,6 +118,9 @@ def get_web_user(request: Request, session: SessionDep, clock: ClockDep) -> User
     user, login_session = found
     request.state.user = user
     request.state.csrf_token = login_session.csrf_token
+    if user.timezone:
+        # The zone chosen in the profile: times elsewhere then name their zone («МСК+2»).
+        request.state.viewer_tz = user.timezone
     return user
 
 

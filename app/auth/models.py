@@ -38,6 +38,8 @@ class User(SQLModel, table=True):
     institution_id: int | None = Field(default=None, foreign_key="institution.id", index=True)
     email: str | None = Field(default=None, max_length=255)
     telegram_chat_id: str | None = Field(default=None, max_length=64)
+    # The zone the user reads times in (profile); None: their institutions' territory.
+    timezone: str | None = Field(default=None, max_length=64)
     is_active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -96,6 +98,48 @@ class Notification(SQLModel, table=True):
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
     __table_args__ = (sa.UniqueConstraint("user_id", "dedupe_key"),)
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed sign-in, kept for the throttle's window.
+
+    In the database, not in memory: every web process counts the same attempts, so
+    several workers cannot be played against each other to guess passwords faster.
+    """
+
+    __tablename__ = "login_failure"
+    id: int | None = Field(default=None, primary_key=True)
+    # Lower-cased as typed: the throttle counts guesses at a login whether it exists or not.
+    login: str = Field(max_length=150, index=True)
+    address: str = Field(max_length=64, index=True)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class TelegramLink(SQLModel, table=True):
+    """A one-time code that links a user to the alert bot: t.me/<bot>?start=<code>."""
+
+    __tablename__ = "telegram_link"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", unique=True, ondelete="CASCADE")
+    code: str = Field(max_length=32, unique=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AlertBot(SQLModel, table=True):
+    """What Otklik knows of the alert bot: its username and the next getUpdates offset.
+
+    Keyed by the bot's id (the token's numeric prefix), so a new bot starts afresh.
+    `lease_until` lets one worker at a time poll, whatever the number of workers.
+    """
+
+    __tablename__ = "alert_bot"
+    bot_id: str = Field(primary_key=True, max_length=32)
+    username: str | None = Field(default=None, max_length=64)
+    update_offset: int = Field(default=0, sa_type=sa.BigInteger)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    polled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    error: str | None = Field(default=None, max_length=500)
 
 
 class UserCreate(SQLModel):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from pwdlib import PasswordHash
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
+from app.auth import throttle
 from app.auth.models import (
     ApiToken,
     LoginSession,
@@ -117,6 +119,99 @@ def user_read(session: Session, user: User) -> UserRead:
     )
 
 
+# --- the profile ------------------------------------------------------------
+
+# The zones of Russia, west to east, as the profile offers them (ui.md §8).
+TIMEZONES: dict[str, str] = {
+    "Europe/Kaliningrad": "Калининград",
+    "Europe/Moscow": "Москва",
+    "Europe/Samara": "Самара",
+    "Asia/Yekaterinburg": "Екатеринбург",
+    "Asia/Omsk": "Омск",
+    "Asia/Krasnoyarsk": "Красноярск",
+    "Asia/Irkutsk": "Иркутск",
+    "Asia/Yakutsk": "Якутск",
+    "Asia/Vladivostok": "Владивосток",
+    "Asia/Magadan": "Магадан",
+    "Asia/Kamchatka": "Камчатка",
+}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+
+
+def user_timezone(session: Session, user: User) -> str:
+    """The zone a user reads times in: their own choice, else their territory's or
+    their (first) institution's territory's, else Moscow."""
+    if user.timezone:
+        return user.timezone
+    territory_id = user.territory_id
+    institution_id = user.institution_id
+    if territory_id is None and institution_id is None and user.id is not None:
+        institution_id = next(iter(institution_ids_of(session, user.id)), None)
+    if territory_id is None and institution_id is not None:
+        institution = session.get(Institution, institution_id)
+        territory_id = institution.territory_id if institution else None
+    territory = session.get(Territory, territory_id) if territory_id is not None else None
+    return territory.timezone if territory is not None else "Europe/Moscow"
+
+
+class FormInvalid(Invalid):
+    """Several fields may be wrong at once: `errors` maps each to how to fix it."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        super().__init__(next(iter(errors.values())), code="invalid_form")
+        self.errors = dict(errors)
+
+
+def update_profile(session: Session, user: User, *, name: str, email: str, timezone: str) -> User:
+    """Set the user's own name, e-mail (empty: none) and time zone (empty: their
+    territory's). Raises FormInvalid naming every field to fix."""
+    name, email, timezone = name.strip(), email.strip(), timezone.strip()
+    errors: dict[str, str] = {}
+    if not name:
+        errors["name"] = "Введите имя: его видят коллеги в очереди и на вопросах"
+    elif len(name) > 255:
+        errors["name"] = "Имя длиннее 255 знаков — сократите его"
+    if email and (len(email) > 255 or not _EMAIL.match(email)):
+        errors["email"] = "Введите адрес почты в виде name@example.ru"
+    if timezone and timezone not in TIMEZONES:
+        errors["timezone"] = "Выберите часовой пояс из списка"
+    if errors:
+        raise FormInvalid(errors)
+    user.name = name
+    user.email = email or None
+    user.timezone = timezone or None
+    session.add(user)
+    session.flush()
+    return user
+
+
+def change_password(
+    session: Session,
+    user: User,
+    *,
+    current: str,
+    new: str,
+    repeat: str,
+    keep_session: str | None = None,
+) -> None:
+    """Check the current password, set the new one (argon2) and end every other
+    sign-in of the user except the cookie `keep_session`. Raises FormInvalid."""
+    errors: dict[str, str] = {}
+    if not verify_password(current, user.password_hash):
+        errors["current_password"] = "Текущий пароль введён неверно"
+    if len(new) < 8:
+        errors["new_password"] = "Новый пароль должен быть не короче 8 знаков"
+    elif new != repeat:
+        errors["repeat_password"] = "Пароли не совпадают — введите новый пароль ещё раз"
+    if errors:
+        raise FormInvalid(errors)
+    set_password(session, user, new)
+    ending = sa.delete(LoginSession).where(col(LoginSession.user_id) == user.id)
+    if keep_session:
+        ending = ending.where(col(LoginSession.token_hash) != hash_token(keep_session))
+    session.execute(ending)
+
+
 # --- API tokens -------------------------------------------------------------
 
 
@@ -168,13 +263,29 @@ def tokens_of(session: Session, user_id: int) -> Sequence[ApiToken]:
 
 
 def login(
-    session: Session, login_name: str, password: str, now: datetime, hours: int
+    session: Session,
+    login_name: str,
+    password: str,
+    now: datetime,
+    hours: int,
+    *,
+    address: str | None = None,
 ) -> tuple[User, str] | None:
-    """Check credentials; on success open a session and return (user, cookie value)."""
+    """Check credentials; on success open a session and return (user, cookie value).
+
+    With the client's `address`, attempts are throttled (`app.auth.throttle`): over
+    the cap it raises TooManyAttempts before any password is hashed, and a failure
+    is recorded (the caller commits it with the refusal)."""
+    if address is not None:
+        throttle.check(session, login_name, address, now)
     user = get_user_by_login(session, login_name.strip())
     ok = verify_password(password, user.password_hash if user else None)
     if user is None or not ok or not user.is_active:
+        if address is not None:
+            throttle.record_failure(session, login_name, address, now)
         return None
+    if address is not None:
+        throttle.forget_login(session, login_name)
     plain = secrets.token_urlsafe(32)
     assert user.id is not None
     session.add(

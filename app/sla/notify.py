@@ -95,6 +95,8 @@ def chain_supervisors(session: Session, institution_id: int) -> list[User]:
 
 
 def _timezone(session: Session, user: User, question: Question) -> str:
+    if user.timezone:  # chosen in the profile
+        return user.timezone
     if user.territory_id is not None:
         territory = session.get(Territory, user.territory_id)
         if territory is not None:

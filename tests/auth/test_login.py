@@ -94,3 +94,80 @@ def test_next_parameter_cannot_leave_the_site(client: TestClient, session: Sessi
         follow_redirects=False,
     )
     assert response.headers["location"] == "/inbox"
+
+
+# --- the deep link survives sign-in ------------------------------------------------------
+
+
+def test_a_deep_link_keeps_its_query_through_sign_in(client: TestClient, session: Session) -> None:
+    make_user(session, Role.admin, login="ivanova")
+    deep = "/inbox?tab=overdue&platform=vk"
+    bounced = client.get(deep, follow_redirects=False)
+    assert bounced.status_code == 303
+    location = bounced.headers["location"]
+    assert location == "/login?next=%2Finbox%3Ftab%3Doverdue%26platform%3Dvk"
+    form = client.get(location)
+    assert 'name="next" value="/inbox?tab=overdue&amp;platform=vk"' in form.text
+    response = client.post(
+        "/login",
+        data={
+            "login": "ivanova",
+            "password": PASSWORD,
+            "csrf_token": _csrf(form.text),
+            "next": deep,
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == deep
+
+
+def test_an_htmx_request_sends_back_to_the_page_shown_not_the_fragment(
+    client: TestClient,
+) -> None:
+    response = client.get(
+        "/notifications/bell",
+        headers={
+            "HX-Request": "true",
+            "HX-Current-URL": "https://otklik.example.ru/inbox?tab=mine&q=%D0%B3%D0%B0%D0%B7",
+        },
+        follow_redirects=False,
+    )
+    assert response.headers["HX-Redirect"] == (
+        "/login?next=%2Finbox%3Ftab%3Dmine%26q%3D%25D0%25B3%25D0%25B0%25D0%25B7"
+    )
+    # Another site's address in the header is not believed.
+    response = client.get(
+        "/notifications/bell",
+        headers={"HX-Request": "true", "HX-Current-URL": "https://evil.example/inbox"},
+        follow_redirects=False,
+    )
+    assert response.headers["HX-Redirect"] == "/login?next=%2Fnotifications%2Fbell"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example",
+        "https://evil.example/inbox",
+        "/\\evil.example",
+        "/\t/evil.example",
+        "inbox",
+        "",
+    ],
+)
+def test_next_never_leaves_the_site(client: TestClient, session: Session, target: str) -> None:
+    make_user(session, Role.admin, login="ivanova")
+    form = client.get("/login", params={"next": target})
+    assert 'name="next" value="/inbox"' in form.text
+    response = client.post(
+        "/login",
+        data={
+            "login": "ivanova",
+            "password": PASSWORD,
+            "csrf_token": _csrf(form.text),
+            "next": target,
+        },
+        follow_redirects=False,
+    )
+    assert response.headers["location"] == "/inbox"

@@ -1,0 +1,1 @@
+"""A user's alerts: the notifications list and bell, and linking the Telegram alert bot."""
