@@ -1,9 +1,11 @@
-"""The open backlog now: open questions per group, overdue ones, and their ages."""
+"""The open backlog now: open questions per group, overdue ones, near their deadline,
+and their ages, counted by the database (GROUP BY)."""
 
 from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -14,12 +16,14 @@ from app.directory.models import Institution, Territory
 from app.questions.models import OPEN_STATUSES, Question
 from app.reports.population import (
     ReportFilter,
-    group_keyer,
+    group_key,
     group_names,
     report_scope,
+    row_key,
     visible_conditions,
 )
 from app.sla import service as sla_service
+from app.sla.models import ClockState, SlaClock
 
 _OPEN = [str(s) for s in OPEN_STATUSES]
 
@@ -39,6 +43,8 @@ class BacklogRow(BaseModel):
     open: int = 0
     # Open questions whose earliest deadline has passed.
     overdue: int = 0
+    # Open questions with a clock past its warning point, deadline still ahead.
+    warning: int = 0
     oldest_wall_minutes: float | None = None
     # Open questions by wall-clock age since the citizen wrote.
     by_age: dict[str, int] = {}
@@ -52,20 +58,53 @@ def backlog(
     territory_id: int | None = None,
     institution_id: int | None = None,
     group_by: str = "institution",
+    sector: str | None = None,
 ) -> list[BacklogRow]:
     """Open questions and complaints now, per group, by age (days and weeks: creation date)."""
-    f = ReportFilter(now - timedelta(days=1), now, territory_id, institution_id, group_by)
-    scope = report_scope(session, f)
-    key_of = group_keyer(session, f, scope)
+    f = ReportFilter(now - timedelta(days=1), now, territory_id, institution_id, group_by, sector)
+    scope = report_scope(session, f, user)
+    key = group_key(
+        session,
+        f,
+        scope,
+        institution=Institution,
+        territory=Territory,
+        page_id=col(Question.page_id),
+        created_at=col(Question.created_at),
+        classification=col(Question.classification),
+    )
+    warned = (
+        sa.select(sa.literal(1))
+        .where(
+            col(SlaClock.question_id) == col(Question.id),
+            col(SlaClock.state).in_([str(ClockState.running), str(ClockState.warning)]),
+            col(SlaClock.warn_at) <= now,
+            col(SlaClock.due_at) > now,
+        )
+        .exists()
+    )
+    overdue = col(Question.due_at) <= now
+    ages: list[Any] = []
+    newer: datetime | None = None
+    for _, minutes in AGE_BUCKETS:
+        cond: list[Any] = []
+        older = None if minutes == math.inf else now - timedelta(minutes=minutes)
+        if older is not None:
+            cond.append(col(Question.created_at) > older)
+        if newer is not None:
+            cond.append(col(Question.created_at) <= newer)
+        ages.append(sa.func.sum(sa.case((sa.and_(sa.true(), *cond), 1), else_=0)))
+        newer = older
     query = (
         sa.select(
-            col(Question.institution_id),
-            col(Question.page_id),
-            col(Question.created_at),
-            col(Question.due_at),
-            col(Institution.sector),
-            col(Territory.path),
+            key.label("key"),
+            sa.func.count(),
+            sa.func.sum(sa.case((overdue, 1), else_=0)),
+            sa.func.sum(sa.case((sa.and_(sa.not_(overdue), warned), 1), else_=0)),
+            sa.func.min(col(Question.created_at)),
+            *ages,
         )
+        .select_from(Question)
         .join(Institution, col(Institution.id) == col(Question.institution_id))
         .join(Territory, col(Territory.id) == col(Institution.territory_id))
         .where(
@@ -74,19 +113,23 @@ def backlog(
             col(Question.classification).in_(sla_service.ANSWERABLE),
             *visible_conditions(session, user, f, col(Question.institution_id)),
         )
+        .group_by(key)
     )
     rows: dict[str, BacklogRow] = {}
-    for inst_id, page_id, created, due_at, sector, path in session.execute(query):
-        key = key_of(inst_id, page_id, created, str(sector), path)
-        row = rows.setdefault(
-            key, BacklogRow(key=key, name=key, by_age={k: 0 for k, _ in AGE_BUCKETS})
+    for value, n, late, warning, oldest, *buckets in session.execute(query):
+        k = row_key(group_by, value)
+        if isinstance(oldest, str):  # SQLite hands back text through min()
+            oldest = datetime.fromisoformat(oldest).replace(tzinfo=now.tzinfo)
+        age = max(0.0, (now - oldest) / timedelta(minutes=1)) if oldest else None
+        rows[k] = BacklogRow(
+            key=k,
+            name=k,
+            open=int(n),
+            overdue=int(late or 0),
+            warning=int(warning or 0),
+            oldest_wall_minutes=None if age is None else round(age, 1),
+            by_age={name: int(b or 0) for (name, _), b in zip(AGE_BUCKETS, buckets, strict=True)},
         )
-        age = max(0.0, (now - created) / timedelta(minutes=1))
-        row.open += 1
-        row.overdue += due_at is not None and due_at <= now
-        row.oldest_wall_minutes = round(max(row.oldest_wall_minutes or 0.0, age), 1)
-        bucket = next(name for name, limit in AGE_BUCKETS if age < limit)
-        row.by_age[bucket] += 1
     names = group_names(session, group_by, set(rows))
     for row in rows.values():
         row.name = names.get(row.key, row.key)

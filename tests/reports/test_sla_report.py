@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -13,71 +12,15 @@ from sqlmodel import Session
 
 from app.auth.models import Role, User
 from app.core.config import Settings
-from app.questions.models import Question
 from app.reports.figures import percentile
-from app.routing import service as routing
-from app.sla import watcher
 from tests.conftest import FrozenClock
 from tests.factories.auth import auth_headers, make_user
-from tests.factories.directory import make_institution, make_territory
-from tests.factories.questions import make_question, native_reply
+from tests.reports import world
+from tests.reports.world import PERIOD
 
-T0 = datetime(2026, 3, 10, 5, 0, tzinfo=UTC)  # Tuesday 10:00 in Yekaterinburg (UTC+5)
-PERIOD = {"from": "2026-03-01", "to": "2026-03-31"}
-SPAM = "Заработок от 100000 в день https://x.example https://y.example"
-
-
-def _local(day: int, hour: int) -> datetime:
-    return datetime(2026, 3, day, hour, tzinfo=UTC) - timedelta(hours=5)
-
-
-def _question(session: Session, institution_id: int | None, **kw: Any) -> Question:
-    return make_question(session, institution_id=institution_id, **{"created_at": T0, **kw})
-
-
-def _answer(session: Session, question: Question, at: datetime) -> None:
-    """The page answers on the platform at `at`."""
-    native_reply(session, question, at=at)
-
-
-def _world(session: Session, settings: Settings) -> dict[str, Any]:
-    region = make_territory(session, name="Область")
-    town_a = make_territory(session, name="Город А", parent_id=region.id)
-    town_b = make_territory(session, name="Город Б", parent_id=region.id)
-    school = make_institution(session, name="Школа", territory_id=town_a.id, sector="education")
-    admin = make_institution(
-        session, name="Администрация", territory_id=town_a.id, sector="administration"
-    )
-    clinic = make_institution(session, name="Больница", territory_id=town_b.id, sector="health")
-    boss = make_user(session, Role.admin)
-    _answer(session, _question(session, school.id), _local(10, 15))  # met, 300
-    _answer(session, _question(session, school.id), _local(12, 11))  # missed, 1140
-    _question(session, school.id)  # never answered: breached
-    routing.dismiss(
-        session,
-        _question(session, school.id, text=SPAM),
-        reason="spam",
-        note=None,
-        by=boss,
-        now=T0,
-    )
-    _answer(session, _question(session, clinic.id), _local(10, 11))  # met, 60
-    _question(session, clinic.id, text="Огромное спасибо врачам, всё сделали быстро")
-    moved = _question(session, school.id)
-    routing.transfer(
-        session, moved, institution_id=admin.id or 0, reason="Не школа", by=boss, now=_local(10, 12)
-    )
-    _answer(session, moved, _local(10, 17))  # met, 420, counted at the administration
-    make_question(session, institution_id=school.id, created_at=datetime(2026, 2, 3, tzinfo=UTC))
-    watcher.sweep(session, _local(11, 9), settings)
-    return {
-        "region": region,
-        "town_a": town_a,
-        "school": school,
-        "admin": admin,
-        "clinic": clinic,
-        "boss": boss,
-    }
+_world = world.build
+_question = world.question
+_local = world.local
 
 
 def _get(client: TestClient, session: Session, user: User, **params: Any) -> list[dict[str, Any]]:
@@ -153,8 +96,24 @@ def test_the_report_is_scoped(client: TestClient, session: Session, settings: Se
     assert [r["name"] for r in _get(client, session, operator)] == ["Больница"]
     supervisor = make_user(session, Role.supervisor, territory_id=w["town_a"].id)
     assert [r["name"] for r in _get(client, session, supervisor)] == ["Администрация", "Школа"]
-    # Asking for someone else's institution gives nothing, not their figures.
-    assert _get(client, session, operator, institution_id=w["school"].id) == []
+    # Someone else's institution or territory is not found, exactly like a missing one.
+    for params in ({"institution_id": w["school"].id}, {"territory_id": w["town_a"].id}):
+        response = client.get(
+            "/api/v1/reports/sla",
+            params={**PERIOD, **params},
+            headers=auth_headers(session, operator),
+        )
+        assert response.status_code == 404
+    neighbour = client.get(
+        "/api/v1/reports/dashboard",
+        params={"territory_id": w["town_b"].id},
+        headers=auth_headers(session, supervisor),
+    )
+    assert neighbour.status_code == 404
+    # Without a territory, territory groups are the children of the caller's own root.
+    regional = make_user(session, Role.supervisor, territory_id=w["region"].id)
+    rows = _get(client, session, regional, group_by="territory")
+    assert [(r["name"], r["questions"]) for r in rows] == [("Город А", 5), ("Город Б", 2)]
 
 
 def test_csv_and_xlsx_exports(client: TestClient, session: Session, settings: Settings) -> None:
@@ -164,21 +123,24 @@ def test_csv_and_xlsx_exports(client: TestClient, session: Session, settings: Se
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     assert "attachment" in response.headers["content-disposition"]
-    rows = list(csv.DictReader(io.StringIO(response.text)))
-    school = next(r for r in rows if r["name"] == "Школа")
-    assert (school["questions"], school["on_time_rate"], school["dismissed_spam"]) == (
+    assert response.content.startswith("\ufeff".encode())  # Excel reads UTF-8 by the BOM
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig")), delimiter=";"))
+    school = next(r for r in rows if r["Группа"] == "Школа")
+    assert (school["Вопросов"], school["Доля в срок, %"], school["Снято: спам"]) == (
         "4",
-        "0.3333",
+        "33,33",
         "1",
     )
+    assert school["Медиана первого ответа, раб. мин"] == "720"
     xlsx = client.get("/api/v1/reports/sla.xlsx", params=PERIOD, headers=headers)
     assert xlsx.status_code == 200
     sheet = load_workbook(io.BytesIO(xlsx.content)).active
     assert sheet is not None
     values = list(sheet.iter_rows(values_only=True))
-    assert str(values[0][0]).startswith("Период: 01.03.2026 00:00")
-    assert values[1][:4] == ("Ключ", "Группа", "Вопросов", "С ответом")
-    assert {row[1] for row in values[2:]} == {"Школа", "Больница", "Администрация"}
+    # The period in the territory's zone (Yekaterinburg is two hours ahead of Moscow).
+    assert values[1][0] == "Период: 01.03.2026 – 31.03.2026 (МСК+2)"
+    assert values[2][:4] == ("Ключ", "Группа", "Вопросов", "С ответом")
+    assert {row[1] for row in values[3:]} == {"Школа", "Больница", "Администрация"}
 
 
 def test_backlog_by_age(
