@@ -8,6 +8,11 @@ measured in the same run on the same machine.
    end-to-end processing (delivery to question in its queue) rate and lag.
 3. Processing of stored deliveries on SQLite (bench/processing.py): events/s, ms and
    SQL statements per event, against only parsing the same payloads.
+4. The realistic mix (bench/mix.py: page replies, follow-ups, edits, deletions, overdue
+   arrivals over 90 days) drained by 1, 2 and 4 `otklik worker` processes
+   (bench/scale.py), and posted at 1,000/s through wrk into `otklik serve` with two
+   workers (bench/e2e.py); each run checks that every delivery was applied exactly
+   once, in order per thread.
 """
 
 from __future__ import annotations
@@ -380,7 +385,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--only", choices=["import", "webhooks", "processing"])
+    parser.add_argument("--only", choices=["import", "webhooks", "processing", "mix"])
     args = parser.parse_args()
     if args.only in (None, "import"):
         bench_import(args.repeat)
@@ -390,6 +395,14 @@ def main() -> None:
         from bench.processing import bench_processing
 
         bench_processing(events=2000, repeat=args.repeat)
+    if args.only in (None, "mix"):
+        from bench.e2e import bench_e2e
+        from bench.scale import bench_scale
+
+        postgres = not args.no_postgres
+        bench_scale(comments=2000, workers=[1, 2, 4], repeat=args.repeat, postgres=postgres)
+        if shutil.which("wrk") is not None:
+            bench_e2e(rate=1000, seconds=args.seconds * 2, workers=[2], postgres=postgres)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,11 @@ def failed_events(session: Session, after_id: int, limit: int) -> list[InboundEv
     return list(
         session.exec(
             select(InboundEvent)
-            .where(col(InboundEvent.status) == EventStatus.failed, col(InboundEvent.id) > after_id)
+            .where(
+                # An orphan (its message never came) needs an administrator as much.
+                col(InboundEvent.status).in_([EventStatus.failed, EventStatus.orphaned]),
+                col(InboundEvent.id) > after_id,
+            )
             .order_by(col(InboundEvent.id))
             .limit(limit)
         ).all()
