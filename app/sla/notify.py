@@ -22,6 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from app.auth.models import Notification, Role, User, UserInstitution
+from app.core import format as fmt
 from app.core.config import Settings
 from app.core.db import insert_ignoring
 from app.directory.models import Institution, Territory
@@ -167,12 +168,20 @@ def alert(
 # --- delivery ----------------------------------------------------------------------
 
 
-def _compose(items: Sequence[Notification]) -> tuple[str, str]:
-    """(subject, body) of one alert or of a digest of several."""
+def notifications_url(settings: Settings) -> str:
+    """The absolute address of the notifications list (alerts end with their question's)."""
+    return f"{settings.base_url.rstrip('/')}/notifications"
+
+
+def _compose(items: Sequence[Notification], settings: Settings) -> tuple[str, str]:
+    """(subject, body) of one alert or of a digest of several. Each alert's text ends
+    with its question's address; a digest ends with the notifications list's."""
     if len(items) == 1:
         return items[0].text.split("\n", 1)[0][:200], items[0].text
-    subject = f"Отклик: {len(items)} уведомлений о сроках ответов"
+    noun = fmt.plural(len(items), "уведомление", "уведомления", "уведомлений")
+    subject = f"Отклик: {len(items)} {noun} о сроках ответов"
     lines = [subject, ""] + [f"• {n.text}" for n in items]
+    lines += ["", f"Все уведомления: {notifications_url(settings)}"]
     return subject, "\n".join(lines)
 
 
@@ -207,7 +216,7 @@ def send_email(settings: Settings, to: str, subject: str, body: str) -> None:
 
 
 def _send(ctx: JobContext, user: User, items: Sequence[Notification]) -> None:
-    subject, body = _compose(items)
+    subject, body = _compose(items, ctx.settings)
     if user.telegram_chat_id and ctx.settings.telegram_alert_bot_token:
         send_telegram(ctx, user.telegram_chat_id, body)
     if user.email and ctx.settings.smtp_host:

@@ -318,7 +318,7 @@ def test_night_breaches_go_out_as_one_morning_digest_once(
     assert "424242" in text
     assert len(_FakeSMTP.outbox) == 1
     assert _FakeSMTP.outbox[0]["To"] == "curator@chelreg.example"
-    assert "2 уведомлений" in str(_FakeSMTP.outbox[0]["Subject"])
+    assert "2 уведомления о сроках" in str(_FakeSMTP.outbox[0]["Subject"])
     assert notify.deliver_notifications(ctx) == 0
     assert len(sent) == 1
 
