@@ -18,7 +18,14 @@ def _job_threads() -> set[str]:
 
 def test_the_registry_names_every_background_job() -> None:
     names = [job.name for job in main.background_jobs()]
-    assert names == ["retry_events", "outbox", "sla_sweep", "sla_notify", "citizen_names", "alert_bot"]
+    assert names == [
+        "retry_events",
+        "outbox",
+        "sla_sweep",
+        "sla_notify",
+        "citizen_names",
+        "alert_bot",
+    ]
 
 
 def test_the_app_run_alone_runs_every_job_until_it_stops(
