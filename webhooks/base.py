@@ -148,10 +148,15 @@ def _parse_json(body: bytes) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise Malformed(f"body is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:
+        # Nesting past the interpreter's limit: no platform sends such a body, and
+        # letting the error through would answer 500 (the platform retries forever).
+        raise Malformed("body is nested too deeply") from None
     if not isinstance(data, dict):
         raise Malformed(f"body must be a JSON object, got {type(data).__name__}")
     if _UNSTORABLE_ESCAPE.search(body):
-        data = _storable(data)
+        fixed: dict[str, Any] = _storable(data)
+        return fixed
     return data
 
 
