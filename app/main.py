@@ -288,6 +288,7 @@ def create_app(
 def _include_routers(app: FastAPI) -> None:
     from app.answering.api import router as actions_api
     from app.answering.views import router as question_pages
+    from app.auth.admin_home import router as admin_home
     from app.auth.api import router as tokens_api
     from app.auth.views import router as auth_pages
     from app.directory.views import router as directory_api
@@ -319,6 +320,7 @@ def _include_routers(app: FastAPI) -> None:
         routing_api,
         sla_api,
         reports_api,
+        admin_home,
     )
     for router in routers:
         # OpenAPI summaries: the first line of an endpoint's docstring, else its name.

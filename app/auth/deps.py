@@ -15,7 +15,7 @@ from app.auth.models import Role, User
 from app.core.clock import ClockDep
 from app.core.config import Settings
 from app.core.db import SessionDep
-from app.core.errors import DomainError, NotAllowed, Unauthorized
+from app.core.errors import DomainError, NotAllowed, NotFound, Unauthorized
 
 SESSION_COOKIE = "otklik_session"
 CSRF_COOKIE = "otklik_csrf"
@@ -133,3 +133,22 @@ async def get_web_form_user(request: Request, user: WebUserDep) -> User:
 
 
 WebFormUserDep = Annotated[User, Depends(get_web_form_user)]
+
+
+def get_web_admin(user: WebUserDep) -> User:
+    """An administrator's page: to anyone else it is the same 404 as a missing page,
+    so the administration's addresses confirm nothing to an operator or supervisor."""
+    if user.role != Role.admin:
+        raise NotFound("Страница не найдена", code="not_found")
+    return user
+
+
+WebAdminDep = Annotated[User, Depends(get_web_admin)]
+
+
+async def get_web_admin_form(request: Request, user: WebAdminDep) -> User:
+    await check_csrf(request)
+    return user
+
+
+WebAdminFormDep = Annotated[User, Depends(get_web_admin_form)]
