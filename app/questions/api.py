@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Query
 from sqlmodel import Session, col, select
 
 from app.auth.deps import ApiUserDep
+from app.core.clock import ClockDep
 from app.core.db import SessionDep
 from app.core.json_api import ERROR_RESPONSES, Listing, clamp_limit, decode_cursor, encode_cursor
 from app.questions import queries
@@ -123,6 +125,7 @@ def question_detail(session: Session, question: Question) -> QuestionDetail:
 def list_questions(
     session: SessionDep,
     user: ApiUserDep,
+    clock: ClockDep,
     institution_id: int | None = None,
     page_id: int | None = None,
     status: Annotated[
@@ -132,6 +135,20 @@ def list_questions(
     classification: str | None = None,
     q: Annotated[str | None, Query(description="text or citizen name contains")] = None,
     assignee_id: int | None = None,
+    territory_id: Annotated[int | None, Query(description="territory subtree")] = None,
+    sector: str | None = None,
+    created_from: Annotated[
+        datetime | None, Query(alias="from", description="received at or after (ISO 8601)")
+    ] = None,
+    created_to: Annotated[
+        datetime | None, Query(alias="to", description="received before (ISO 8601)")
+    ] = None,
+    answered_from: Annotated[datetime | None, Query(description="first answer at or after")] = None,
+    answered_to: Annotated[datetime | None, Query(description="first answer before")] = None,
+    overdue: Annotated[bool, Query(description="an active deadline has passed")] = False,
+    source: Annotated[
+        str | None, Query(description="answered with a reply from `otklik` or only `native`")
+    ] = None,
     limit: int | None = None,
     cursor: str | None = None,
 ) -> Listing[QuestionRead]:
@@ -145,6 +162,14 @@ def list_questions(
         classification=classification,
         q=q,
         assignee_id=assignee_id,
+        territory_id=territory_id,
+        sector=sector,
+        created_from=created_from,
+        created_to=created_to,
+        answered_from=answered_from,
+        answered_to=answered_to,
+        due_by=clock() if overdue else None,
+        source=source,
     )
     after = decode_cursor(cursor)
     rows, next_after = queries.list_questions(session, user, f, after=after, limit=size)

@@ -40,6 +40,19 @@ class QuestionFilter:
     needs_answer: bool | None = None
     # Overdue: an active deadline (`Question.due_at`) at or before this instant.
     due_by: datetime | None = None
+    # The reports' drill-down (`_apply_drill`): subtrees, a sector, received and
+    # answered periods, the first response's outcome, who answered.
+    territory_id: int | None = None
+    institution_tree_id: int | None = None
+    sector: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    answered_from: datetime | None = None
+    answered_to: datetime | None = None
+    first_response: str | None = None  # met, late
+    breached: bool | None = None
+    warning_at: datetime | None = None
+    source: str | None = None  # answered at all (any), with an Otklik reply, only natively
 
 
 def scoped(user: User) -> SelectOfScalar[Question]:
@@ -120,7 +133,7 @@ def _apply(query: _Q, f: QuestionFilter) -> _Q:
                 col(SlaClock.question_id) == col(Question.id), col(SlaClock.state) == f.sla_state
             )
         )
-    return query
+    return _apply_drill(query, f)
 
 
 def _rank() -> sa.ColumnElement[int]:
@@ -323,3 +336,109 @@ def new_since(session: Session, user: User, f: QuestionFilter, after_id: int) ->
         f,
     ).where(col(Question.id) > after_id)
     return int(session.execute(query).scalar_one())
+
+
+# --- the reports' drill-down -------------------------------------------------------
+
+FIRST_RESPONSE = ("met", "late")
+SOURCES = ("any", "otklik", "native")
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _apply_drill(query: _Q, f: QuestionFilter) -> _Q:
+    """The filters behind a report's figures (`app.reports.figures` defines them)."""
+    from app.directory.models import Institution, Sector, Territory
+    from app.questions.models import Direction, Message, MessageSource
+    from app.sla.models import ClockState, SlaClock, Target
+
+    inst = sa.orm.aliased(Institution)
+    if f.territory_id is not None:
+        path = sa.select(col(Territory.path)).where(col(Territory.id) == f.territory_id)
+        within = sa.select(col(Territory.id)).where(
+            col(Territory.path).startswith(path.scalar_subquery())
+        )
+        query = query.where(
+            col(Question.institution_id).in_(
+                sa.select(col(inst.id)).where(col(inst.territory_id).in_(within))
+            )
+        )
+    if f.institution_tree_id is not None:
+        root = sa.select(col(inst.path)).where(col(inst.id) == f.institution_tree_id)
+        tree = sa.orm.aliased(Institution)
+        query = query.where(
+            col(Question.institution_id).in_(
+                sa.select(col(tree.id)).where(col(tree.path).startswith(root.scalar_subquery()))
+            )
+        )
+    if f.sector is not None:
+        if f.sector not in Sector.__members__:
+            raise Invalid(f"Неизвестная отрасль: {f.sector}", code="invalid_sector")
+        query = query.where(
+            col(Question.institution_id).in_(
+                sa.select(col(inst.id)).where(col(inst.sector) == f.sector)
+            )
+        )
+    if f.created_from is not None:
+        query = query.where(col(Question.created_at) >= _utc(f.created_from))
+    if f.created_to is not None:
+        query = query.where(col(Question.created_at) < _utc(f.created_to))
+    if f.answered_from is not None:
+        query = query.where(col(Question.first_response_at) >= _utc(f.answered_from))
+    if f.answered_to is not None:
+        query = query.where(col(Question.first_response_at) < _utc(f.answered_to))
+    if f.first_response is not None:
+        if f.first_response not in FIRST_RESPONSE:
+            raise Invalid("first_response: met или late", code="invalid_first_response")
+        states = (
+            [ClockState.met]
+            if f.first_response == "met"
+            else [ClockState.missed, ClockState.breached]
+        )
+        query = query.where(
+            sa.exists().where(
+                col(SlaClock.question_id) == col(Question.id),
+                col(SlaClock.target) == Target.first_response,
+                col(SlaClock.state).in_([str(s) for s in states]),
+            )
+        )
+    if f.breached is not None:
+        late = sa.exists().where(
+            col(SlaClock.question_id) == col(Question.id),
+            sa.or_(
+                col(SlaClock.breached_at).is_not(None),
+                col(SlaClock.state).in_([str(ClockState.breached), str(ClockState.missed)]),
+            ),
+        )
+        query = query.where(late if f.breached else sa.not_(late))
+    if f.warning_at is not None:
+        at = _utc(f.warning_at)
+        query = query.where(
+            sa.exists().where(
+                col(SlaClock.question_id) == col(Question.id),
+                col(SlaClock.state).in_([str(ClockState.running), str(ClockState.warning)]),
+                col(SlaClock.warn_at) <= at,
+                col(SlaClock.due_at) > at,
+            ),
+            col(Question.due_at) > at,
+        )
+    if f.source is not None:
+        if f.source not in SOURCES:
+            raise Invalid("source: any, otklik или native", code="invalid_source")
+        by_otklik = sa.exists().where(
+            col(Message.question_id) == col(Question.id),
+            col(Message.direction) == Direction.outbound,
+            col(Message.source) == MessageSource.otklik,
+        )
+        query = query.where(col(Question.first_response_at).is_not(None))
+        if f.source != "any":
+            query = query.where(by_otklik if f.source == "otklik" else sa.not_(by_otklik))
+    return query
+
+
+def filtered_ids(user: User, f: QuestionFilter) -> sa.Select[tuple[int]]:
+    """The ids of the questions a filter selects in the user's scope, unordered: for
+    exports that stream them (`app.reports.question_export`)."""
+    return _apply(_scoped_ids(user), f)

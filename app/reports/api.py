@@ -16,7 +16,6 @@ from app.core.clock import ClockDep
 from app.core.db import SessionDep
 from app.core.errors import Invalid
 from app.core.json_api import ERROR_RESPONSES, Listing
-from app.directory.models import Institution, Territory
 from app.reports import backlog, dashboard, exports, figures, periods, population
 from app.reports.backlog import BacklogRow
 from app.reports.dashboard import Dashboard
@@ -45,22 +44,6 @@ SectorQuery = Annotated[
 ]
 
 
-def timezone_of(
-    session: Session, user: User, territory_id: int | None, institution_id: int | None
-) -> str:
-    """The zone dates are read in: the territory's, the institution's, else the
-    caller's own root territory's."""
-    territory: Territory | None = None
-    if territory_id is not None:
-        territory = session.get(Territory, territory_id)
-    elif institution_id is not None:
-        institution = session.get(Institution, institution_id)
-        territory = session.get(Territory, institution.territory_id) if institution else None
-    else:
-        territory = population.scope_root(session, user)
-    return territory.timezone if territory else population.DEFAULT_TIMEZONE
-
-
 def instant(value: str, tz: str, *, end: bool) -> datetime:
     try:
         if len(value) == 10:
@@ -86,7 +69,7 @@ def report_filter(
     sector: str | None = None,
 ) -> tuple[ReportFilter, str]:
     """The filter of a report request and the zone its dates are in."""
-    tz = timezone_of(session, user, territory_id, institution_id)
+    tz = population.timezone_of(session, user, territory_id, institution_id)
     to = instant(end, tz, end=True) if end else now
     since = instant(start, tz, end=False) if start else to - timedelta(days=DEFAULT_DAYS)
     return ReportFilter(since, to, territory_id, institution_id, group_by, sector), tz
@@ -219,7 +202,7 @@ def report_dashboard(
     the trend, breakdowns by sector and classification, the ranking of children with
     their change, and the pages silent for `silent_days` days."""
     now = clock()
-    tz = timezone_of(session, user, territory_id, institution_id)
+    tz = population.timezone_of(session, user, territory_id, institution_id)
     span = periods.resolve(period, now, tz, start, to)
     return dashboard.dashboard(
         session,

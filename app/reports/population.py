@@ -160,6 +160,22 @@ def scope_root(session: Session, user: User) -> Territory | None:
     return tops[0] if len(tops) == 1 else None
 
 
+def timezone_of(
+    session: Session, user: User, territory_id: int | None, institution_id: int | None
+) -> str:
+    """The zone a report's dates are read in: the territory's, the institution's, else
+    the caller's own root territory's (Moscow time without one)."""
+    territory: Territory | None = None
+    if territory_id is not None:
+        territory = session.get(Territory, territory_id)
+    elif institution_id is not None:
+        institution = session.get(Institution, institution_id)
+        territory = session.get(Territory, institution.territory_id) if institution else None
+    else:
+        territory = scope_root(session, user)
+    return territory.timezone if territory else DEFAULT_TIMEZONE
+
+
 def visible_conditions(
     session: Session, user: User, f: ReportFilter, institution: Any
 ) -> list[Any]:
