@@ -33,7 +33,7 @@ from app.core.json_api import error_response
 from app.directory import service as directory_service
 from app.directory.models import Page
 from app.intake.writer import Delivery, DeliveryWriter
-from webhooks import Ack, Malformed, PageSecrets, Unauthentic, get_adapter
+from webhooks import Ack, Malformed, PageSecrets, Unauthentic, get_adapter, vk
 
 log = logging.getLogger("otklik.receive")
 router = APIRouter(tags=["webhooks"])
@@ -159,7 +159,8 @@ def check(
         platform=page.platform,
         page_id=page.id,
         delivery_key=delivery_key[:255],
-        body=body,
+        # VK copies the page's secret into every body: it is not kept.
+        body=vk.stored_body(page.secrets, body) if page.platform == "vk" else body,
         received_at=now,
     )
     return delivery, ack

@@ -14,6 +14,7 @@ from app.core.errors import NotFound
 from app.core.json_api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
 from app.intake.models import EventStatus, InboundEvent
 from app.processing.processor import process_one
+from webhooks import vk
 
 router = APIRouter(prefix="/api/v1", tags=["events"], responses=ERROR_RESPONSES)
 
@@ -44,7 +45,11 @@ def _read(event: InboundEvent) -> EventRead:
         next_attempt_at=event.next_attempt_at,
         last_error=event.last_error,
         event_types=event.event_types,
-        body=event.body.decode("utf-8", errors="replace")[:20000],
+        # Stored VK bodies have their secret masked already; rows stored before that
+        # are masked here too.
+        body=(vk.mask_secret(event.body) if event.platform == "vk" else event.body).decode(
+            "utf-8", errors="replace"
+        )[:20000],
     )
 
 
