@@ -227,6 +227,7 @@ def open_question(
         institution_id=page.institution_id,
         text=e.text,
         has_attachments=bool(e.attachments),
+        attachment_types=[a.type for a in e.attachments],
         recent=recent,
         at=e.sent_at,
     )

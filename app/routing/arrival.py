@@ -7,6 +7,7 @@ with the question itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -74,14 +75,21 @@ def decide(
     recent: list[str],
     at: datetime,
     question_text: str | None = None,
+    attachment_types: Sequence[str] = (),
 ) -> Decision:
     """Classify a new question and apply the first matching enabled routing rule.
 
     Records 'classified', and on a match 'routed' (and 'dismissed' when the rule
     marks it as needing no answer). `institution_id` is the question's institution
     before routing, `at` its arrival; rules look at `question_text` (default `text`).
+    `attachment_types` are the platform's (a sticker alone needs no answer).
     """
-    verdict = triage.classify(text, has_attachments=has_attachments, recent_texts=recent)
+    verdict = triage.classify(
+        text,
+        has_attachments=has_attachments,
+        attachment_types=attachment_types,
+        recent_texts=recent,
+    )
     classification = str(verdict.classification)
     decision = Decision()
     decision.changes.update(

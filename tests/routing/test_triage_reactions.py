@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.routing.triage import NO_ANSWER, Classification, classify
 from app.sla.clocks import ANSWERABLE, clocks_of
-from tests.factories.questions import make_question
+from app.directory.models import Platform
+from app.questions.models import Question
+from tests.factories.directory import make_page
+from tests.factories.questions import deliver, make_question
+from webhooks import get_adapter
+from webhooks.base import PageSecrets
+
+NOW = datetime(2025, 10, 14, 7, 30, tzinfo=UTC)
 
 NEEDS_NO_ANSWER = [
     ("Спасибо!", "gratitude.formula"),
@@ -86,3 +97,21 @@ def test_a_question_beside_them_gets_its_clock(session: Session) -> None:
     question = make_question(session, text="Когда откроют бассейн?")
     assert question.due_at is not None
     assert clocks_of(session, question)
+
+
+def test_a_vk_sticker_comment_lands_out_of_the_work_queue(
+    session: Session, payload: Callable[[str, str], bytes]
+) -> None:
+    """Processing passes the platform's attachment types to triage: VK sends a sticker
+    as an attachment with no text, and it needs no answer like Telegram's."""
+    body = payload("vk", "wall_reply_new_sticker")
+    group = json.loads(body)["group_id"]
+    page = make_page(session, platform=Platform.vk, external_id=str(group))
+    assert page.id is not None
+    secrets = PageSecrets(platform="vk", key="k", external_id=str(group), secret="s")
+    for event in get_adapter("vk").parse(secrets, body, NOW):
+        deliver(session, page.id, event, received_at=NOW)
+    question = session.exec(select(Question).where(Question.page_id == page.id)).one()
+    assert question.classification == Classification.other
+    assert question.classification_rule == "other.sticker"
+    assert question.classification in NO_ANSWER
