@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import Session, select
 
-from app.routing.triage import NO_ANSWER, Classification, classify
-from app.sla.clocks import ANSWERABLE, clocks_of
 from app.directory.models import Platform
 from app.questions.models import Question
+from app.routing.triage import NO_ANSWER, Classification, classify
+from app.sla.clocks import ANSWERABLE, clocks_of
 from tests.factories.directory import make_page
 from tests.factories.questions import deliver, make_question
 from webhooks import get_adapter
