@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -78,6 +79,9 @@ class LoginSession(SQLModel, table=True):
     csrf_token: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
+    # Idle expiry: a session unused for `session_idle_minutes` ends (touched at most
+    # once a minute). None for sessions opened before the column existed.
+    last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Notification(SQLModel, table=True):
@@ -211,3 +215,52 @@ class TokenRead(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+class UserInvitation(SQLModel, table=True):
+    """A one-time link that lets a new (or reset) user choose their own password."""
+
+    __tablename__ = "user_invitation"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AuditEvent(SQLModel, table=True):
+    """One change or sign-in, written in the transaction of what it records.
+
+    Append-only: the application has no path that updates or deletes a row. The
+    actor's login is copied so that the entry reads the same after a rename.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (sa.Index("ix_audit_event_object", "object_type", "object_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    actor_id: int | None = Field(default=None, index=True)
+    actor_login: str = Field(default="", max_length=150)
+    action: str = Field(max_length=64, index=True)
+    object_type: str = Field(max_length=40)
+    object_id: str | None = Field(default=None, max_length=64)
+    before: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    after: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    address: str | None = Field(default=None, max_length=64)
+    summary: str = Field(default="", max_length=500)
+
+
+class AuditEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    at: datetime
+    actor_id: int | None
+    actor_login: str
+    action: str
+    object_type: str
+    object_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    address: str | None
+    summary: str

@@ -13,7 +13,7 @@ from pwdlib import PasswordHash
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from app.auth import throttle
+from app.auth import audit, throttle
 from app.auth.models import (
     ApiToken,
     LoginSession,
@@ -283,6 +283,17 @@ def login(
     if user is None or not ok or not user.is_active:
         if address is not None:
             throttle.record_failure(session, login_name, address, now)
+        audit.record(
+            session,
+            actor=None,
+            action="sign_in.failed",
+            object_type="user",
+            object_id=user.id if user is not None else None,
+            after={"login": login_name.strip()[:150]},
+            address=address,
+            summary=f"Неудачный вход под логином «{login_name.strip()[:150]}»",
+            at=now,
+        )
         return None
     if address is not None:
         throttle.forget_login(session, login_name)
@@ -299,7 +310,16 @@ def login(
     )
     user.last_login_at = now
     session.add(user)
-    session.flush()
+    audit.record(
+        session,
+        actor=user,
+        action="sign_in.success",
+        object_type="user",
+        object_id=user.id,
+        address=address,
+        summary="Вход в систему",
+        at=now,
+    )
     return user, plain
 
 
