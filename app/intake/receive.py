@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +43,13 @@ router = APIRouter(tags=["webhooks"])
 MAX_BODY = 1024 * 1024
 PLATFORMS = ["vk", "telegram", "ok", "max", "generic"]
 _PAGE_TTL = 10.0  # seconds a page's credentials are cached in a process
+# Bounds of the per-process page cache: found pages, least recently used dropped
+# first; keys that name no page, remembered briefly so a repeated unknown key costs
+# one read per `_MISS_TTL`, never memory without bound.
+_MAX_PAGES = 10_000
+_MAX_MISSES = 1_000
+_MISS_TTL = 2.0
+_KEY_MAX = 64  # Page.key's length: a longer key names no page, no read needed
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +90,9 @@ class Receiver:
         # Without a processor here, `otklik worker` processes what is stored.
         self.processor = processor_factory(engine, cipher, clock) if processor_factory else None
         self.writer = DeliveryWriter(engine, self.processor.wake if self.processor else None)
-        self._pages: dict[tuple[str, str], tuple[float, KnownPage | None]] = {}
+        self._pages: OrderedDict[tuple[str, str], tuple[float, KnownPage]] = OrderedDict()
+        self._misses: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._ok_networks = [
             ipaddress.ip_network(n.strip())
             for n in settings.ok_allowed_networks.split(",")
@@ -89,9 +100,17 @@ class Receiver:
         ]
 
     def cached_page(self, platform: str, key: str) -> tuple[bool, KnownPage | None]:
-        cached = self._pages.get((platform, key))
-        if cached is not None and time.monotonic() - cached[0] < _PAGE_TTL:
-            return True, cached[1]
+        if len(key) > _KEY_MAX:
+            return True, None
+        now = time.monotonic()
+        with self._cache_lock:
+            cached = self._pages.get((platform, key))
+            if cached is not None and now - cached[0] < _PAGE_TTL:
+                self._pages.move_to_end((platform, key))
+                return True, cached[1]
+            missed = self._misses.get((platform, key))
+            if missed is not None and now - missed < _MISS_TTL:
+                return True, None
         return False, None
 
     def page(self, platform: str, key: str) -> KnownPage | None:
@@ -115,8 +134,23 @@ class Receiver:
                 if row is not None
                 else None
             )
-        self._pages[(platform, key)] = (now, known)
+        self._remember((platform, key), now, known)
         return known
+
+    def _remember(self, where: tuple[str, str], now: float, known: KnownPage | None) -> None:
+        with self._cache_lock:
+            if known is None:
+                self._pages.pop(where, None)
+                self._misses[where] = now
+                self._misses.move_to_end(where)
+                if len(self._misses) > _MAX_MISSES:
+                    self._misses.popitem(last=False)
+            else:
+                self._misses.pop(where, None)
+                self._pages[where] = (now, known)
+                self._pages.move_to_end(where)
+                if len(self._pages) > _MAX_PAGES:
+                    self._pages.popitem(last=False)
 
     def ok_source_allowed(self, host: str | None) -> bool:
         if not self._ok_networks:
