@@ -24,6 +24,7 @@ from webhooks.base import (
     Published,
     Reply,
     Unauthentic,
+    ignored,
     parse_json,
 )
 from webhooks.events import Attachment, EventKind, InboundEvent, ThreadKind
@@ -62,6 +63,9 @@ class GenericAdapter:
     def parse(self, page: PageSecrets, body: bytes, received_at: datetime) -> list[InboundEvent]:
         data = parse_json(body)
         source_key = _required_id(data, "id")
+        if data.get("kind") == "test":
+            # A signed ping (Otklik's «send a test event», or an integrator's check).
+            return [ignored("test", f"generic:test:{source_key}", received_at)]
         thread_key = _required_id(data, "thread_id")
         kind = data.get("kind")
         if kind not in ("comment", "message"):

@@ -10,6 +10,7 @@ platform could not be reached.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ from webhooks.base import (
     response_json,
     retry_after_header,
 )
+from webhooks.generic import sign
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,3 +143,43 @@ def get_setup(platform: str) -> PlatformSetup | None:
         "max": MaxSetup(),
     }
     return setups.get(platform)
+
+
+# --- a test delivery ---------------------------------------------------------------------
+
+
+TEST_TYPE = "otklik_test"
+
+
+def test_delivery(page: PageSecrets, nonce: int, now: datetime) -> tuple[dict[str, str], bytes]:
+    """Headers (lower-case) and body of a delivery shaped and signed like the platform's
+    own, of a type the adapter records as ignored: «send a test event» runs it through
+    the receiver's checks and processing without creating a question. `nonce` (a
+    positive int) makes its delivery key unique; Telegram's is negative, so it can
+    never take the key of a real update."""
+    millis = int(now.timestamp() * 1000)
+    headers: dict[str, str] = {"content-type": "application/json"}
+    data: dict[str, Any]
+    if page.platform == "vk":
+        data = {
+            "type": TEST_TYPE,
+            "event_id": f"{TEST_TYPE}_{nonce}",
+            "v": "5.199",
+            "group_id": int(page.external_id.strip().removeprefix("-") or 0),
+            "object": {"nonce": nonce},
+            "secret": page.secret or "",
+        }
+    elif page.platform == "telegram":
+        data = {"update_id": -nonce, TEST_TYPE: {"nonce": nonce}}
+        headers["x-telegram-bot-api-secret-token"] = page.secret or ""
+    elif page.platform == "max":
+        data = {"update_type": TEST_TYPE, "timestamp": millis, "message_id": f"test-{nonce}"}
+        headers["x-max-bot-api-secret"] = page.secret or ""
+    elif page.platform == "ok":
+        data = {"webhookType": TEST_TYPE.upper(), "timestamp": millis, "nonce": nonce}
+    else:
+        data = {"id": f"{TEST_TYPE}_{nonce}", "kind": "test", "sent_at": now.isoformat()}
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    if page.platform == "generic":
+        headers["x-otklik-signature"] = sign(page.secret or "", body)
+    return headers, body
