@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,7 +30,7 @@ from app.core.web import ViewDep
 from app.directory import snapshots as directory
 from app.directory.models import Institution, Page
 from app.questions import queries
-from app.questions.models import Question
+from app.questions.models import Question, TimelineEntry
 from app.routing.models import Category
 from app.sla import display
 
@@ -251,6 +251,30 @@ def _viewer_tz(institution_ids: list[int], session: Session) -> str | None:
     return zones.pop() if len(zones) == 1 else None
 
 
+def _transferred(session: Session, user: User, question_id: int | None, now: datetime) -> str:
+    """After the user transferred a question out of their queues (the question page sends
+    them here with `?transferred=N`): where it went. Only the user's own transfer of the
+    last hour is named, so the parameter reveals nothing about other questions."""
+    if question_id is None:
+        return ""
+    entry = session.exec(
+        select(TimelineEntry)
+        .where(
+            col(TimelineEntry.question_id) == question_id,
+            col(TimelineEntry.kind) == "transferred",
+            col(TimelineEntry.actor_id) == user.id,
+            col(TimelineEntry.at) >= now - timedelta(hours=1),
+        )
+        .order_by(col(TimelineEntry.at).desc())
+        .limit(1)
+    ).first()
+    if entry is None:
+        return ""
+    target = session.get(Institution, int(entry.data.get("to_institution_id") or 0))
+    where = f"в «{target.name}»" if target is not None else "в другое учреждение"
+    return f"Вопрос №{question_id} передан {where} и ушёл из вашей очереди."
+
+
 @router.get("/inbox", name="inbox:index", response_class=HTMLResponse)
 def inbox(
     request: Request, session: SessionDep, user: WebUserDep, view: ViewDep, clock: ClockDep
@@ -302,6 +326,9 @@ def inbox(
         "is_admin": user.role == Role.admin,
         "no_institutions": not options.institutions,
         "no_pages": options.page_count == 0,
+        "transferred": _transferred(
+            session, user, _int(request.query_params.get("transferred")), now
+        ),
     }
     if view.wants_fragment:
         return view.render("questions/_queue.html", **context)

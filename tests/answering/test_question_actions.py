@@ -156,6 +156,11 @@ def test_a_transfer_needs_a_target_and_a_reason_then_leaves_the_queue(
         )
     ).one()
     assert entry.data["reason"] == "Это вопрос к больнице"
+    # The queue says where it went; the same address is silent about any other question.
+    queue = client.get(done.headers["location"]).text
+    assert f"Вопрос №{world.question.id} передан в «Чебаркульская ГБ»" in queue
+    other = client.get(f"/inbox?transferred={world.question.id + 1000}").text
+    assert "передан" not in other
     # Gone from the school: a 404 page; the hospital's operator sees it with the reason.
     assert client.get(f"/questions/{world.question.id}").status_code == 404
     other = TestClient(client.app, base_url="https://otklik.example.ru")
