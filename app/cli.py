@@ -148,11 +148,21 @@ def demo(
     if_empty: Annotated[
         bool, typer.Option("--if-empty", help="Do nothing if the directory has data")
     ] = False,
+    scale: Annotated[
+        str | None,
+        typer.Option(help="region-year: about a million questions over a year, in bulk"),
+    ] = None,
+    questions: Annotated[
+        int | None, typer.Option(help="with --scale: this many questions instead")
+    ] = None,
 ) -> None:
     """Seed the demo region (Челябинская область) and print the users it created."""
     from app.demo import region as demo_data
 
     settings = _settings()
+    if scale is not None or questions is not None:
+        _demo_scale(settings, scale, questions)
+        return
     engine = make_engine(settings.database_url)
     with Session(engine, expire_on_commit=False) as session:
         if if_empty and not demo_data.is_empty(session):
@@ -169,6 +179,37 @@ def demo(
 
         count = simulation.replay_history(settings, engine, days=history_days)
         typer.echo(f"history: {count} webhook deliveries replayed over {history_days} days")
+    engine.dispose()
+
+
+def _demo_scale(settings: Settings, scale: str | None, questions: int | None) -> None:
+    """A region's year of questions written in bulk (`app.demo.region_year`), for
+    measuring reports and queues at scale."""
+    from app.core.db import utcnow
+    from app.demo import region as demo_data
+    from app.demo import region_year
+
+    if scale is not None and scale not in region_year.SCALES:
+        _fail(f"unknown scale {scale!r}: {', '.join(region_year.SCALES)}")
+    count = questions if questions is not None else region_year.SCALES[scale or "region-year"]
+    if count <= 0:
+        _fail("--questions must be positive")
+    engine = make_engine(settings.database_url)
+    with Session(engine, expire_on_commit=False) as session:
+
+        def committed(done: int) -> None:
+            session.commit()
+            if done % 100_000 == 0:
+                typer.echo(f"  {done:,} questions written".replace(",", " "), err=True)
+
+        intended = region_year.generate(
+            session, settings, questions=count, now=utcnow(), after_chunk=committed
+        )
+        session.commit()
+    typer.echo(intended.summary())
+    typer.echo(f"demo users and passwords: {demo_data.credentials_file(settings)}")
+    region_year.analyze(engine)
+    typer.echo("planner statistics refreshed (ANALYZE)")
     engine.dispose()
 
 
