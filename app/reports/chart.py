@@ -16,6 +16,9 @@ from app.reports.figures import SlaRow
 
 WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 44, 120, 14, 30
+# The phone's chart: drawn at its own size so its text stays legible (a 640-wide
+# chart scaled to 360 px would shrink 12 px labels to 7 px).
+NARROW = {"width": 360, "height": 240, "right": 96, "ticks": 4}
 LABEL_GAP = 16
 # (field of SlaRow, label, css modifier)
 SERIES: tuple[tuple[str, str, str], ...] = (
@@ -41,6 +44,7 @@ class Chart:
     left: int = LEFT
     plot_right: float = WIDTH - RIGHT
     bottom: float = HEIGHT - BOTTOM
+    key: str = "wide"
     lines: list[Line] = field(default_factory=list)
     grid: list[tuple[float, int]] = field(default_factory=list)
     ticks: list[tuple[float, str]] = field(default_factory=list)
@@ -58,10 +62,21 @@ def _nice_top(peak: int) -> tuple[int, int]:
     return step * math.ceil(peak / step), step
 
 
-def trend_chart(rows: Sequence[SlaRow], short_names: Sequence[str]) -> Chart:
+def trend_chart(
+    rows: Sequence[SlaRow],
+    short_names: Sequence[str],
+    *,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    right: int = RIGHT,
+    ticks: int = 7,
+    key: str = "wide",
+) -> Chart:
     """The chart of the trend `rows` (days or weeks, in order); `short_names` label the
-    x axis («1 дек.»)."""
-    chart = Chart()
+    x axis («1.12»); at most `ticks` of them are shown."""
+    chart = Chart(
+        width=width, height=height, plot_right=width - right, bottom=height - BOTTOM, key=key
+    )
     if not rows:
         return chart
     chart.empty = False
@@ -78,7 +93,7 @@ def trend_chart(rows: Sequence[SlaRow], short_names: Sequence[str]) -> Chart:
         return round(chart.bottom - plot_h * v / top, 1)
 
     chart.grid = [(y(v), v) for v in range(0, top + 1, step)]
-    every = max(1, math.ceil(n / 7))
+    every = max(1, math.ceil(n / ticks))
     chart.ticks = [(x(i), short_names[i]) for i in range(0, n, every)]
     labels: list[Line] = []
     for f, label, css in SERIES:

@@ -18,7 +18,13 @@ from app.reports import backlog as backlog_figures
 from app.reports import figures
 from app.reports.figures import SlaRow
 from app.reports.periods import Period
-from app.reports.population import ReportFilter, report_scope, scope_root, visible_conditions
+from app.reports.population import (
+    ReportFilter,
+    group_names,
+    report_scope,
+    scope_root,
+    visible_conditions,
+)
 
 SILENT_DAYS = 7
 SILENT_LIMIT = 50
@@ -76,6 +82,8 @@ class Dashboard(BaseModel):
     by_classification: list[SlaRow]
     ranking_by: str
     ranking: list[SlaRow]
+    # The ranking's row of the root territory's own institutions (not a child's).
+    ranking_own_key: str | None = None
     silent_days: int
     silent_pages: list[SilentPage]
     silent_total: int
@@ -177,6 +185,27 @@ def silent_pages(
     return pages, total
 
 
+def _every_step(session: Session, period: Period, by: str, rows: list[SlaRow]) -> list[SlaRow]:
+    """The trend with a row for every day (or week) of the period, quiet ones as zeros,
+    so the chart's x axis runs evenly through time."""
+    keys: list[str] = []
+    day = period.first_day
+    while day <= period.last_day:
+        if by == "day":
+            key = day.isoformat()
+        else:
+            year, week, _ = day.isocalendar()
+            key = f"{year}-W{week:02d}"
+        if not keys or keys[-1] != key:
+            keys.append(key)
+        day += timedelta(days=1)
+    found = {r.key: r for r in rows}
+    names = group_names(session, by, set(keys) - set(found))
+    out = [found.get(k) or SlaRow(key=k, name=names.get(k, k)) for k in keys]
+    # Rows outside the period's dates (none, unless a custom period ends mid-day).
+    return out + [r for r in rows if r.key not in set(keys)]
+
+
 def dashboard(
     session: Session,
     user: User,
@@ -195,11 +224,20 @@ def dashboard(
     total = figures.sla_report(session, user, f, now=now, compare=True)
     headline = total[0] if total else SlaRow(key="total", name="Всего", previous=figures.Previous())
     trend_by = "week" if period.by_week else "day"
-    trend = figures.sla_report(session, user, replace(f, group_by=trend_by), now=now)
+    trend = _every_step(
+        session,
+        period,
+        trend_by,
+        figures.sla_report(session, user, replace(f, group_by=trend_by), now=now),
+    )
     by_sector = figures.sla_report(session, user, replace(f, group_by="sector"), now=now)
     by_class = figures.sla_report(session, user, replace(f, group_by="classification"), now=now)
     rank_by = ranking_group(session, f, user)
     ranking = figures.sla_report(session, user, replace(f, group_by=rank_by), now=now, compare=True)
+    own_key = str(scope.root_id) if rank_by == "territory" and scope.root_id else None
+    for ranked in ranking:
+        if ranked.key == own_key:
+            ranked.name = f"{ranked.name}: собственные учреждения"
     # Worst first; groups with nothing judged last.
     ranking.sort(key=lambda r: (r.on_time_rate is None, r.on_time_rate or 0.0, r.name.lower()))
     open_now = backlog_figures.backlog(
@@ -246,6 +284,7 @@ def dashboard(
         by_classification=by_class,
         ranking_by=rank_by,
         ranking=ranking,
+        ranking_own_key=own_key,
         silent_days=silent_days,
         silent_pages=silent,
         silent_total=silent_total,

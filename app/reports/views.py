@@ -9,7 +9,7 @@ the back button works; every page works without JavaScript.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -144,7 +144,11 @@ def dashboard_page(
             if k != "custom"
         ],
         sectors=[(s.value, SECTOR_NAMES_RU[s]) for s in Sector],
-        chart=chart.trend_chart(d.trend, short),
+        charts=[
+            chart.trend_chart(d.trend, short),
+            chart.trend_chart(d.trend, short, key="narrow", **chart.NARROW),
+        ],
+        trend_labels=[_row_label(r.key, d.trend_by) for r in d.trend],
         series=chart.SERIES,
         figure=figure,
         drill_down=drill_down,
@@ -171,12 +175,25 @@ def dashboard_page(
     )
 
 
+_WEEKDAYS = ("пн", "вт", "ср", "чт", "пт", "сб", "вс")
+
+
 def _tick(key: str, by: str) -> str:
     if by == "week":
         monday = datetime.strptime(key + "-1", "%G-W%V-%u")
         return f"{monday.day}.{monday.month:02d}"
     day = datetime.fromisoformat(key)
     return f"{day.day}.{day.month:02d}"
+
+
+def _row_label(key: str, by: str) -> str:
+    """A trend table's row: «пн 16.11» for a day, «16.11–22.11» for a week."""
+    if by == "week":
+        monday = datetime.strptime(key + "-1", "%G-W%V-%u")
+        sunday = monday + timedelta(days=6)
+        return f"{monday:%d.%m}–{sunday:%d.%m}"
+    day = datetime.fromisoformat(key)
+    return f"{_WEEKDAYS[day.weekday()]}{fmt.NBSP}{day:%d.%m}"
 
 
 def _span_text(first: Any, last: Any) -> str:

@@ -49,7 +49,7 @@ def test_every_figure_links_to_the_questions_it_counts(
     page = client.get("/dashboard", params={**DASHBOARD, "territory_id": w["region"].id})
     assert page.status_code == 200, page.text
     assert "Сводка: Область" in page.text
-    assert '<svg class="chart"' in page.text
+    assert '<svg class="chart chart--wide"' in page.text
     links = _figure_links(page.text)
     expected = {
         "Получено вопросов": 7,
