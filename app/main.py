@@ -14,7 +14,6 @@ import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
@@ -30,7 +29,7 @@ from app.core.db import make_engine, utcnow
 from app.core.errors import DomainError
 from app.core.json_api import error_response
 from app.core.logs import request_id_var, setup_logging
-from app.core.web import STATIC_DIR, View
+from app.core.web import SECURITY_HEADERS, STATIC_DIR, View
 from app.jobs.context import JobContext
 from app.jobs.runner import Job, Runner
 from app.processing.processor import Processor
@@ -142,6 +141,7 @@ class RequestIdMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 MutableHeaders(scope=message).append("X-Request-ID", request_id)
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
             await send(message)
 
         try:
@@ -269,13 +269,8 @@ def create_app(
 
     @app.get("/api/docs", include_in_schema=False)
     def api_docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/api/v1/openapi.json",
-            title="Otklik API",
-            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
-            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
-            swagger_favicon_url="/static/favicon.svg",
-        )
+        # Vendored Swagger UI started by a static file: no CDN, no inline script (CSP).
+        return HTMLResponse(_API_DOCS)
 
     @app.get("/", include_in_schema=False)
     def index() -> RedirectResponse:
@@ -283,6 +278,24 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app
+
+
+_API_DOCS = """<!DOCTYPE html>
+<html lang="ru">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css">
+<link rel="icon" href="/static/favicon.svg">
+<title>Otklik API</title>
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/static/swagger-init.js"></script>
+</body>
+</html>
+"""
 
 
 def _include_routers(app: FastAPI) -> None:

@@ -17,6 +17,16 @@
     }
   });
 
+  /* Polls (`data-when-visible`) skip their turn while the tab is hidden. In JavaScript
+     here rather than an hx-trigger filter: filters are eval'd, and the
+     Content-Security-Policy allows no eval (htmx's allowEval is off). */
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (document.visibilityState !== "visible" && elt && elt.hasAttribute("data-when-visible")) {
+      event.preventDefault();
+    }
+  });
+
   /* The error summary takes focus so that a screen reader announces it (GOV.UK). */
   function focusErrors(root) {
     var summary = (root || document).querySelector("[data-autofocus]");

@@ -127,3 +127,22 @@ def get_view(request: Request) -> View:
 
 
 ViewDep = Annotated[View, Depends(get_view)]
+
+
+# Sent with every response (RequestIdMiddleware adds them). Scripts only from our own
+# files: no inline script, no eval (htmx's `allowEval` is off), so text that slipped
+# past escaping could not run. Inline style attributes stay allowed (layout only).
+# Images: citizens' attachments are shown from the platforms' hosts over https.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: https:; connect-src 'self'; font-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    # Links to platform pages (a citizen's comment) do not tell them our addresses.
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
