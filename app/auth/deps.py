@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from typing import Annotated
 from urllib.parse import urlencode, urlsplit
 
@@ -38,6 +39,12 @@ def login_url(request: Request) -> str:
         if current.netloc == request.url.netloc and current.path.startswith("/"):
             target = current.path + (f"?{current.query}" if current.query else "")
     return "/login?" + urlencode({"next": target})
+
+
+def client_address(request: Request) -> str:
+    """The caller's address for the throttle and the audit log. uvicorn has already
+    replaced it with X-Forwarded-For's when the peer is a trusted proxy."""
+    return request.client.host if request.client else "unknown"
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -112,10 +119,19 @@ async def check_csrf(request: Request) -> None:
 
 def get_web_user(request: Request, session: SessionDep, clock: ClockDep) -> User:
     cookie = request.cookies.get(SESSION_COOKIE)
-    found = auth_service.session_user(session, cookie, clock()) if cookie else None
+    settings: Settings = request.app.state.settings
+    idle = timedelta(minutes=settings.session_idle_minutes)
+    found = auth_service.session_user(session, cookie, clock(), idle) if cookie else None
     if found is None:
         raise LoginRequired("Войдите в систему")
     user, login_session = found
+    if session.dirty:
+        # The session's last-use stamp; best effort, like a token's: a busy database
+        # must not fail the page.
+        try:
+            session.commit()
+        except sa.exc.OperationalError:
+            session.rollback()
     request.state.user = user
     request.state.csrf_token = login_session.csrf_token
     if user.timezone:

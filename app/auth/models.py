@@ -150,7 +150,8 @@ class UserCreate(SQLModel):
     login: str = Field(min_length=2, max_length=150)
     name: str = ""
     role: Role
-    password: str | None = Field(default=None, min_length=8)
+    # Checked by the password policy (app/auth/passwords.py), with Russian messages.
+    password: str | None = Field(default=None, max_length=256)
     territory_id: int | None = None
     institution_id: int | None = None
     institution_ids: list[int] = Field(default_factory=list)
@@ -264,3 +265,25 @@ class AuditEventRead(BaseModel):
     after: dict[str, Any] | None
     address: str | None
     summary: str
+
+
+class UserUpdate(BaseModel):
+    """A change by an administrator: only the fields given are changed."""
+
+    model_config = examples({"role": "supervisor", "territory_id": 3}, {"active": False})
+    name: str | None = ShapeField(default=None, max_length=255)
+    email: str | None = ShapeField(default=None, max_length=255)
+    role: Role | None = None
+    # An operator's institutions (replaces the list).
+    institution_ids: list[RowId] | None = None
+    # A supervisor's scope: a territory subtree or an institution subtree.
+    territory_id: RowId | None = None
+    institution_id: RowId | None = None
+    active: bool | None = None
+
+
+class UserCreated(UserRead):
+    """The user, and — only in this answer — the password or invitation link to pass on."""
+
+    password: str | None = None
+    invitation_url: str | None = None

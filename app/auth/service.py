@@ -13,7 +13,7 @@ from pwdlib import PasswordHash
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from app.auth import audit, throttle
+from app.auth import audit, passwords, throttle
 from app.auth.models import (
     ApiToken,
     LoginSession,
@@ -76,6 +76,8 @@ def create_user(session: Session, data: UserCreate) -> User:
             raise NotFound(f"Учреждение {institution_id} не найдено")
     if data.territory_id is not None and session.get(Territory, data.territory_id) is None:
         raise NotFound(f"Территория {data.territory_id} не найдена")
+    if data.password and (why := passwords.problem(data.password, data.login)):
+        raise Invalid(why, code="weak_password")
     user = User(
         login=data.login,
         name=data.name or data.login,
@@ -96,8 +98,10 @@ def create_user(session: Session, data: UserCreate) -> User:
 
 
 def set_password(session: Session, user: User, password: str) -> None:
-    if len(password) < 8:
-        raise Invalid("Пароль должен быть не короче 8 символов", code="weak_password")
+    """Set a password that passes the policy (raises Invalid otherwise). The caller
+    ends the user's other sessions where that is meant (`end_sessions`)."""
+    if why := passwords.problem(password, user.login):
+        raise Invalid(why, code="weak_password")
     user.password_hash = hash_password(password)
     session.add(user)
     session.flush()
@@ -193,22 +197,37 @@ def change_password(
     new: str,
     repeat: str,
     keep_session: str | None = None,
+    address: str | None = None,
 ) -> None:
     """Check the current password, set the new one (argon2) and end every other
     sign-in of the user except the cookie `keep_session`. Raises FormInvalid."""
     errors: dict[str, str] = {}
     if not verify_password(current, user.password_hash):
         errors["current_password"] = "Текущий пароль введён неверно"
-    if len(new) < 8:
-        errors["new_password"] = "Новый пароль должен быть не короче 8 знаков"
+    if why := passwords.problem(new, user.login):
+        errors["new_password"] = why
     elif new != repeat:
         errors["repeat_password"] = "Пароли не совпадают — введите новый пароль ещё раз"
     if errors:
         raise FormInvalid(errors)
     set_password(session, user, new)
+    end_sessions(session, user, keep=keep_session)
+    audit.record(
+        session,
+        actor=user,
+        action="user.password_change",
+        object_type="user",
+        object_id=user.id,
+        address=address,
+        summary="Пароль изменён в профиле; другие входы завершены",
+    )
+
+
+def end_sessions(session: Session, user: User, *, keep: str | None = None) -> None:
+    """End every web sign-in of `user`, except the one whose cookie is `keep`."""
     ending = sa.delete(LoginSession).where(col(LoginSession.user_id) == user.id)
-    if keep_session:
-        ending = ending.where(col(LoginSession.token_hash) != hash_token(keep_session))
+    if keep:
+        ending = ending.where(col(LoginSession.token_hash) != hash_token(keep))
     session.execute(ending)
 
 
@@ -306,6 +325,7 @@ def login(
             csrf_token=secrets.token_urlsafe(24),
             created_at=now,
             expires_at=now + timedelta(hours=hours),
+            last_seen_at=now,
         )
     )
     user.last_login_at = now
@@ -323,7 +343,17 @@ def login(
     return user, plain
 
 
-def session_user(session: Session, plain: str, now: datetime) -> tuple[User, LoginSession] | None:
+# The last-use stamp of a session is written at most this often.
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+def session_user(
+    session: Session, plain: str, now: datetime, idle: timedelta | None = None
+) -> tuple[User, LoginSession] | None:
+    """The signed-in user of a session cookie, or None when the session is unknown,
+    past its absolute lifetime (`expires_at`), unused for longer than `idle`, or its
+    user is deactivated. A live session's last use is stamped (at most once a minute;
+    the caller commits)."""
     row = session.exec(
         select(LoginSession, User)
         .join(User, col(User.id) == LoginSession.user_id)
@@ -334,6 +364,12 @@ def session_user(session: Session, plain: str, now: datetime) -> tuple[User, Log
     login_session, user = row
     if login_session.expires_at <= now or not user.is_active:
         return None
+    last_seen = login_session.last_seen_at or login_session.created_at
+    if idle is not None and last_seen + idle <= now:
+        return None
+    if login_session.last_seen_at is None or now - login_session.last_seen_at >= _TOUCH_EVERY:
+        login_session.last_seen_at = now
+        session.add(login_session)
     return user, login_session
 
 

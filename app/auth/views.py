@@ -16,7 +16,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from app.auth import service as auth_service
-from app.auth.deps import CSRF_COOKIE, SESSION_COOKIE, SettingsDep, WebFormUserDep, WebUserDep
+from app.auth.deps import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    SettingsDep,
+    WebFormUserDep,
+    WebUserDep,
+    client_address,
+)
 from app.auth.models import ROLE_NAMES_RU, User
 from app.auth.throttle import TooManyAttempts
 from app.core.clock import ClockDep
@@ -48,9 +55,10 @@ def _safe_next(value: str | None) -> str:
     return value
 
 
-def _client_address(request: Request) -> str:
-    # uvicorn has already replaced it with X-Forwarded-For's when the peer is a trusted proxy.
-    return request.client.host if request.client else "unknown"
+def _secure(request: Request, settings: Settings) -> bool:
+    # Secure whenever the browser came over HTTPS (uvicorn applies a trusted proxy's
+    # X-Forwarded-Proto), or when the public URL or the setting says so.
+    return settings.secure_cookies or request.url.scheme == "https"
 
 
 @router.get("/login", name="auth:login_form", response_class=HTMLResponse)
@@ -59,7 +67,7 @@ def login_form(request: Request, view: ViewDep, settings: SettingsDep, next: str
     token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
     response = view.render("auth/login.html", csrf_token=token, next=_safe_next(next), error=None)
     response.set_cookie(
-        CSRF_COOKIE, token, httponly=True, samesite="lax", secure=settings.secure_cookies
+        CSRF_COOKIE, token, httponly=True, samesite="lax", secure=_secure(request, settings)
     )
     return response
 
@@ -98,7 +106,7 @@ def login(
             password,
             clock(),
             settings.session_hours,
-            address=_client_address(request),
+            address=client_address(request),
         )
     except TooManyAttempts as exc:
         session.rollback()
@@ -114,7 +122,7 @@ def login(
         plain,
         httponly=True,
         samesite="lax",
-        secure=settings.secure_cookies,
+        secure=_secure(request, settings),
         max_age=settings.session_hours * 3600,
     )
     response.delete_cookie(CSRF_COOKIE)
@@ -234,6 +242,7 @@ def password_change(
             new=new_password,
             repeat=repeat_password,
             keep_session=request.cookies.get(SESSION_COOKIE),
+            address=client_address(request),
         )
     except auth_service.FormInvalid as exc:
         session.rollback()

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Sessions of the web interface live this many hours.
     session_hours: int = 12
+    # ... and end sooner when unused for this many minutes (an open page's polls count as use).
+    session_idle_minutes: int = 120
     # Cookies are marked Secure when the public URL is https.
     cookie_secure: bool | None = None
 

@@ -134,7 +134,7 @@ def test_changing_the_password_needs_the_current_one_and_ends_other_sign_ins(
     )
     assert wrong.status_code == 422
     assert "Текущий пароль введён неверно" in wrong.text
-    assert "Новый пароль должен быть не короче 8 знаков" in wrong.text
+    assert "Пароль должен быть не короче 10 знаков" in wrong.text
     assert "not it" not in wrong.text  # passwords are never sent back
     mismatch = client.post(
         "/profile/password",

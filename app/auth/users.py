@@ -1,0 +1,490 @@
+"""Managing people: create with a one-time password or an invitation link, change role
+and scope, deactivate (their sessions and tokens end at once), reset a password.
+
+The admin pages and `/api/v1/users` call these same functions; each change is
+written to the audit log (before → after) in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, func, select
+
+from app.auth import audit, passwords
+from app.auth import service as auth_service
+from app.auth.models import (
+    ApiToken,
+    Role,
+    User,
+    UserCreate,
+    UserInstitution,
+    UserInvitation,
+    UserUpdate,
+)
+from app.core.crypto import hash_token
+from app.core.errors import NotFound
+from app.directory.models import Institution, Territory
+
+FormInvalid = auth_service.FormInvalid
+
+INVITATION_LIFETIME = timedelta(days=7)
+_LOGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,149}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What to pass on to the new user, shown once: a password or an invitation token."""
+
+    password: str | None = None
+    invitation: str | None = None
+
+
+def state(session: Session, user: User) -> dict[str, Any]:
+    """A user's fields as the audit log records them (never the password hash)."""
+    assert user.id is not None
+    return {
+        "login": user.login,
+        "name": user.name,
+        "email": user.email,
+        "role": user.role,
+        "institution_ids": auth_service.institution_ids_of(session, user.id),
+        "territory_id": user.territory_id,
+        "institution_id": user.institution_id,
+        "is_active": user.is_active,
+    }
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("Пользователь не найден", code="not_found")
+    return user
+
+
+def list_users(
+    session: Session,
+    *,
+    q: str = "",
+    role: Role | None = None,
+    active: bool | None = None,
+    limit: int = 50,
+    after_id: int | None = None,
+) -> tuple[list[User], bool]:
+    """Users by login (ascending id within it), filtered by a search on login, name or
+    e-mail, role and activity; and whether more follow `limit`."""
+    query = select(User).order_by(col(User.id)).limit(limit + 1)
+    if q.strip():
+        pattern = f"%{q.strip().lower()}%"
+        query = query.where(
+            sa.or_(
+                func.lower(col(User.login)).like(pattern),
+                func.lower(col(User.name)).like(pattern),
+                func.lower(func.coalesce(col(User.email), "")).like(pattern),
+            )
+        )
+    if role is not None:
+        query = query.where(col(User.role) == role)
+    if active is not None:
+        query = query.where(col(User.is_active) == active)
+    if after_id is not None:
+        query = query.where(col(User.id) > after_id)
+    rows = list(session.exec(query).all())
+    return rows[:limit], len(rows) > limit
+
+
+def count_users(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        sa.select(col(User.role), func.count()).where(col(User.is_active)).group_by(col(User.role))
+    ).all()
+    return {str(role): n for role, n in rows}
+
+
+# --- checks -----------------------------------------------------------------------
+
+
+def _check_scope(
+    session: Session,
+    role: Role,
+    institution_ids: Iterable[int],
+    territory_id: int | None,
+    institution_id: int | None,
+    errors: dict[str, str],
+) -> None:
+    ids = list(institution_ids)
+    if role == Role.operator:
+        if not ids:
+            errors["institution_ids"] = (
+                "Выберите хотя бы одно учреждение, вопросы которого оператор будет видеть"
+            )
+        elif session.scalar(sa.select(func.count()).where(col(Institution.id).in_(ids))) != len(
+            set(ids)
+        ):
+            errors["institution_ids"] = "Такого учреждения нет — выберите учреждение из списка"
+    elif role == Role.supervisor:
+        if territory_id is None and institution_id is None:
+            errors["scope"] = (
+                "Выберите территорию или учреждение, за которыми куратор будет следить"
+            )
+        if territory_id is not None and session.get(Territory, territory_id) is None:
+            errors["scope"] = "Такой территории нет — выберите территорию из списка"
+        if institution_id is not None and session.get(Institution, institution_id) is None:
+            errors["scope"] = "Такого учреждения нет — выберите учреждение из списка"
+
+
+def _check_contact(name: str, email: str | None, errors: dict[str, str]) -> None:
+    if len(name) > 255:
+        errors["name"] = "Имя длиннее 255 знаков — сократите его"
+    if email and (len(email) > 255 or not _EMAIL.match(email)):
+        errors["email"] = "Введите адрес почты в виде name@example.ru"
+
+
+def _other_active_admins(session: Session, user: User) -> int:
+    return (
+        session.scalar(
+            sa.select(func.count()).where(
+                col(User.role) == Role.admin, col(User.is_active), col(User.id) != user.id
+            )
+        )
+        or 0
+    )
+
+
+# --- use cases --------------------------------------------------------------------
+
+
+def create(
+    session: Session,
+    data: UserCreate,
+    *,
+    by: User,
+    now: datetime,
+    address: str | None = None,
+    invite: bool = False,
+) -> tuple[User, Credential]:
+    """Create a user. With `data.password` that password is set (after the policy);
+    otherwise a password is generated, or with `invite` an invitation link's token is
+    made instead. Raises FormInvalid naming every field to fix."""
+    login = data.login.strip()
+    name = data.name.strip()
+    email = (data.email or "").strip() or None
+    errors: dict[str, str] = {}
+    if not _LOGIN.match(login):
+        errors["login"] = (
+            "Логин — от 2 до 150 латинских букв, цифр и знаков . _ - @, "
+            "начинается с буквы или цифры"
+        )
+    elif auth_service.get_user_by_login(session, login) is not None:
+        errors["login"] = f"Логин «{login}» уже занят — выберите другой"
+    _check_contact(name, email, errors)
+    ids = list(dict.fromkeys(data.institution_ids))
+    if data.role == Role.operator and data.institution_id is not None:
+        ids.append(data.institution_id)
+    _check_scope(session, data.role, ids, data.territory_id, data.institution_id, errors)
+    if data.password and (why := passwords.problem(data.password, login)):
+        errors["password"] = why
+    if errors:
+        raise FormInvalid(errors)
+    credential = Credential()
+    password = data.password
+    if not password and not invite:
+        password = auth_service.generate_password()
+        credential = Credential(password=password)
+    user = auth_service.create_user(
+        session,
+        data.model_copy(
+            update={
+                "login": login,
+                "name": name,
+                "email": email,
+                "password": password,
+                "institution_ids": ids if data.role == Role.operator else [],
+                "institution_id": data.institution_id if data.role != Role.operator else None,
+            }
+        ),
+    )
+    if invite:
+        credential = Credential(invitation=_new_invitation(session, user, now))
+    audit.record(
+        session,
+        actor=by,
+        action="user.create",
+        object_type="user",
+        object_id=user.id,
+        after=state(session, user),
+        address=address,
+        summary=f"Создан пользователь «{user.login}»"
+        + (" (приглашение по ссылке)" if invite else ""),
+        at=now,
+    )
+    return user, credential
+
+
+def update(
+    session: Session,
+    user: User,
+    changes: UserUpdate,
+    *,
+    by: User,
+    now: datetime,
+    address: str | None = None,
+) -> User:
+    """Change name, e-mail, role, scope or activity (the fields set in `changes`).
+
+    A role change keeps only the scope that role has. Deactivation goes through
+    `deactivate` (sessions and tokens end). Raises FormInvalid."""
+    assert user.id is not None
+    given = changes.model_fields_set
+    before = state(session, user)
+    role = changes.role if "role" in given and changes.role is not None else user.role
+    name = (changes.name if "name" in given and changes.name is not None else user.name).strip()
+    email = (changes.email or "").strip() or None if "email" in given else user.email
+    if "institution_ids" in given and changes.institution_ids is not None:
+        ids = list(dict.fromkeys(changes.institution_ids))
+    elif role == Role.operator and user.role == Role.operator:
+        ids = before["institution_ids"]
+    else:
+        ids = []
+    territory_id = changes.territory_id if "territory_id" in given else user.territory_id
+    institution_id = changes.institution_id if "institution_id" in given else user.institution_id
+    if role == Role.supervisor and "territory_id" in given and "institution_id" not in given:
+        institution_id = None
+    if role == Role.supervisor and "institution_id" in given and "territory_id" not in given:
+        territory_id = None
+    errors: dict[str, str] = {}
+    if user.id == by.id and role != Role.admin:
+        errors["role"] = (
+            "Нельзя снять с себя роль администратора — попросите другого администратора"
+        )
+    elif (
+        user.role == Role.admin and role != Role.admin and _other_active_admins(session, user) == 0
+    ):
+        errors["role"] = "Это последний администратор — сначала назначьте другого"
+    if not name:
+        errors["name"] = "Введите имя: его видят коллеги в очереди и на вопросах"
+    _check_contact(name, email, errors)
+    _check_scope(session, role, ids, territory_id, institution_id, errors)
+    if errors:
+        raise FormInvalid(errors)
+    user.name = name
+    user.email = email
+    user.role = role
+    user.territory_id = territory_id if role == Role.supervisor else None
+    user.institution_id = institution_id if role == Role.supervisor else None
+    session.add(user)
+    session.execute(sa.delete(UserInstitution).where(col(UserInstitution.user_id) == user.id))
+    if role == Role.operator:
+        for institution_id_ in ids:
+            session.add(UserInstitution(user_id=user.id, institution_id=institution_id_))
+    session.flush()
+    if "active" in given and changes.active is not None and changes.active != user.is_active:
+        if changes.active:
+            activate(session, user, by=by, now=now, address=address)
+        else:
+            deactivate(session, user, by=by, now=now, address=address)
+    after = state(session, user)
+    # Activity has its own entry (above); this one records the rest.
+    before.pop("is_active")
+    after.pop("is_active")
+    if before != after:
+        audit.record(
+            session,
+            actor=by,
+            action="user.update",
+            object_type="user",
+            object_id=user.id,
+            before=before,
+            after=after,
+            address=address,
+            summary=f"Изменён пользователь «{user.login}»",
+            at=now,
+        )
+    return user
+
+
+def deactivate(
+    session: Session, user: User, *, by: User, now: datetime, address: str | None = None
+) -> User:
+    """Switch a user off: their web sessions end and their API tokens are revoked at
+    once; history stays. Raises FormInvalid for oneself or the last administrator."""
+    if user.id == by.id:
+        raise FormInvalid({"active": "Нельзя отключить свою учётную запись"})
+    if user.role == Role.admin and _other_active_admins(session, user) == 0:
+        raise FormInvalid({"active": "Это последний администратор — его нельзя отключить"})
+    if not user.is_active:
+        return user
+    user.is_active = False
+    session.add(user)
+    auth_service.end_sessions(session, user)
+    result = session.execute(
+        sa.update(ApiToken)
+        .where(col(ApiToken.user_id) == user.id, col(ApiToken.revoked_at).is_(None))
+        .values(revoked_at=now)
+    )
+    revoked = int(getattr(result, "rowcount", 0) or 0)
+    session.execute(
+        sa.delete(UserInvitation).where(
+            col(UserInvitation.user_id) == user.id, col(UserInvitation.used_at).is_(None)
+        )
+    )
+    session.flush()
+    audit.record(
+        session,
+        actor=by,
+        action="user.deactivate",
+        object_type="user",
+        object_id=user.id,
+        before={"is_active": True},
+        after={"is_active": False, "api_access_revoked": revoked},
+        address=address,
+        summary=f"Отключён пользователь «{user.login}»: входы завершены, токены отозваны",
+        at=now,
+    )
+    return user
+
+
+def activate(
+    session: Session, user: User, *, by: User, now: datetime, address: str | None = None
+) -> User:
+    """Switch a user back on (their old tokens stay revoked)."""
+    if user.is_active:
+        return user
+    user.is_active = True
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=by,
+        action="user.activate",
+        object_type="user",
+        object_id=user.id,
+        before={"is_active": False},
+        after={"is_active": True},
+        address=address,
+        summary=f"Снова включён пользователь «{user.login}»",
+        at=now,
+    )
+    return user
+
+
+def reset_password(
+    session: Session,
+    user: User,
+    *,
+    by: User,
+    now: datetime,
+    address: str | None = None,
+    invite: bool = False,
+) -> Credential:
+    """Replace a user's password with a generated one (or, with `invite`, clear it and
+    make an invitation link); every sign-in of theirs ends."""
+    if invite:
+        user.password_hash = None
+        session.add(user)
+        credential = Credential(invitation=_new_invitation(session, user, now))
+    else:
+        password = auth_service.generate_password()
+        auth_service.set_password(session, user, password)
+        credential = Credential(password=password)
+    auth_service.end_sessions(session, user)
+    session.flush()
+    audit.record(
+        session,
+        actor=by,
+        action="user.password_reset",
+        object_type="user",
+        object_id=user.id,
+        after={"password": "новый", "by_link": invite},
+        address=address,
+        summary=f"Сброшен пароль пользователя «{user.login}»"
+        + (": выдана ссылка" if invite else ": выдан одноразовый пароль"),
+        at=now,
+    )
+    return credential
+
+
+# --- invitation links ---------------------------------------------------------------
+
+
+def _new_invitation(session: Session, user: User, now: datetime) -> str:
+    assert user.id is not None
+    # One live link per user: a new one replaces any earlier.
+    session.execute(
+        sa.delete(UserInvitation).where(
+            col(UserInvitation.user_id) == user.id, col(UserInvitation.used_at).is_(None)
+        )
+    )
+    plain = secrets.token_urlsafe(32)
+    session.add(
+        UserInvitation(
+            user_id=user.id,
+            token_hash=hash_token(plain),
+            created_at=now,
+            expires_at=now + INVITATION_LIFETIME,
+        )
+    )
+    session.flush()
+    return plain
+
+
+def invitation_user(session: Session, plain: str, now: datetime) -> User | None:
+    """The user an unused, unexpired invitation token belongs to (None otherwise)."""
+    row = session.exec(
+        select(UserInvitation, User)
+        .join(User, col(User.id) == UserInvitation.user_id)
+        .where(UserInvitation.token_hash == hash_token(plain))
+    ).first()
+    if row is None:
+        return None
+    invitation, user = row
+    if invitation.used_at is not None or invitation.expires_at <= now or not user.is_active:
+        return None
+    return user
+
+
+def accept_invitation(
+    session: Session,
+    plain: str,
+    *,
+    password: str,
+    repeat: str,
+    now: datetime,
+    address: str | None = None,
+) -> User:
+    """Set the password chosen through an invitation link; the link is then used up.
+    Raises NotFound for an unknown, used or expired link, FormInvalid for the password."""
+    user = invitation_user(session, plain, now)
+    if user is None:
+        raise NotFound("Ссылка недействительна: она уже использована или устарела")
+    errors: dict[str, str] = {}
+    if why := passwords.problem(password, user.login):
+        errors["password"] = why
+    elif password != repeat:
+        errors["repeat_password"] = "Пароли не совпадают — введите пароль ещё раз"
+    if errors:
+        raise FormInvalid(errors)
+    auth_service.set_password(session, user, password)
+    auth_service.end_sessions(session, user)
+    session.execute(
+        sa.update(UserInvitation)
+        .where(col(UserInvitation.token_hash) == hash_token(plain))
+        .values(used_at=now)
+    )
+    audit.record(
+        session,
+        actor=user,
+        action="user.password_set",
+        object_type="user",
+        object_id=user.id,
+        address=address,
+        summary="Пароль задан по ссылке-приглашению",
+        at=now,
+    )
+    return user
