@@ -15,6 +15,7 @@ from sqlmodel import Session
 from app.core import migrate
 from app.core.db import reading_engine
 from app.core.json_api import error_response
+from app.processing import admin
 from app.processing import metrics as processing_metrics
 
 log = logging.getLogger("otklik.ops")
@@ -69,3 +70,6 @@ def metrics(request: Request) -> PlainTextResponse:
         processing_metrics.prometheus(figures, now),
         media_type="text/plain; version=0.0.4; charset=utf-8",
     )
+
+
+router.include_router(admin.router)
