@@ -26,6 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser.platforms import FakePlatforms
+
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = Path(os.environ.get("OTKLIK_TEST_OUTPUT", ROOT / "var" / "test-output" / "browser"))
@@ -38,6 +40,8 @@ class Server:
     base: str
     env: dict[str, str]
     users: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # login -> pw, role, scope
+    # The platforms' APIs the server talks to: a local fake that records every call.
+    platforms: FakePlatforms = field(default_factory=FakePlatforms)
 
     def password(self, login: str) -> str:
         return self.users[login][0]
@@ -66,11 +70,18 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("browser")
+    platforms = FakePlatforms()
+    platforms.start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTKLIK_")}
     env.update(
         OTKLIK_DATABASE_URL=f"sqlite:///{tmp / 'otklik.db'}",
         OTKLIK_VAR_DIR=str(tmp / "var"),
         OTKLIK_LOG_LEVEL="WARNING",
+        OTKLIK_VK_API_URL=platforms.url("vk"),
+        OTKLIK_TELEGRAM_API_URL=platforms.url("telegram"),
+        OTKLIK_OK_API_URL=platforms.url("ok"),
+        OTKLIK_MAX_API_URL=platforms.url("max"),
+        OTKLIK_WORKER_INTERVAL="1",
     )
     run = [sys.executable, "-m", "app.cli"]
     subprocess.run([*run, "migrate"], env=env, check=True, capture_output=True)
@@ -92,10 +103,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        yield Server(base, env, users)
+        yield Server(base, env, users, platforms)
     finally:
         process.terminate()
         process.wait(timeout=20)
+        platforms.stop()
 
 
 @pytest.fixture(scope="session")
