@@ -111,8 +111,7 @@ class FakePlatforms:
         if method == "users.get":
             ids = [i for i in str(params.get("user_ids", "")).split(",") if i]
             return [
-                {"id": int(i), "first_name": "Мария", "last_name": f"Иванова-{i[-3:]}"}
-                for i in ids
+                {"id": int(i), "first_name": "Мария", "last_name": f"Иванова-{i[-3:]}"} for i in ids
             ]
         if method == "groups.getCallbackConfirmationCode":
             return {"code": "c0nf1rm"}
