@@ -37,6 +37,13 @@ from app.processing.processor import Processor
 log = logging.getLogger("otklik")
 
 
+DATABASE_UNAVAILABLE = (
+    "База данных временно недоступна. Повторите через минуту; "
+    "если вы что-то отправляли, это не сохранено."
+)
+DATABASE_RETRY_AFTER = 15  # seconds
+
+
 def _wants_json(request: Request) -> bool:
     path = request.url.path
     return path.startswith(("/api/", "/webhooks/")) or path in {"/healthz", "/readyz"}
@@ -100,6 +107,23 @@ def _install_error_handlers(app: FastAPI) -> None:
         if _wants_json(request):
             return error_response(422, "out_of_range", message)
         return _error_page(request, 422, message)
+
+    @app.exception_handler(sa.exc.OperationalError)
+    @app.exception_handler(sa.exc.InterfaceError)
+    @app.exception_handler(sa.exc.TimeoutError)
+    async def _database_unavailable(request: Request, exc: Exception) -> Response:
+        # The database is unreachable, read-only or full: a passing state, not a bug.
+        # 503 with Retry-After (a client or platform tries again), never a traceback.
+        log.error(
+            "database unavailable",
+            extra={"fields": {"path": request.url.path, "error": str(exc).splitlines()[0]}},
+        )
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
+        if _wants_json(request):
+            return error_response(503, "unavailable", DATABASE_UNAVAILABLE, headers)
+        response = _error_page(request, 503, DATABASE_UNAVAILABLE)
+        response.headers.update(headers)
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
