@@ -210,3 +210,30 @@ class PageRead(PageBase):
 
 # Ingestion reads these through process-wide snapshots (app.core.snapshots).
 snapshots.watch(Page, Institution, Territory)
+
+
+class ImportStatus(StrEnum):
+    previewed = "previewed"
+    applying = "applying"
+    done = "done"
+    cancelled = "cancelled"
+
+
+class DirectoryImport(SQLModel, table=True):
+    """An uploaded registry waiting to be applied: its rows and the preview shown.
+
+    Kept in the database (not in a process's memory), so that any web process can
+    apply it, step by step, while the browser polls the progress."""
+
+    __tablename__ = "directory_import"
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(max_length=64, unique=True)
+    filename: str = Field(default="", max_length=255)
+    created_by: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    status: ImportStatus = Field(default=ImportStatus.previewed, sa_type=EnumText(ImportStatus))
+    raw: list[dict[str, str]] = Field(default_factory=list, sa_type=sa.JSON)
+    preview: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    total_steps: int = 0
+    done_steps: int = 0
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -94,6 +94,12 @@ class Row:
     external_id: str
 
 
+@dataclass(frozen=True)
+class BadRow:
+    number: int
+    reason: str
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     """Raw rows of a CSV (UTF-8, comma or semicolon) or XLSX file, keyed by our column names."""
     suffix = path.suffix.lower()
@@ -102,6 +108,26 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     if suffix == ".csv":
         return _read_csv(path.read_bytes())
     raise Invalid("Поддерживаются файлы .csv и .xlsx", code="format")
+
+
+def read_upload(filename: str, data: bytes) -> list[dict[str, str]]:
+    """Raw rows of an uploaded file, by its name's extension (as `read_rows`)."""
+    suffix = Path(filename or "").suffix.lower()
+    if not data:
+        raise Invalid("Файл пуст", code="format")
+    if suffix == ".csv":
+        return _read_csv(data)
+    if suffix == ".xlsx":
+        try:
+            return _read_xlsx(io.BytesIO(data))
+        except Invalid:
+            raise
+        except Exception as exc:  # openpyxl raises many kinds on a damaged file
+            raise Invalid(
+                "Не удалось прочитать файл XLSX: сохраните его в Excel заново или выгрузите в CSV",
+                code="format",
+            ) from exc
+    raise Invalid("Загрузите файл .csv или .xlsx", code="format")
 
 
 def _header(cells: Iterable[Any]) -> list[str]:
@@ -135,7 +161,7 @@ def _read_csv(data: bytes) -> list[dict[str, str]]:
     return [dict(zip(header, (c.strip() for c in cells), strict=False)) for cells in reader]
 
 
-def _read_xlsx(path: Path) -> list[dict[str, str]]:
+def _read_xlsx(path: Path | io.BytesIO) -> list[dict[str, str]]:
     from openpyxl import load_workbook
 
     workbook = load_workbook(path, read_only=True, data_only=True)
@@ -155,76 +181,97 @@ def _read_xlsx(path: Path) -> list[dict[str, str]]:
         workbook.close()
 
 
-def parse_rows(raw: list[dict[str, str]]) -> Iterator[Row]:
-    """Validated rows of a raw registry; raises ImportError_ naming the first bad row."""
-    for index, cells in enumerate(raw, start=2):  # row 1 is the header
-        if not any(cells.values()):
+def parse_rows(raw: list[dict[str, str]], start: int = 2) -> Iterator[Row]:
+    """Validated rows of a raw registry; raises ImportError_ naming the first bad row.
+
+    `start` is the file's row number of `raw[0]` (row 1 is the header)."""
+    for index, cells in enumerate(raw, start=start):
+        row = parse_row(index, cells)
+        if row is not None:
+            yield row
+
+
+def check_rows(raw: list[dict[str, str]], start: int = 2) -> tuple[list[Row], list[BadRow]]:
+    """Every row checked: the good ones, and each bad one with its number and reason."""
+    rows: list[Row] = []
+    bad: list[BadRow] = []
+    for index, cells in enumerate(raw, start=start):
+        try:
+            row = parse_row(index, cells)
+        except ImportError_ as exc:
+            bad.append(BadRow(exc.row, exc.reason))
             continue
-        territory = [part.strip() for part in cells.get("territory", "").split("/") if part.strip()]
-        if not territory:
-            raise ImportError_(index, "не указана территория")
-        kind_value = cells.get("territory_kind", "").strip().lower()
+        if row is not None:
+            rows.append(row)
+    return rows, bad
+
+
+def parse_row(index: int, cells: dict[str, str]) -> Row | None:
+    """One row checked (None for an empty one); raises ImportError_ with the reason."""
+    if not any(cells.values()):
+        return None
+    territory = [part.strip() for part in cells.get("territory", "").split("/") if part.strip()]
+    if not territory:
+        raise ImportError_(index, "не указана территория")
+    kind_value = cells.get("territory_kind", "").strip().lower()
+    try:
+        kind = TerritoryKind(kind_value) if kind_value else None
+    except ValueError:
+        raise ImportError_(
+            index,
+            f"неизвестный тип территории «{kind_value}» (federal, region, municipality, settlement)",
+        ) from None
+    timezone = cells.get("timezone", "").strip() or None
+    if timezone is not None:
         try:
-            kind = TerritoryKind(kind_value) if kind_value else None
-        except ValueError:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ImportError_(index, f"неизвестный часовой пояс «{timezone}»") from None
+    sector_value = cells.get("sector", "").strip().lower()
+    try:
+        sector = Sector(sector_value) if sector_value else None
+    except ValueError:
+        raise ImportError_(
+            index, f"неизвестная отрасль «{sector_value}» (допустимо: {', '.join(Sector)})"
+        ) from None
+    platform_value = cells.get("platform", "").strip().lower()
+    platform_value = _PLATFORM_ALIASES.get(platform_value, platform_value)
+    try:
+        platform = Platform(platform_value) if platform_value else None
+    except ValueError:
+        raise ImportError_(
+            index, f"неизвестная платформа «{platform_value}» (vk, telegram, ok, max, generic)"
+        ) from None
+    institution = cells.get("institution", "").strip()
+    external_id = cells.get("external_id", "").strip()
+    if external_id.endswith(".0") and external_id[:-2].lstrip("-").isdigit():
+        external_id = external_id[:-2]  # a number that went through Excel
+    if platform == Platform.vk:
+        external_id = external_id.lstrip("-")
+    if platform is not None:
+        if not institution:
+            raise ImportError_(index, "у страницы не указано учреждение")
+        if not external_id:
+            raise ImportError_(index, "у страницы не указан external_id")
+        if platform in (Platform.vk, Platform.telegram) and not external_id.lstrip("-").isdigit():
             raise ImportError_(
-                index,
-                f"неизвестный тип территории «{kind_value}» (federal, region, municipality, settlement)",
-            ) from None
-        timezone = cells.get("timezone", "").strip() or None
-        if timezone is not None:
-            try:
-                ZoneInfo(timezone)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ImportError_(index, f"неизвестный часовой пояс «{timezone}»") from None
-        sector_value = cells.get("sector", "").strip().lower()
-        try:
-            sector = Sector(sector_value) if sector_value else None
-        except ValueError:
-            raise ImportError_(
-                index, f"неизвестная отрасль «{sector_value}» (допустимо: {', '.join(Sector)})"
-            ) from None
-        platform_value = cells.get("platform", "").strip().lower()
-        platform_value = _PLATFORM_ALIASES.get(platform_value, platform_value)
-        try:
-            platform = Platform(platform_value) if platform_value else None
-        except ValueError:
-            raise ImportError_(
-                index, f"неизвестная платформа «{platform_value}» (vk, telegram, ok, max, generic)"
-            ) from None
-        institution = cells.get("institution", "").strip()
-        external_id = cells.get("external_id", "").strip()
-        if external_id.endswith(".0") and external_id[:-2].lstrip("-").isdigit():
-            external_id = external_id[:-2]  # a number that went through Excel
-        if platform == Platform.vk:
-            external_id = external_id.lstrip("-")
-        if platform is not None:
-            if not institution:
-                raise ImportError_(index, "у страницы не указано учреждение")
-            if not external_id:
-                raise ImportError_(index, "у страницы не указан external_id")
-            if (
-                platform in (Platform.vk, Platform.telegram)
-                and not external_id.lstrip("-").isdigit()
-            ):
-                raise ImportError_(
-                    index, f"external_id для {platform} должен быть числом: «{external_id}»"
-                )
-        elif external_id:
-            raise ImportError_(index, "указан external_id, но не указана платформа")
-        yield Row(
-            number=index,
-            territory=territory,
-            territory_kind=kind,
-            timezone=timezone,
-            institution=institution,
-            sector=sector,
-            parent_institution=cells.get("parent_institution", "").strip(),
-            platform=platform,
-            page_name=cells.get("page_name", "").strip(),
-            url=cells.get("url", "").strip(),
-            external_id=external_id,
-        )
+                index, f"external_id для {platform} должен быть числом: «{external_id}»"
+            )
+    elif external_id:
+        raise ImportError_(index, "указан external_id, но не указана платформа")
+    return Row(
+        number=index,
+        territory=territory,
+        territory_kind=kind,
+        timezone=timezone,
+        institution=institution,
+        sector=sector,
+        parent_institution=cells.get("parent_institution", "").strip(),
+        platform=platform,
+        page_name=cells.get("page_name", "").strip(),
+        url=cells.get("url", "").strip(),
+        external_id=external_id,
+    )
 
 
 def write_rows(path: Path, rows: list[dict[str, str]]) -> None:

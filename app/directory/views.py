@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
 
+from app.auth import audit
 from app.auth import service as auth_service
 from app.auth.deps import ApiAdminDep, ApiUserDep, SettingsDep
 from app.core.crypto import get_cipher
 from app.core.db import SessionDep
-from app.core.errors import NotFound
+from app.core.errors import Invalid, NotFound
 from app.core.json_api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
-from app.directory import service
+from app.directory import admin, imports, service, spreadsheet
 from app.directory.models import (
     InstitutionCreate,
     InstitutionRead,
@@ -200,3 +202,60 @@ def update_page(
     page = service.update_page(session, page_id, data, get_cipher(request))
     session.commit()
     return service.page_read(page, settings.base_url)
+
+
+@router.post("/directory/import", name="api:directory_import")
+def import_directory(
+    request: Request,
+    session: SessionDep,
+    user: ApiAdminDep,
+    file: Annotated[UploadFile, File(description="CSV or XLSX, as `otklik directory import`")],
+    dry_run: bool = True,
+) -> JSONResponse:
+    """Import a registry spreadsheet (multipart field `file`). With `dry_run=true` (the
+    default) nothing is written: the answer says what would be added, changed (old and
+    new values) and left as is, and every bad row with its number and reason. With
+    `dry_run=false` the file is applied in one transaction, or, if any row is bad,
+    refused with 422 `bad_rows` and the same report (nothing written)."""
+    data = file.file.read(admin.MAX_UPLOAD + 1)
+    if len(data) > admin.MAX_UPLOAD:
+        raise Invalid("Файл больше 20 МБ: разделите его на части", code="too_large")
+    raw = spreadsheet.read_upload(file.filename or "", data)
+    if dry_run:
+        shown = imports.preview(session, raw)
+        return JSONResponse({"dry_run": True, "applied": False, **shown.as_dict()})
+    try:
+        shown, _ = imports.import_now(session, raw)
+    except imports.BadRows as exc:
+        session.rollback()
+        body = {"error": {"code": exc.code, "message": exc.message}}
+        return JSONResponse(
+            {**body, "dry_run": False, "applied": False, **exc.preview.as_dict()},
+            status_code=422,
+        )
+    report = shown.as_dict()
+    audit.record(
+        session,
+        actor=user,
+        action="directory.import",
+        object_type="directory_import",
+        object_id=None,
+        after={
+            "file": file.filename,
+            "rows": report["rows"],
+            "created": report["created"],
+            "updated": report["updated"],
+        },
+        address=request.client.host if request.client else None,
+        summary=imports.summary(report, file.filename or ""),
+    )
+    session.commit()
+    return JSONResponse({"dry_run": False, "applied": True, **report})
+
+
+# The administration's pages (/admin/directory, /admin/pages, /admin/import) have no
+# /api/v1 prefix: this module's router becomes a plain one holding both.
+_api = router
+router = APIRouter()
+router.include_router(_api)
+router.include_router(admin.router)

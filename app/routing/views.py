@@ -15,7 +15,7 @@ from app.core.json_api import ERROR_RESPONSES, Listing
 from app.questions import queries
 from app.questions.api import question_detail
 from app.questions.models import QuestionDetail
-from app.routing import service
+from app.routing import admin, service
 from app.routing.models import Category
 from app.routing.rules import RoutingRuleRead, RoutingRuleWrite
 from app.routing.service import CategoryWrite, RoutingRuleUpdate
@@ -211,3 +211,11 @@ def update_category(
     category = service.update_category(session, category_id, data)
     session.commit()
     return category
+
+
+# The rules' admin pages (/admin/rules) have no /api/v1 prefix: this module's router
+# becomes a plain one holding both.
+_api = router
+router = APIRouter()
+router.include_router(_api)
+router.include_router(admin.router)

@@ -1,0 +1,775 @@
+"""The directory in the browser: the territory tree, institutions and their pages
+(create, edit, move, switch a page off and on), a page's own screen, the registry
+import with its preview and progress, and the export.
+
+Every change goes through `app.directory.service` (as the JSON API does) and is
+written to the audit log in the same transaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from app.auth import audit
+from app.auth import service as auth_service
+from app.auth.deps import SettingsDep, WebAdminDep, WebAdminFormDep
+from app.auth.models import User
+from app.core.clock import ClockDep
+from app.core.crypto import get_cipher
+from app.core.db import SessionDep
+from app.core.errors import DomainError, NotFound
+from app.core.web import View, ViewDep
+from app.directory import imports, service, spreadsheet, spreadsheet_export, tree
+from app.directory.models import (
+    SECTOR_NAMES_RU,
+    DirectoryImport,
+    ImportStatus,
+    Institution,
+    InstitutionCreate,
+    InstitutionUpdate,
+    Page,
+    PageUpdate,
+    Territory,
+    TerritoryCreate,
+    TerritoryKind,
+    TerritoryUpdate,
+)
+
+router = APIRouter(include_in_schema=False)
+
+KIND_NAMES_RU = {
+    TerritoryKind.federal: "Федерация",
+    TerritoryKind.region: "Регион",
+    TerritoryKind.municipality: "Муниципалитет",
+    TerritoryKind.settlement: "Поселение",
+}
+DONE = {
+    "territory": "Территория сохранена.",
+    "institution": "Учреждение сохранено.",
+    "page": "Страница сохранена.",
+    "off": "Страница отключена: новые события с неё не принимаются, история сохранена.",
+    "on": "Страница снова принимает события.",
+    "cancelled": "Импорт отменён, справочник не изменён.",
+}
+MAX_UPLOAD = 20 * 1024 * 1024
+INST_FIELDS = ("name", "territory_id", "sector", "parent_id")
+PAGE_FIELDS = ("name", "url", "institution_id", "staff_ids", "is_active")
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _messages(exc: ValidationError) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        where = str(error["loc"][0]) if error["loc"] else "form"
+        if error["type"] in ("string_too_short", "missing"):
+            errors[where] = "Заполните это поле"
+        elif error["type"] == "string_too_long":
+            errors[where] = "Слишком длинное значение: сократите его"
+        elif where == "timezone":
+            errors[where] = "Выберите часовой пояс из списка"
+        else:
+            errors[where] = "Выберите значение из списка"
+    return errors
+
+
+def _int(value: str) -> int | None:
+    value = value.strip()
+    return int(value) if value.isdigit() else None
+
+
+# --- the tree ----------------------------------------------------------------------
+
+
+def _directory_page(
+    view: View,
+    session: Session,
+    *,
+    territory_id: int | None,
+    q: str,
+    done: str = "",
+    errors: dict[str, str] | None = None,
+    form: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    nodes = tree.territory_nodes(session)
+    selected = next((n.territory for n in nodes if n.territory.id == territory_id), None)
+    if territory_id is not None and selected is None:
+        raise NotFound("Территория не найдена")
+    if selected is None and not q and nodes:
+        selected = nodes[0].territory
+    entries = (
+        tree.search(session, q)
+        if q
+        else tree.institutions_on(session, selected.id or 0)
+        if selected
+        else []
+    )
+    return view.render(
+        "admin/directory.html",
+        status_code=status_code,
+        nodes=nodes,
+        selected=selected,
+        chain=service.territory_chain(session, selected) if selected else [],
+        entries=entries,
+        q=q,
+        done=DONE.get(done, ""),
+        errors=errors or {},
+        form=form or {},
+        sectors=SECTOR_NAMES_RU,
+        kinds=KIND_NAMES_RU,
+        timezones=auth_service.TIMEZONES,
+        search_limit=tree.SEARCH_LIMIT,
+    )
+
+
+@router.get("/admin/directory", response_class=HTMLResponse, name="admin:directory")
+def directory(
+    session: SessionDep,
+    user: WebAdminDep,
+    view: ViewDep,
+    territory: Annotated[str, Query()] = "",
+    q: Annotated[str, Query(max_length=200)] = "",
+    done: str = "",
+) -> HTMLResponse:
+    """The territory tree with the chosen territory's institutions, or a search."""
+    return _directory_page(view, session, territory_id=_int(territory), q=q.strip(), done=done)
+
+
+@router.post("/admin/directory/territories", name="admin:territory_create")
+def territory_create(
+    request: Request,
+    session: SessionDep,
+    user: WebAdminFormDep,
+    view: ViewDep,
+    name: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form()] = "",
+    parent_id: Annotated[str, Form()] = "",
+    timezone: Annotated[str, Form()] = "",
+) -> Response:
+    parent = _int(parent_id)
+    form = {"t_name": name, "t_kind": kind, "t_timezone": timezone}
+    try:
+        data = TerritoryCreate.model_validate(
+            {
+                "name": name.strip(),
+                "kind": kind,
+                "parent_id": parent,
+                "timezone": timezone or "Europe/Moscow",
+            }
+        )
+        territory = service.create_territory(session, data)
+    except ValidationError as exc:
+        errors = {f"t_{k}": v for k, v in _messages(exc).items()}
+        return _directory_page(
+            view, session, territory_id=parent, q="", errors=errors, form=form, status_code=422
+        )
+    except DomainError as exc:
+        if exc.status_code == 404:
+            raise
+        return _directory_page(
+            view,
+            session,
+            territory_id=parent,
+            q="",
+            errors={"t_name": exc.message},
+            form=form,
+            status_code=422,
+        )
+    audit.record(
+        session,
+        actor=user,
+        action="territory.create",
+        object_type="territory",
+        object_id=territory.id,
+        after=audit.snapshot(territory, ("full_name", "kind", "timezone")),
+        address=_address(request),
+        summary=f"Территория «{territory.full_name}»",
+    )
+    session.commit()
+    return RedirectResponse(
+        f"/admin/directory?territory={territory.id}&done=territory", status_code=303
+    )
+
+
+def _territory_or_404(session: Session, territory_id: int) -> Territory:
+    territory = service.get_territory(session, territory_id)
+    if territory is None:
+        raise NotFound("Страница не найдена")
+    return territory
+
+
+@router.get(
+    "/admin/directory/territories/{territory_id}",
+    response_class=HTMLResponse,
+    name="admin:territory",
+)
+def territory_form(
+    territory_id: int, session: SessionDep, user: WebAdminDep, view: ViewDep
+) -> HTMLResponse:
+    territory = _territory_or_404(session, territory_id)
+    return _territory_page(view, session, territory, {}, {})
+
+
+def _territory_page(
+    view: View,
+    session: Session,
+    territory: Territory,
+    form: dict[str, Any],
+    errors: dict[str, str],
+    status_code: int = 200,
+) -> HTMLResponse:
+    return view.render(
+        "admin/directory_territory.html",
+        status_code=status_code,
+        territory=territory,
+        chain=service.territory_chain(session, territory),
+        form={
+            "name": territory.name,
+            "kind": str(territory.kind),
+            "timezone": territory.timezone,
+            **form,
+        },
+        errors=errors,
+        kinds=KIND_NAMES_RU,
+        timezones=auth_service.TIMEZONES,
+    )
+
+
+@router.post("/admin/directory/territories/{territory_id}", name="admin:territory_save")
+def territory_save(
+    territory_id: int,
+    request: Request,
+    session: SessionDep,
+    user: WebAdminFormDep,
+    view: ViewDep,
+    name: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form()] = "",
+    timezone: Annotated[str, Form()] = "",
+) -> Response:
+    territory = _territory_or_404(session, territory_id)
+    before = audit.snapshot(territory, ("full_name", "kind", "timezone"))
+    form = {"name": name, "kind": kind, "timezone": timezone}
+    try:
+        data = TerritoryUpdate.model_validate(
+            {"name": name.strip(), "kind": kind, "timezone": timezone}
+        )
+        service.update_territory(session, territory_id, data)
+    except ValidationError as exc:
+        return _territory_page(view, session, territory, form, _messages(exc), 422)
+    except DomainError as exc:
+        if exc.status_code == 404:
+            raise
+        return _territory_page(view, session, territory, form, {"name": exc.message}, 422)
+    audit.record(
+        session,
+        actor=user,
+        action="territory.update",
+        object_type="territory",
+        object_id=territory_id,
+        before=before,
+        after=audit.snapshot(territory, ("full_name", "kind", "timezone")),
+        address=_address(request),
+        summary=f"Территория «{territory.full_name}»",
+    )
+    session.commit()
+    return RedirectResponse(
+        f"/admin/directory?territory={territory_id}&done=territory", status_code=303
+    )
+
+
+# --- institutions ------------------------------------------------------------------
+
+
+@router.post("/admin/directory/institutions", name="admin:institution_create")
+def institution_create(
+    request: Request,
+    session: SessionDep,
+    user: WebAdminFormDep,
+    view: ViewDep,
+    name: Annotated[str, Form()] = "",
+    sector: Annotated[str, Form()] = "",
+    territory_id: Annotated[str, Form()] = "",
+) -> Response:
+    territory = _int(territory_id)
+    form = {"i_name": name, "i_sector": sector}
+    try:
+        data = InstitutionCreate.model_validate(
+            {"name": name.strip(), "sector": sector, "territory_id": territory or 0}
+        )
+        institution = service.create_institution(session, data)
+    except ValidationError as exc:
+        errors = {f"i_{k}": v for k, v in _messages(exc).items()}
+        return _directory_page(
+            view, session, territory_id=territory, q="", errors=errors, form=form, status_code=422
+        )
+    except DomainError as exc:
+        if exc.status_code == 404:
+            raise
+        return _directory_page(
+            view,
+            session,
+            territory_id=territory,
+            q="",
+            errors={"i_name": exc.message},
+            form=form,
+            status_code=422,
+        )
+    audit.record(
+        session,
+        actor=user,
+        action="institution.create",
+        object_type="institution",
+        object_id=institution.id,
+        after=audit.snapshot(institution, INST_FIELDS),
+        address=_address(request),
+        summary=f"Учреждение «{institution.name}»",
+    )
+    session.commit()
+    return RedirectResponse(
+        f"/admin/directory/institutions/{institution.id}?done=institution", status_code=303
+    )
+
+
+def _institution_or_404(session: Session, institution_id: int) -> Institution:
+    institution = service.get_institution(session, institution_id)
+    if institution is None:
+        raise NotFound("Страница не найдена")
+    return institution
+
+
+def _institution_page(
+    view: View,
+    session: Session,
+    institution: Institution,
+    form: dict[str, Any],
+    errors: dict[str, str],
+    *,
+    done: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    territory = _territory_or_404(session, institution.territory_id)
+    chain_ids = [t.id for t in service.territory_chain(session, territory)]
+    parents = session.exec(
+        select(Institution)
+        .where(col(Institution.territory_id).in_(chain_ids), col(Institution.id) != institution.id)
+        .order_by(col(Institution.name))
+    ).all()
+    return view.render(
+        "admin/directory_institution.html",
+        status_code=status_code,
+        institution=institution,
+        territory=territory,
+        chain=service.territory_chain(session, territory),
+        pages=service.list_pages(session, institution_id=institution.id, limit=500),
+        parents=[p for p in parents if f"/{institution.id}/" not in p.path],
+        territories=tree.territory_nodes(session),
+        form={
+            "name": institution.name,
+            "sector": str(institution.sector),
+            "territory_id": institution.territory_id,
+            "parent_id": institution.parent_id,
+            **form,
+        },
+        errors=errors,
+        done=DONE.get(done, ""),
+        sectors=SECTOR_NAMES_RU,
+    )
+
+
+@router.get(
+    "/admin/directory/institutions/{institution_id}",
+    response_class=HTMLResponse,
+    name="admin:institution",
+)
+def institution_form(
+    institution_id: int, session: SessionDep, user: WebAdminDep, view: ViewDep, done: str = ""
+) -> HTMLResponse:
+    """An institution: its name, sector, territory (move) and parent; its pages."""
+    institution = _institution_or_404(session, institution_id)
+    return _institution_page(view, session, institution, {}, {}, done=done)
+
+
+@router.post("/admin/directory/institutions/{institution_id}", name="admin:institution_save")
+def institution_save(
+    institution_id: int,
+    request: Request,
+    session: SessionDep,
+    user: WebAdminFormDep,
+    view: ViewDep,
+    name: Annotated[str, Form()] = "",
+    sector: Annotated[str, Form()] = "",
+    territory_id: Annotated[str, Form()] = "",
+    parent_id: Annotated[str, Form()] = "",
+) -> Response:
+    institution = _institution_or_404(session, institution_id)
+    before = audit.snapshot(institution, INST_FIELDS)
+    form = {
+        "name": name,
+        "sector": sector,
+        "territory_id": _int(territory_id),
+        "parent_id": _int(parent_id),
+    }
+    try:
+        data = InstitutionUpdate.model_validate(
+            {
+                "name": name.strip(),
+                "sector": sector,
+                "territory_id": _int(territory_id),
+                "parent_id": _int(parent_id),
+            }
+        )
+        service.update_institution(session, institution_id, data)
+    except ValidationError as exc:
+        return _institution_page(view, session, institution, form, _messages(exc), status_code=422)
+    except DomainError as exc:
+        if (
+            exc.status_code == 404
+            and "Учреждение" not in exc.message
+            and "Территория" not in exc.message
+        ):
+            raise
+        session.rollback()
+        institution = _institution_or_404(session, institution_id)
+        return _institution_page(
+            view, session, institution, form, {"name": exc.message}, status_code=422
+        )
+    audit.record(
+        session,
+        actor=user,
+        action="institution.update",
+        object_type="institution",
+        object_id=institution_id,
+        before=before,
+        after=audit.snapshot(institution, INST_FIELDS),
+        address=_address(request),
+        summary=f"Учреждение «{institution.name}»",
+    )
+    session.commit()
+    return RedirectResponse(
+        f"/admin/directory/institutions/{institution_id}?done=institution", status_code=303
+    )
+
+
+# --- pages -------------------------------------------------------------------------
+
+
+def _page_or_404(session: Session, page_id: int) -> Page:
+    page = service.get_page(session, page_id)
+    if page is None:
+        raise NotFound("Страница не найдена")
+    return page
+
+
+def _page_page(
+    view: View,
+    session: Session,
+    page: Page,
+    base_url: str,
+    form: dict[str, Any],
+    errors: dict[str, str],
+    *,
+    done: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    institution = _institution_or_404(session, page.institution_id)
+    return view.render(
+        "admin/pages/detail.html",
+        status_code=status_code,
+        page=page,
+        info=service.page_read(page, base_url),
+        institution=institution,
+        territory=_territory_or_404(session, institution.territory_id),
+        institutions=tree.institution_choices(session),
+        form={
+            "name": page.name,
+            "url": page.url,
+            "institution_id": page.institution_id,
+            "staff_ids": ", ".join(page.staff_ids),
+            **form,
+        },
+        errors=errors,
+        done=DONE.get(done, ""),
+    )
+
+
+@router.get("/admin/pages/{page_id}", response_class=HTMLResponse, name="admin:page")
+def page_detail(
+    page_id: int,
+    session: SessionDep,
+    user: WebAdminDep,
+    view: ViewDep,
+    settings: SettingsDep,
+    done: str = "",
+) -> HTMLResponse:
+    """A page: its settings, whether it receives events, its connection health."""
+    page = _page_or_404(session, page_id)
+    return _page_page(view, session, page, settings.base_url, {}, {}, done=done)
+
+
+@router.post("/admin/pages/{page_id}", name="admin:page_save")
+def page_save(
+    page_id: int,
+    request: Request,
+    session: SessionDep,
+    user: WebAdminFormDep,
+    view: ViewDep,
+    settings: SettingsDep,
+    name: Annotated[str, Form()] = "",
+    url: Annotated[str, Form()] = "",
+    institution_id: Annotated[str, Form()] = "",
+    staff_ids: Annotated[str, Form()] = "",
+) -> Response:
+    page = _page_or_404(session, page_id)
+    before = audit.snapshot(page, PAGE_FIELDS)
+    ids = [part.strip() for part in staff_ids.replace(";", ",").split(",") if part.strip()]
+    form = {
+        "name": name,
+        "url": url,
+        "institution_id": _int(institution_id),
+        "staff_ids": staff_ids,
+    }
+    errors: dict[str, str] = {}
+    if not name.strip():
+        errors["name"] = "Укажите название страницы"
+    if url.strip() and not url.strip().startswith(("https://", "http://")):
+        errors["url"] = "Адрес начинается с https://"
+    if not all(i.lstrip("-").isdigit() for i in ids):
+        errors["staff_ids"] = "Укажите числовые id через запятую, например 1234, 5678"
+    if _int(institution_id) is None:
+        errors["institution_id"] = "Выберите учреждение"
+    if errors:
+        return _page_page(view, session, page, settings.base_url, form, errors, status_code=422)
+    data = PageUpdate(
+        name=name.strip(), url=url.strip(), institution_id=_int(institution_id), staff_ids=ids
+    )
+    service.update_page(session, page_id, data, get_cipher(request))
+    audit.record(
+        session,
+        actor=user,
+        action="page.update",
+        object_type="page",
+        object_id=page_id,
+        before=before,
+        after=audit.snapshot(page, PAGE_FIELDS),
+        address=_address(request),
+        summary=f"Страница «{page.name}»",
+    )
+    session.commit()
+    return RedirectResponse(f"/admin/pages/{page_id}?done=page", status_code=303)
+
+
+def _switch(request: Request, session: Session, user: User, page_id: int, active: bool) -> Response:
+    page = _page_or_404(session, page_id)
+    was = page.is_active
+    service.update_page(session, page_id, PageUpdate(is_active=active), get_cipher(request))
+    if was != active:
+        audit.record(
+            session,
+            actor=user,
+            action="page.activate" if active else "page.deactivate",
+            object_type="page",
+            object_id=page_id,
+            before={"is_active": was},
+            after={"is_active": active},
+            address=_address(request),
+            summary=f"Страница «{page.name}»",
+        )
+    session.commit()
+    return RedirectResponse(f"/admin/pages/{page_id}?done={'on' if active else 'off'}", 303)
+
+
+@router.post("/admin/pages/{page_id}/deactivate", name="admin:page_deactivate")
+def page_deactivate(
+    page_id: int, request: Request, session: SessionDep, user: WebAdminFormDep
+) -> Response:
+    """The page stops receiving events; its questions and history stay."""
+    return _switch(request, session, user, page_id, False)
+
+
+@router.post("/admin/pages/{page_id}/activate", name="admin:page_activate")
+def page_activate(
+    page_id: int, request: Request, session: SessionDep, user: WebAdminFormDep
+) -> Response:
+    return _switch(request, session, user, page_id, True)
+
+
+# --- export ------------------------------------------------------------------------
+
+
+@router.get("/admin/directory/export", name="admin:directory_export")
+def directory_export(
+    session: SessionDep, user: WebAdminDep, format: Annotated[str, Query()] = "csv"
+) -> Response:
+    """The whole directory in the import's format (CSV for Excel, or XLSX)."""
+    suffix = "xlsx" if format == "xlsx" else "csv"
+    rows = spreadsheet_export.export_rows(session)
+    with TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"directory.{suffix}"
+        spreadsheet.write_rows(path, rows)
+        data = path.read_bytes()
+    media = (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        if suffix == "xlsx"
+        else "text/csv; charset=utf-8"
+    )
+    return Response(
+        data,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="directory.{suffix}"'},
+    )
+
+
+# --- import ------------------------------------------------------------------------
+
+
+def _import_page(
+    view: View,
+    session: Session,
+    *,
+    item: DirectoryImport | None = None,
+    error: str = "",
+    done: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    template = "admin/import.html"
+    if (
+        item is not None
+        and view.wants_fragment
+        and item.status
+        in (
+            ImportStatus.applying,
+            ImportStatus.done,
+        )
+    ):
+        template = "admin/import_progress.html"
+    return view.render(
+        template,
+        status_code=status_code,
+        item=item,
+        preview=item.preview if item else None,
+        error=error,
+        done=DONE.get(done, ""),
+        recent=imports.recent(session),
+        shown_limit=200,
+        object_names={"territory": "Территория", "institution": "Учреждение", "page": "Страница"},
+        field_names={
+            "timezone": "часовой пояс",
+            "territory_kind": "тип территории",
+            "sector": "отрасль",
+            "parent_institution": "вышестоящее учреждение",
+            "institution": "учреждение",
+            "page_name": "название",
+            "url": "ссылка",
+        },
+    )
+
+
+@router.get("/admin/import", response_class=HTMLResponse, name="admin:import")
+def import_page(
+    session: SessionDep,
+    user: WebAdminDep,
+    view: ViewDep,
+    clock: ClockDep,
+    token: Annotated[str, Query(max_length=64)] = "",
+    done: str = "",
+) -> HTMLResponse:
+    """Upload a registry; with `token`, its preview, progress or result."""
+    item = imports.get_import(session, token, now=clock()) if token else None
+    return _import_page(view, session, item=item, done=done)
+
+
+@router.post("/admin/import", name="admin:import_upload")
+def import_upload(
+    request: Request,
+    session: SessionDep,
+    user: WebAdminFormDep,
+    view: ViewDep,
+    clock: ClockDep,
+    file: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    """Read and check a registry, dry-run it, keep it, and show its preview."""
+    if file is None or not file.filename:
+        return _import_page(view, session, error="Выберите файл .csv или .xlsx", status_code=422)
+    data = file.file.read(MAX_UPLOAD + 1)
+    if len(data) > MAX_UPLOAD:
+        return _import_page(
+            view, session, error="Файл больше 20 МБ: разделите его на части", status_code=422
+        )
+    try:
+        raw = spreadsheet.read_upload(file.filename, data)
+        item, _ = imports.start(session, raw, filename=file.filename, by=user.id, now=clock())
+    except DomainError as exc:
+        session.rollback()
+        return _import_page(view, session, error=exc.message, status_code=422)
+    session.commit()
+    return RedirectResponse(f"/admin/import?token={item.token}", status_code=303)
+
+
+@router.post("/admin/import/apply", name="admin:import_apply")
+def import_apply(
+    request: Request,
+    session: SessionDep,
+    user: WebAdminFormDep,
+    view: ViewDep,
+    clock: ClockDep,
+    token: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Apply a previewed import: one step per htmx request (the progress bar asks for
+    the next), or every step at once for a browser without JavaScript."""
+    item = imports.get_import(session, token, now=clock())
+    while True:
+        step = imports.apply_step(session, item, now=clock())
+        if step == 0:
+            audit.record(
+                session,
+                actor=user,
+                action="directory.import",
+                object_type="directory_import",
+                object_id=item.id,
+                after={
+                    "file": item.filename,
+                    "rows": item.preview.get("rows"),
+                    "created": item.preview.get("created"),
+                    "updated": item.preview.get("updated"),
+                },
+                address=_address(request),
+                summary=imports.summary(item.preview, item.filename),
+            )
+        session.commit()
+        if step is None or view.is_htmx:
+            break
+    if view.is_htmx:
+        return view.render("admin/import_progress.html", item=item, preview=item.preview, poll=True)
+    return RedirectResponse(f"/admin/import?token={item.token}", status_code=303)
+
+
+@router.post("/admin/import/cancel", name="admin:import_cancel")
+def import_cancel(
+    request: Request,
+    session: SessionDep,
+    user: WebAdminFormDep,
+    clock: ClockDep,
+    token: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    item = imports.get_import(session, token, now=clock())
+    imports.cancel(session, item)
+    audit.record(
+        session,
+        actor=user,
+        action="directory.import_cancel",
+        object_type="directory_import",
+        object_id=item.id,
+        address=_address(request),
+        summary=f"Импорт «{item.filename}» отменён",
+    )
+    session.commit()
+    return RedirectResponse("/admin/import?done=cancelled", status_code=303)

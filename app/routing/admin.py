@@ -1,0 +1,463 @@
+"""Routing rules in the browser: the ordered list («Выше»/«Ниже», on/off), a rule's form,
+and the "would have matched" preview on recent questions before saving.
+
+Changes go through `app.routing.service` (as the JSON API's) and the preview through
+`app.routing.trial.try_rule` (the API's `try`); each change is in the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+from starlette.datastructures import FormData
+
+from app.auth import audit
+from app.auth.deps import WebAdminDep, WebAdminFormDep
+from app.auth.models import User
+from app.core.clock import Clock, ClockDep
+from app.core.db import SessionDep
+from app.core.errors import DomainError, NotFound
+from app.core.web import View, ViewDep
+from app.directory.models import SECTOR_NAMES_RU, Institution, Platform, Territory
+from app.routing import rules as rules_mod
+from app.routing import service
+from app.routing.models import Category, RoutingRule
+from app.routing.service import DISMISS_REASONS_RU, RoutingRuleUpdate
+from app.routing.trial import RuleTry, TryResult, try_rule
+
+router = APIRouter(include_in_schema=False)
+
+CLASSIFICATIONS_RU = {
+    "question": "Вопрос",
+    "complaint": "Жалоба",
+    "gratitude": "Благодарность",
+    "other": "Другое",
+    "spam": "Спам",
+}
+PLATFORMS_RU = {
+    Platform.vk: "ВКонтакте",
+    Platform.telegram: "Telegram",
+    Platform.ok: "Одноклассники",
+    Platform.max: "MAX",
+    Platform.generic: "Свой источник",
+}
+RULE_FIELDS = ("name", "position", "enabled", "conditions", "actions")
+_FIELD_OF = {
+    "name": "name",
+    "keywords": "keywords",
+    "regex": "regex",
+    "territory_id": "territory_id",
+    "route_to_institution_id": "route_to_institution_id",
+}
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _int(value: str) -> int | None:
+    value = (value or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+class RuleForm:
+    """The form's values as typed, and the rule they describe."""
+
+    def __init__(self, form: Any) -> None:
+        self.name = str(form.get("name", "")).strip()
+        self.keywords = str(form.get("keywords", ""))
+        self.keywords_mode = str(form.get("keywords_mode", "any"))
+        self.regex = str(form.get("regex", "")).strip()
+        self.platforms = [str(v) for v in form.getlist("platforms")]
+        self.classifications = [str(v) for v in form.getlist("classifications")]
+        self.sectors = [str(v) for v in form.getlist("sectors")]
+        self.territory_id = _int(str(form.get("territory_id", "")))
+        self.route_to_institution_id = _int(str(form.get("route_to_institution_id", "")))
+        self.category_id = _int(str(form.get("category_id", "")))
+        self.urgent = form.get("urgent") == "1"
+        self.dismiss_reason = str(form.get("dismiss_reason", "")) or None
+
+    @classmethod
+    def of(cls, rule: RoutingRule | None) -> RuleForm:
+        c = rule.conditions if rule else {}
+        a = rule.actions if rule else {}
+        form = cls(FormData())
+        form.name = rule.name if rule else ""
+        form.keywords = ", ".join(c.get("keywords", []))
+        form.keywords_mode = c.get("keywords_mode", "any")
+        form.regex = c.get("regex") or ""
+        form.platforms = list(c.get("platforms", []))
+        form.classifications = list(c.get("classifications", []))
+        form.sectors = list(c.get("sectors", []))
+        form.territory_id = c.get("territory_id")
+        form.route_to_institution_id = a.get("route_to_institution_id")
+        form.category_id = a.get("category_id")
+        form.urgent = a.get("priority") == "urgent"
+        form.dismiss_reason = a.get("dismiss_reason")
+        return form
+
+    def conditions(self) -> dict[str, Any]:
+        words = [w.strip() for w in self.keywords.replace("\n", ",").split(",") if w.strip()]
+        return {
+            "keywords": words,
+            "keywords_mode": self.keywords_mode if self.keywords_mode in ("any", "all") else "any",
+            "regex": self.regex or None,
+            "platforms": self.platforms,
+            "classifications": self.classifications,
+            "sectors": self.sectors,
+            "territory_id": self.territory_id,
+        }
+
+    def actions(self) -> dict[str, Any]:
+        return {
+            "route_to_institution_id": self.route_to_institution_id,
+            "category_id": self.category_id,
+            "priority": "urgent" if self.urgent else None,
+            "dismiss_reason": self.dismiss_reason,
+        }
+
+
+async def _rule_form(request: Request) -> RuleForm:
+    return RuleForm(await request.form())
+
+
+RuleFormDep = Annotated[RuleForm, Depends(_rule_form)]
+
+
+def _errors(exc: ValidationError) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        field = next(
+            (_FIELD_OF[p] for p in reversed(loc) if p in _FIELD_OF), loc[-1] if loc else ""
+        )
+        message = str(error.get("msg", ""))
+        if field == "name":
+            errors["name"] = "Назовите правило: например, «Дороги — в дорожный отдел»"
+        elif field == "keywords":
+            errors["keywords"] = "В каждом слове должны быть буквы: уберите знаки и цифры без слов"
+        elif field == "regex":
+            reason = message.removeprefix("Value error, ")
+            errors["regex"] = f"Регулярное выражение не подходит: {reason}"
+        else:
+            errors.setdefault("conditions", "Проверьте условия: выберите значения из списков")
+    return errors
+
+
+def _choices(session: Session) -> dict[str, Any]:
+    territories = session.exec(select(Territory).order_by(col(Territory.full_name))).all()
+    institutions = session.exec(
+        select(Institution.id, Institution.name, Territory.name)
+        .join(Territory, col(Territory.id) == col(Institution.territory_id))
+        .order_by(col(Institution.name))
+    ).all()
+    return {
+        "territories": territories,
+        "institutions": institutions,
+        "categories": service.list_categories(session),
+        "platforms": PLATFORMS_RU,
+        "classifications": CLASSIFICATIONS_RU,
+        "sectors": SECTOR_NAMES_RU,
+        "dismiss_reasons": DISMISS_REASONS_RU,
+    }
+
+
+def _describe(session: Session, rule: RoutingRule) -> dict[str, list[str]]:
+    """The rule in words: «Слова: дорога, яма», «Передать: Дорожный отдел»."""
+    c, a = rule.conditions, rule.actions
+    when: list[str] = []
+    if c.get("keywords"):
+        join = " и " if c.get("keywords_mode") == "all" else " или "
+        when.append("Слова: " + join.join(c["keywords"]))
+    if c.get("regex"):
+        when.append(f"Выражение: {c['regex']}")
+    if c.get("platforms"):
+        when.append("Платформы: " + ", ".join(PLATFORMS_RU.get(p, p) for p in c["platforms"]))
+    if c.get("classifications"):
+        when.append("Тип: " + ", ".join(CLASSIFICATIONS_RU.get(x, x) for x in c["classifications"]))
+    if c.get("sectors"):
+        when.append("Отрасль: " + ", ".join(SECTOR_NAMES_RU.get(s, s) for s in c["sectors"]))
+    if c.get("territory_id"):
+        territory = session.get(Territory, c["territory_id"])
+        when.append(f"Территория: {territory.full_name if territory else c['territory_id']}")
+    if c.get("institution_ids") or c.get("page_ids"):
+        when.append("Учреждения или страницы по списку (задан через API)")
+    then: list[str] = []
+    if a.get("route_to_institution_id"):
+        institution = session.get(Institution, a["route_to_institution_id"])
+        then.append(
+            f"Передать: {institution.name if institution else a['route_to_institution_id']}"
+        )
+    if a.get("category_id"):
+        category = session.get(Category, a["category_id"])
+        then.append(f"Категория: {category.name if category else a['category_id']}")
+    if a.get("priority") == "urgent":
+        then.append("Срочный")
+    if a.get("dismiss_reason"):
+        then.append("Снять: " + DISMISS_REASONS_RU.get(a["dismiss_reason"], a["dismiss_reason"]))
+    return {"when": when or ["Любой вопрос"], "then": then}
+
+
+def _list_page(view: View, session: Session, done: str = "") -> HTMLResponse:
+    rules = service.list_rules(session)
+    return view.render(
+        "admin/rules.html" if not view.wants_fragment else "admin/rules_list.html",
+        rules=rules,
+        described={r.id: _describe(session, r) for r in rules},
+        done={
+            "saved": "Правило сохранено.",
+            "moved": "Порядок изменён.",
+            "on": "Правило включено.",
+            "off": "Правило выключено.",
+        }.get(done, ""),
+    )
+
+
+@router.get("/admin/rules", response_class=HTMLResponse, name="admin:rules")
+def rules_page(
+    session: SessionDep, user: WebAdminDep, view: ViewDep, done: str = ""
+) -> HTMLResponse:
+    """The rules in the order they are tried; the first that matches wins."""
+    return _list_page(view, session, done)
+
+
+def _form_page(
+    view: View,
+    session: Session,
+    *,
+    rule: RoutingRule | None,
+    form: RuleForm,
+    errors: dict[str, str] | None = None,
+    result: TryResult | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return view.render(
+        "admin/rules_form.html",
+        status_code=status_code,
+        rule=rule,
+        form=form,
+        errors=errors or {},
+        result=result,
+        classification_names=CLASSIFICATIONS_RU,
+        **_choices(session),
+    )
+
+
+def _try(session: Session, user: User, rule: RoutingRule | None, form: RuleForm) -> TryResult:
+    conditions = rules_mod.RuleConditions.model_validate(form.conditions())
+    return try_rule(
+        session,
+        user,
+        RuleTry(
+            conditions=conditions,
+            rule_id=rule.id if rule else None,
+            position=rule.position if rule else None,
+            limit=1000,
+        ),
+    )
+
+
+@router.get("/admin/rules/new", response_class=HTMLResponse, name="admin:rule_new")
+def rule_new(session: SessionDep, user: WebAdminDep, view: ViewDep) -> HTMLResponse:
+    return _form_page(view, session, rule=None, form=RuleForm.of(None))
+
+
+@router.get("/admin/rules/{rule_id}", response_class=HTMLResponse, name="admin:rule")
+def rule_form(rule_id: int, session: SessionDep, user: WebAdminDep, view: ViewDep) -> HTMLResponse:
+    rule = _rule_or_404(session, rule_id)
+    return _form_page(view, session, rule=rule, form=RuleForm.of(rule))
+
+
+def _rule_or_404(session: Session, rule_id: int) -> RoutingRule:
+    rule = session.get(RoutingRule, rule_id)
+    if rule is None:
+        raise NotFound("Страница не найдена")
+    return rule
+
+
+@router.post("/admin/rules/try", response_class=HTMLResponse, name="admin:rule_try")
+def rule_try(
+    session: SessionDep,
+    user: WebAdminFormDep,
+    view: ViewDep,
+    form: RuleFormDep,
+    rule_id: Annotated[str, Form()] = "",
+) -> Response:
+    """The preview alone (htmx swaps it under the form): how many recent questions the
+    conditions would match, with examples; nothing is saved."""
+    rule = _rule_or_404(session, _int(rule_id) or 0) if _int(rule_id) else None
+    try:
+        result = _try(session, user, rule, form)
+    except ValidationError as exc:
+        return view.render(
+            "admin/rules_try.html",
+            status_code=422,
+            result=None,
+            errors=_errors(exc),
+            classification_names=CLASSIFICATIONS_RU,
+        )
+    return view.render(
+        "admin/rules_try.html", result=result, errors={}, classification_names=CLASSIFICATIONS_RU
+    )
+
+
+def _save_or_try(
+    request: Request,
+    session: Session,
+    user: User,
+    view: View,
+    clock: Clock,
+    rule: RoutingRule | None,
+    form: RuleForm,
+    action: str,
+) -> Response:
+    if action == "try":
+        try:
+            result = _try(session, user, rule, form)
+        except ValidationError as exc:
+            return _form_page(
+                view, session, rule=rule, form=form, errors=_errors(exc), status_code=422
+            )
+        return _form_page(view, session, rule=rule, form=form, result=result)
+    payload = {"name": form.name, "conditions": form.conditions(), "actions": form.actions()}
+    before = audit.snapshot(rule, RULE_FIELDS) if rule else None
+    try:
+        if rule is None:
+            data = rules_mod.RoutingRuleWrite.model_validate(payload)
+            saved = service.create_rule(session, data, clock())
+        else:
+            update = RoutingRuleUpdate.model_validate(payload)
+            saved = service.update_rule(session, rule.id or 0, update, clock())
+    except ValidationError as exc:
+        return _form_page(view, session, rule=rule, form=form, errors=_errors(exc), status_code=422)
+    except DomainError as exc:
+        session.rollback()
+        rule = _rule_or_404(session, rule.id or 0) if rule else None
+        field = "actions" if exc.code == "rule_no_action" else "conditions"
+        message = (
+            "Выберите, что делать с вопросом: передать, назначить категорию, отметить срочным или снять"
+            if exc.code == "rule_no_action"
+            else exc.message
+        )
+        return _form_page(
+            view, session, rule=rule, form=form, errors={field: message}, status_code=422
+        )
+    audit.record(
+        session,
+        actor=user,
+        action="rule.create" if rule is None else "rule.update",
+        object_type="routing_rule",
+        object_id=saved.id,
+        before=before,
+        after=audit.snapshot(saved, RULE_FIELDS),
+        address=_address(request),
+        summary=f"Правило «{saved.name}»",
+    )
+    session.commit()
+    if view.is_htmx:
+        return Response(status_code=204, headers={"HX-Redirect": "/admin/rules?done=saved"})
+    return RedirectResponse("/admin/rules?done=saved", status_code=303)
+
+
+@router.post("/admin/rules/new", name="admin:rule_create")
+def rule_create(
+    request: Request,
+    session: SessionDep,
+    user: WebAdminFormDep,
+    view: ViewDep,
+    clock: ClockDep,
+    form: RuleFormDep,
+    action: Annotated[str, Form()] = "save",
+) -> Response:
+    """«Проверить» shows the preview with the form kept; «Сохранить» adds the rule at the end."""
+    return _save_or_try(request, session, user, view, clock, None, form, action)
+
+
+@router.post("/admin/rules/{rule_id}", name="admin:rule_save")
+def rule_save(
+    rule_id: int,
+    request: Request,
+    session: SessionDep,
+    user: WebAdminFormDep,
+    view: ViewDep,
+    clock: ClockDep,
+    form: RuleFormDep,
+    action: Annotated[str, Form()] = "save",
+) -> Response:
+    rule = _rule_or_404(session, rule_id)
+    return _save_or_try(request, session, user, view, clock, rule, form, action)
+
+
+def _done(view: View, session: Session, done: str) -> Response:
+    if view.is_htmx:
+        return _list_page(view, session, done)
+    return RedirectResponse(f"/admin/rules?done={done}", status_code=303)
+
+
+@router.post("/admin/rules/{rule_id}/move", name="admin:rule_move")
+def rule_move(
+    rule_id: int,
+    request: Request,
+    session: SessionDep,
+    user: WebAdminFormDep,
+    view: ViewDep,
+    clock: ClockDep,
+    direction: Annotated[str, Form()] = "up",
+) -> Response:
+    """Swap a rule with its neighbour; positions become 10, 20, 30… in the new order."""
+    rule = _rule_or_404(session, rule_id)
+    ordered = list(service.list_rules(session))
+    index = ordered.index(rule)
+    other = index - 1 if direction == "up" else index + 1
+    if 0 <= other < len(ordered):
+        before = [r.id for r in ordered]
+        ordered[index], ordered[other] = ordered[other], ordered[index]
+        now = clock()
+        for number, item in enumerate(ordered, start=1):
+            if item.position != number * 10:
+                service.update_rule(
+                    session, item.id or 0, RoutingRuleUpdate(position=number * 10), now
+                )
+        audit.record(
+            session,
+            actor=user,
+            action="rule.reorder",
+            object_type="routing_rule",
+            object_id=rule_id,
+            before={"order": before},
+            after={"order": [r.id for r in ordered]},
+            address=_address(request),
+            summary=f"Правило «{rule.name}» {'выше' if direction == 'up' else 'ниже'}",
+        )
+        session.commit()
+    return _done(view, session, "moved")
+
+
+@router.post("/admin/rules/{rule_id}/toggle", name="admin:rule_toggle")
+def rule_toggle(
+    rule_id: int,
+    request: Request,
+    session: SessionDep,
+    user: WebAdminFormDep,
+    view: ViewDep,
+    clock: ClockDep,
+) -> Response:
+    rule = _rule_or_404(session, rule_id)
+    enabled = not rule.enabled
+    service.update_rule(session, rule_id, RoutingRuleUpdate(enabled=enabled), clock())
+    audit.record(
+        session,
+        actor=user,
+        action="rule.enable" if enabled else "rule.disable",
+        object_type="routing_rule",
+        object_id=rule_id,
+        before={"enabled": not enabled},
+        after={"enabled": enabled},
+        address=_address(request),
+        summary=f"Правило «{rule.name}»",
+    )
+    session.commit()
+    return _done(view, session, "on" if enabled else "off")
