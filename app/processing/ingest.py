@@ -23,8 +23,8 @@ from app.directory import service as directory_service
 from app.directory import snapshots as directory
 from app.directory.snapshots import PageInfo
 from app.intake.models import EventStatus, InboundEvent
+from app.processing import bounds, replies
 from app.processing import new_question as intake
-from app.processing import replies
 from app.processing.new_question import Delivery
 from app.questions import timeline
 from app.questions.models import (
@@ -59,7 +59,8 @@ def parse(session: Session, event: Delivery, cipher: Cipher) -> tuple[PageInfo, 
     if page is None:
         raise LookupError(f"page {event.page_id} is gone")
     secrets = directory_service.page_secrets(page, cipher)
-    return page, get_adapter(event.platform).parse(secrets, event.body, event.received_at)
+    parsed = get_adapter(event.platform).parse(secrets, event.body, event.received_at)
+    return page, [bounds.event(e) for e in parsed]
 
 
 def thread_locks(session: Session, keys: Iterable[str]) -> None:
@@ -283,14 +284,15 @@ def _citizen_message(
     session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime
 ) -> None:
     db = intake.connection(session)
+    fresh = None
     if e.group_chat:  # no thread of one citizen: every message is a question of its own
         seen, open_id = intake.question_of_key(db, page.id, e.source_key), None
     else:
-        seen, open_id = intake.seen_or_open(db, page.id, e, e.sent_at - FOLLOW_UP_WINDOW)
+        seen, open_id, fresh = intake.seen_or_open(db, page.id, e, e.sent_at - FOLLOW_UP_WINDOW)
     if seen is not None:
         return  # the same comment delivered twice (double subscription, replay)
     if open_id is None:
-        intake.open_question(session, page, e, event, now)
+        intake.open_question(session, page, e, event, now, fresh)
         return
     question = session.get(Question, open_id)
     assert question is not None and question.id is not None
