@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -25,7 +26,7 @@ from app.core.db import SessionDep
 from app.core.errors import Invalid
 from app.core.json_api import decode_cursor, encode_cursor
 from app.core.web import ViewDep
-from app.directory.models import SECTOR_NAMES_RU, Sector
+from app.directory.models import SECTOR_NAMES_RU, Institution, Page, Sector, Territory
 from app.questions import queries
 from app.questions.queries import QuestionFilter
 from app.reports import api, chart, dashboard, drill, periods, population, question_export, weekly
@@ -36,7 +37,8 @@ router = APIRouter()
 router.include_router(api.router)
 
 PAGE_SIZE = 50
-STATE_KEYS = ("territory_id", "institution_id", "sector", "period", "from", "to")
+STATE_KEYS = ("territory_id", "institution_id", "sector", "period", "from", "to", "silent_days")
+SILENT_CHOICES = (3, 7, 14, 30)
 
 
 def _int(value: str | None) -> int | None:
@@ -49,6 +51,8 @@ def _state(query: Mapping[str, str]) -> dict[str, str]:
     for key in ("territory_id", "institution_id"):
         if key in state and _int(state[key]) is None:
             del state[key]
+    if state.get("silent_days") not in {str(n) for n in SILENT_CHOICES}:
+        state.pop("silent_days", None)
     if state.get("sector") not in Sector.__members__:
         state.pop("sector", None)
     if state.get("period") not in periods.PERIODS:
@@ -107,6 +111,7 @@ def dashboard_page(
         territory_id=territory_id,
         institution_id=institution_id,
         sector=state.get("sector"),
+        silent_days=int(state.get("silent_days") or dashboard.SILENT_DAYS),
     )
 
     def figure(name: str, **extra: Any) -> str:
@@ -116,10 +121,10 @@ def dashboard_page(
             "sector": state.get("sector"),
         }
         scope.update(extra)
-        return _url(
-            "/dashboard/questions",
-            drill.params(name, start=span.start, end=span.end, now=now, **scope),
-        )
+        found = drill.params(name, start=span.start, end=span.end, now=now, **scope)
+        if span.key != periods.DEFAULT_PERIOD and name in drill.PERIOD_FIGURES:
+            found["period"] = span.key
+        return _url("/dashboard/questions", found)
 
     def drill_down(key: str) -> str:
         base = {k: v for k, v in state.items() if k not in ("territory_id", "institution_id")}
@@ -144,6 +149,7 @@ def dashboard_page(
             if k != "custom"
         ],
         sectors=[(s.value, SECTOR_NAMES_RU[s]) for s in Sector],
+        silent_choices=SILENT_CHOICES,
         charts=[
             chart.trend_chart(d.trend, short),
             chart.trend_chart(d.trend, short, key="narrow", **chart.NARROW),
@@ -269,6 +275,9 @@ def questions_page(
     )
     ids = [q.id for q in rows if q.id is not None]
     names = question_export.names(session, rows)
+    tz = population.timezone_of(
+        session, user, _int(query.get("territory_id")), _int(query.get("institution_id"))
+    )
     base = {k: v for k, v in query.items() if k != "cursor"}
     return view.render(
         "dashboard/questions.html",
@@ -283,13 +292,66 @@ def questions_page(
         first_url=_url("/dashboard/questions", base) if query.get("cursor") else None,
         csv_url=_url("/dashboard/questions.csv", base),
         xlsx_url=_url("/dashboard/questions.xlsx", base),
-        back_url=_url(
-            "/dashboard",
-            {k: base[k] for k in ("territory_id", "institution_id", "sector") if k in base},
-        ),
+        back_url=_url("/dashboard", _back_state(base, tz)),
+        scope_text=_scope_text(session, query),
+        period_text=_list_period(query, tz),
         large=total > question_export.LARGE,
         now=now,
     )
+
+
+def _back_state(query: Mapping[str, str], tz: str) -> dict[str, str]:
+    """The dashboard a list came from: its scope and period (a custom one as dates)."""
+    state = {k: query[k] for k in ("territory_id", "institution_id", "sector") if query.get(k)}
+    key = query.get("period")
+    if key in periods.PERIODS and key != "custom":
+        state["period"] = key
+    elif key == "custom" and query.get("from") and query.get("to"):
+        try:
+            start = datetime.fromisoformat(query["from"].replace("Z", "+00:00"))
+            end = datetime.fromisoformat(query["to"].replace("Z", "+00:00"))
+        except ValueError:
+            return state
+        zone = ZoneInfo(tz)
+        state["period"] = "custom"
+        state["from"] = start.astimezone(zone).date().isoformat()
+        state["to"] = (end.astimezone(zone) - timedelta(microseconds=1)).date().isoformat()
+    return state
+
+
+def _scope_text(session: Session, query: Mapping[str, str]) -> str:
+    """Where the listed questions are: «Страница … · Учреждение …», a territory, a sector."""
+    parts: list[str] = []
+    page_id, inst_id, terr_id = (
+        _int(query.get("page_id")),
+        _int(query.get("institution_id")),
+        _int(query.get("territory_id")),
+    )
+    if page_id is not None and (page := session.get(Page, page_id)) is not None:
+        parts.append(f"страница «{page.name}»")
+    if inst_id is not None and (inst := session.get(Institution, inst_id)) is not None:
+        parts.append(inst.name)
+    elif terr_id is not None and (terr := session.get(Territory, terr_id)) is not None:
+        parts.append(terr.name)
+    sector = query.get("sector") or ""
+    if sector in Sector.__members__:
+        parts.append(f"отрасль «{SECTOR_NAMES_RU[Sector(sector)]}»")
+    classification = query.get("classification")
+    if classification:
+        parts.append(population.CLASSIFICATION_NAMES_RU.get(classification, classification))
+    return " · ".join(parts)
+
+
+def _list_period(query: Mapping[str, str], tz: str) -> str:
+    """«получены 07.11.2026–06.12.2026» for a period's figure; empty for figures of now."""
+    try:
+        start = datetime.fromisoformat(query.get("from", "").replace("Z", "+00:00"))
+        end = datetime.fromisoformat(query.get("to", "").replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    zone = ZoneInfo(tz)
+    last = (end.astimezone(zone) - timedelta(microseconds=1)).date()
+    return "получены " + _span_text(start.astimezone(zone).date(), last)
 
 
 def _download(name: str, now: datetime, ext: str) -> dict[str, str]:
