@@ -18,7 +18,7 @@ from app.core.json_api import (
     encode_cursor,
     id_cursor,
 )
-from app.outbox import subscriptions
+from app.outbox import admin, subscriptions
 from app.outbox.models import (
     SubscriptionCreate,
     SubscriptionCreated,
@@ -125,3 +125,11 @@ def delete_subscription(
     subscriptions.delete(session, subscription_id)
     session.commit()
     return Response(status_code=204)
+
+
+# The administration's pages (/admin/subscriptions) have no /api/v1 prefix: this
+# module's router becomes a plain one holding both.
+_api = router
+router = APIRouter()
+router.include_router(_api)
+router.include_router(admin.router)

@@ -147,3 +147,61 @@ def delete(session: Session, subscription_id: int) -> None:
     )
     session.delete(subscription)
     session.flush()
+
+
+TEST_EVENT = "test"
+
+
+def send_test(session: Session, subscription_id: int, *, now: datetime) -> OutboxItem:
+    """Queue a signed `test` event for this one subscription (delivered by the outbox
+    like any event, with its retries); returns the queued item."""
+    subscription = get(session, subscription_id)
+    item = OutboxItem(
+        kind=OutboxKind.webhook,
+        subscription_id=subscription.id,
+        payload={
+            "event": TEST_EVENT,
+            "occurred_at": now.isoformat(),
+            "data": {"message": "Проверка подписки из Отклика"},
+        },
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(item)
+    session.flush()
+    return item
+
+
+def recent_deliveries(
+    session: Session, subscription_ids: Sequence[int], *, per_subscription: int = 5
+) -> dict[int, list[OutboxItem]]:
+    """The newest deliveries of each subscription, newest first (one query)."""
+    if not subscription_ids:
+        return {}
+    ranked = (
+        sa.select(
+            col(OutboxItem.id).label("id"),
+            sa.func.row_number()
+            .over(
+                partition_by=col(OutboxItem.subscription_id),
+                order_by=col(OutboxItem.id).desc(),
+            )
+            .label("n"),
+        )
+        .where(
+            col(OutboxItem.kind) == OutboxKind.webhook,
+            col(OutboxItem.subscription_id).in_(subscription_ids),
+        )
+        .subquery()
+    )
+    rows = session.exec(
+        select(OutboxItem)
+        .join(ranked, col(OutboxItem.id) == ranked.c.id)
+        .where(ranked.c.n <= per_subscription)
+        .order_by(col(OutboxItem.id).desc())
+    ).all()
+    found: dict[int, list[OutboxItem]] = {i: [] for i in subscription_ids}
+    for item in rows:
+        if item.subscription_id is not None:
+            found.setdefault(item.subscription_id, []).append(item)
+    return found
