@@ -124,6 +124,8 @@ def _pages(session: Session, cipher: Cipher) -> list[PageRef]:
         select(Page, Institution)
         .join(Institution, col(Institution.id) == col(Page.institution_id))
         .where(col(Page.is_active).is_(True))
+        # The generic source's questions come from its own system, not from the story.
+        .where(col(Page.platform) != "generic")
         .order_by(col(Page.id))
     ).all()
     return [

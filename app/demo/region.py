@@ -6,12 +6,13 @@ The region itself (Челябинская область, municipalities, instit
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.auth import service as auth_service
 from app.auth.models import Role, UserCreate
@@ -22,6 +23,7 @@ from app.directory import service as directory_service
 from app.directory.models import (
     Institution,
     InstitutionCreate,
+    Page,
     PageCreate,
     Platform,
     Territory,
@@ -156,6 +158,8 @@ def seed(session: Session, settings: Settings) -> Created:
             )
             created.pages += 1
 
+    created.pages += _connection_examples(session, cipher, list(institutions.values()))
+
     def add_user(login: str, role: Role, scope: str, **kwargs: object) -> None:
         password = auth_service.generate_password()
         auth_service.create_user(
@@ -198,3 +202,106 @@ def seed(session: Session, settings: Settings) -> Created:
     path.write_text(created.summary() + "\n")
     path.chmod(0o600)
     return created
+
+
+# --- what the administration's pages show: every kind of source, a subscription, failures
+
+
+def _connection_examples(session: Session, cipher: Cipher, institutions: list[Institution]) -> int:
+    """A page of the generic source (a regional portal), a paused outgoing-webhook
+    subscription with two past deliveries, and deliveries that failed processing (what
+    an administrator meets on /admin/failed). Returns the pages added."""
+    from datetime import timedelta
+
+    from app.core.db import utcnow
+    from app.intake.models import EventStatus, InboundEvent
+    from app.questions.models import OutboxItem, OutboxKind, OutboxStatus, WebhookSubscription
+    from webhooks import Malformed, get_adapter
+
+    regional = institutions[0]
+    assert regional.id is not None
+    portal = directory_service.create_page(
+        session,
+        PageCreate(
+            institution_id=regional.id,
+            platform=Platform.generic,
+            name="Портал «Обращения граждан»",
+            url="https://obr.example.ru",
+            external_id="portal-obrashcheniya",
+            secret=secrets.token_urlsafe(24),
+        ),
+        cipher,
+    )
+    now = utcnow()
+    subscription = WebhookSubscription(
+        url="https://sed.example.ru/otklik/events",
+        secret_enc=cipher.encrypt(secrets.token_urlsafe(32)),
+        events=["question.created", "sla.breached"],
+        # Paused: the demo's address does not exist; its past deliveries stay listed.
+        is_active=False,
+        created_at=now - timedelta(days=20),
+    )
+    session.add(subscription)
+    session.flush()
+    for status, hours, error in (
+        (OutboxStatus.sent, 72, None),
+        (OutboxStatus.failed, 30, "Адрес подписки недоступен (ConnectError). Попыток: 8."),
+    ):
+        at = now - timedelta(hours=hours)
+        session.add(
+            OutboxItem(
+                kind=OutboxKind.webhook,
+                subscription_id=subscription.id,
+                payload={"event": "test", "occurred_at": at.isoformat(), "data": {}},
+                status=status,
+                attempts=1 if status == OutboxStatus.sent else 8,
+                created_at=at,
+                sent_at=at if status == OutboxStatus.sent else None,
+                error_code=None if error is None else "webhook_unreachable",
+                error_message=error,
+            )
+        )
+    # Deliveries a platform sent that Otklik could not read: recorded as processing
+    # records them (the adapter's own error), not retried (a malformed body never heals).
+    vk_page = session.exec(
+        select(Page).where(Page.platform == Platform.vk).order_by(col(Page.id).desc())
+    ).first()
+    bodies: list[tuple[Page, dict[str, object]]] = [
+        (portal, {"id": "obr-1207", "thread_id": "obr-1207", "kind": "appeal", "text": "Свет"}),
+    ]
+    if vk_page is not None:
+        bodies.append(
+            (
+                vk_page,
+                {
+                    "type": "wall_reply_new",
+                    "event_id": "5f0c1d9e7a3b",
+                    "v": "5.199",
+                    "group_id": int(vk_page.external_id),
+                    "object": "unexpected",
+                },
+            )
+        )
+    for n, (page, body) in enumerate(bodies):
+        assert page.id is not None
+        raw = json.dumps(body, ensure_ascii=False).encode()
+        try:
+            get_adapter(page.platform).parse(directory_service.page_secrets(page, cipher), raw, now)
+            error = "processing failed"
+        except Malformed as exc:
+            error = f"Malformed: {exc}"
+        session.add(
+            InboundEvent(
+                platform=page.platform,
+                page_id=page.id,
+                delivery_key=str(body.get("id") or body.get("event_id")),
+                body=raw,
+                received_at=now - timedelta(hours=5 + n),
+                status=EventStatus.failed,
+                attempts=1,
+                last_error=error,
+                processed_at=None,
+            )
+        )
+    session.flush()
+    return 1
