@@ -209,7 +209,7 @@ def _demo_scale(settings: Settings, scale: str | None, questions: int | None) ->
     typer.echo(intended.summary())
     typer.echo(f"demo users and passwords: {demo_data.credentials_file(settings)}")
     region_year.analyze(engine)
-    typer.echo("planner statistics refreshed (ANALYZE)")
+    typer.echo("planner statistics refreshed (ANALYZE; VACUUM on PostgreSQL)")
     engine.dispose()
 
 

@@ -13,6 +13,10 @@ measured in the same run on the same machine.
    (bench/scale.py), and posted at 1,000/s through wrk into `otklik serve` with two
    workers (bench/e2e.py); each run checks that every delivery was applied exactly
    once, in order per thread.
+5. Reports at a region's scale (bench/reports.py): the dashboard, the SLA report and
+   the inbox over a region's year (`otklik demo --scale region-year`, or
+   `--questions N`), through `otklik serve`, against a trivial authenticated read on the
+   same server; the server's memory.
 """
 
 from __future__ import annotations
@@ -385,7 +389,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--only", choices=["import", "webhooks", "processing", "mix"])
+    parser.add_argument("--only", choices=["import", "webhooks", "processing", "mix", "reports"])
+    parser.add_argument(
+        "--questions",
+        type=int,
+        default=1_000_000,
+        help="reports: questions in the data set (a region's year is about a million)",
+    )
     args = parser.parse_args()
     if args.only in (None, "import"):
         bench_import(args.repeat)
@@ -403,6 +413,10 @@ def main() -> None:
         bench_scale(comments=2000, workers=[1, 2, 4], repeat=args.repeat, postgres=postgres)
         if shutil.which("wrk") is not None:
             bench_e2e(rate=1000, seconds=args.seconds * 2, workers=[2], postgres=postgres)
+    if args.only in (None, "reports"):
+        from bench.reports import bench_reports
+
+        bench_reports(args.questions, max(args.repeat, 3), postgres=not args.no_postgres)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,29 @@ class Question(SQLModel, table=True):
         # Threading: a citizen's open question in one thread of one page.
         sa.Index("ix_question_thread", "page_id", "thread_key", "citizen_platform_id"),
         sa.Index("ix_question_created", "created_at"),
+        # Reports at scale (bench/reports.py): a period's questions of the institutions
+        # in scope, from the index alone; each page's newest question; an institution's
+        # open questions with what the queue sorts, counts and shows.
+        sa.Index(
+            "ix_question_institution_created",
+            "institution_id",
+            "created_at",
+            "status",
+            "classification",
+            "first_response_at",
+            "page_id",
+        ),
+        sa.Index("ix_question_page_created", "page_id", "created_at"),
+        sa.Index(
+            "ix_question_open_queue",
+            "institution_id",
+            "status",
+            "due_at",
+            "classification",
+            "assignee_id",
+            "created_at",
+            "updated_at",
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     page_id: int = Field(foreign_key="page.id")
@@ -143,6 +166,8 @@ class Message(SQLModel, table=True):
         sa.Index("ix_message_question_sent", "question_id", "sent_at"),
         # Spam detection: a citizen's latest messages on a page (routing/arrival.py).
         sa.Index("ix_message_page_author_sent", "page_id", "author_id", "sent_at"),
+        # Reports: whether a question was answered through Otklik, from the index.
+        sa.Index("ix_message_question_source", "question_id", "source", "direction"),
     )
     id: int | None = Field(default=None, primary_key=True)
     question_id: int = Field(foreign_key="question.id")
@@ -176,6 +201,8 @@ class TimelineEntry(SQLModel, table=True):
         sa.Index("ix_timeline_entry_question_at", "question_id", "at"),
         # SLA warnings and breaches are recorded exactly once, whatever races.
         sa.UniqueConstraint("dedupe_key"),
+        # Reports: the transfers of a period without reading every entry.
+        sa.Index("ix_timeline_entry_kind_question", "kind", "question_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     question_id: int = Field(foreign_key="question.id")

@@ -76,6 +76,17 @@ class SlaClock(SQLModel, table=True):
         sa.UniqueConstraint("question_id", "target"),
         # The watcher's work list: running clocks by the next instant to look at.
         sa.Index("ix_sla_clock_state_check", "state", "check_at"),
+        # Reports: a question's first-response clock, breaches and response times,
+        # read from the index alone.
+        sa.Index(
+            "ix_sla_clock_question_covering",
+            "question_id",
+            "target",
+            "state",
+            "breached_at",
+            "working_minutes",
+            "wall_minutes",
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     question_id: int = Field(foreign_key="question.id")
