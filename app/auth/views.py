@@ -15,6 +15,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
+from app.auth import admin
 from app.auth import service as auth_service
 from app.auth.deps import (
     CSRF_COOKIE,
@@ -62,10 +63,15 @@ def _secure(request: Request, settings: Settings) -> bool:
 
 
 @router.get("/login", name="auth:login_form", response_class=HTMLResponse)
-def login_form(request: Request, view: ViewDep, settings: SettingsDep, next: str = "") -> Response:
+def login_form(
+    request: Request, view: ViewDep, settings: SettingsDep, next: str = "", done: str = ""
+) -> Response:
     # Before sign-in there is no session: a double-submit cookie protects the form.
     token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-    response = view.render("auth/login.html", csrf_token=token, next=_safe_next(next), error=None)
+    notice = "Пароль сохранён. Войдите с ним." if done == "password" else None
+    response = view.render(
+        "auth/login.html", csrf_token=token, next=_safe_next(next), error=None, notice=notice
+    )
     response.set_cookie(
         CSRF_COOKIE, token, httponly=True, samesite="lax", secure=_secure(request, settings)
     )
@@ -303,3 +309,8 @@ def telegram_unlink(
             notice=DONE_RU["telegram_off"],
         )
     return _back(request, "telegram_off", "#telegram")
+
+
+# The administration of people and access (/admin/users, /admin/tokens, /admin/audit)
+# and the invitation link: their own module, served with these pages.
+router.include_router(admin.router)

@@ -47,6 +47,9 @@ PUBLIC = {
     "webhooks:receive",
     "auth:login_form",
     "auth:login",
+    # An invitation link: the unguessable token in its address is the credential.
+    "auth:invite",
+    "auth:invite_accept",
     "healthz",
     "readyz",
     "metrics",
