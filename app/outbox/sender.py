@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import sqlalchemy as sa
@@ -74,6 +74,11 @@ _OUTCOME_UNKNOWN = (
     "outcome_unknown",
     "Отправка прервалась, и неизвестно, опубликован ли ответ. Проверьте страницу на "
     "платформе: если ответа нет, повторите отправку; если есть, закройте вопрос.",
+)
+_PARTLY_PUBLISHED = (
+    "partly_published",
+    "Ответ отправлялся частями: первые части опубликованы, следующая не прошла. Откройте "
+    "страницу на платформе и допишите гражданину недостающую часть ответа там.",
 )
 _PAGE_DISABLED = (
     "page_disabled",
@@ -213,14 +218,25 @@ def _send_reply(
         reply_ref=ref,
         thread_key=str(payload.get("thread_key", "")),
     )
+    answers = _Answers(ctx.http)
     try:
-        published = get_adapter(platform).send_reply(ctx.http, secrets, reply)
+        published = get_adapter(platform).send_reply(cast(httpx.Client, answers), secrets, reply)
     except PermanentError as exc:
         fail(ctx, claimed, exc.code, exc.message_ru, detail=str(exc))
     except TransientError as exc:
-        if platform not in IDEMPOTENT_PLATFORMS and _maybe_delivered(exc):
-            fail(ctx, claimed, *_OUTCOME_UNKNOWN, detail=str(exc))
-            return
+        if platform not in IDEMPOTENT_PLATFORMS:
+            if answers.accepted_last:
+                # The platform took the request (2xx) and answered with nothing usable: it
+                # has most likely published; a retry would be a second public answer.
+                fail(ctx, claimed, *_OUTCOME_UNKNOWN, detail=f"malformed answer: {exc}")
+                return
+            if answers.accepted:
+                # A long reply sent in parts: the first went out, a later one failed.
+                fail(ctx, claimed, *_PARTLY_PUBLISHED, detail=str(exc))
+                return
+            if _maybe_delivered(exc):
+                fail(ctx, claimed, *_OUTCOME_UNKNOWN, detail=str(exc))
+                return
         if exc.retry_after:
             until = ctx.clock() + timedelta(seconds=exc.retry_after)
             with ctx.transaction() as session:
@@ -228,6 +244,34 @@ def _send_reply(
         retry(ctx, claimed, str(exc), exc.retry_after, jitter, reason_ru=transient_reason(exc))
     else:
         _record_published(ctx, claimed, published)
+
+
+class _Answers:
+    """The shared HTTP client, noting what the platform answered during one publication.
+
+    Adapters call `post` once per request (one per part of a long reply); knowing that a
+    request was accepted (2xx) tells a failure that may repeat a post from one that cannot.
+    """
+
+    def __init__(self, client: httpx.Client) -> None:
+        self._client = client
+        self.statuses: list[int] = []
+
+    def post(self, *args: Any, **kwargs: Any) -> httpx.Response:
+        response = self._client.post(*args, **kwargs)
+        self.statuses.append(response.status_code)
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    @property
+    def accepted(self) -> bool:
+        return any(200 <= status < 300 for status in self.statuses)
+
+    @property
+    def accepted_last(self) -> bool:
+        return bool(self.statuses) and 200 <= self.statuses[-1] < 300
 
 
 def transient_reason(exc: TransientError) -> str:
