@@ -196,6 +196,21 @@ def pretty_body(event: InboundEvent) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2)[:20000]
 
 
+def error_ru(error: str | None) -> str:
+    """What went wrong, led by a Russian sentence an administrator can act on; the
+    technical detail (the adapter's or the exception's words) follows as it was."""
+    if not error:
+        return "Причина не записана."
+    if error.startswith("Malformed: "):
+        return (
+            "Тело запроса не удалось прочитать — повтор не поможет, пока платформа не "
+            f"пришлёт иное. Подробности: {error.removeprefix('Malformed: ')}"
+        )
+    if error.startswith("LookupError: page"):
+        return f"Страница удалена из справочника. Подробности: {error}"
+    return f"Ошибка при обработке; Отклик повторит её сам. Подробности: {error}"
+
+
 def _failed_rows(session: Session, page_id: int | None, after_id: int) -> list[InboundEvent]:
     query = select(InboundEvent).where(
         col(InboundEvent.status).in_([EventStatus.failed, EventStatus.orphaned]),
@@ -230,6 +245,7 @@ def _failed_page(
         bodies={e.id: pretty_body(e) for e in shown},
         status_ru=STATUS_RU,
         platform_ru=PLATFORM_RU,
+        error_ru=error_ru,
         next_after=shown[-1].id if len(rows) > PAGE_SIZE else None,
         page_id=page_id,
         total=total,
@@ -277,6 +293,7 @@ def failed_event(
         event=event,
         page=session.get(Page, event.page_id),
         body=pretty_body(event),
+        error_ru=error_ru,
         status_ru=STATUS_RU,
         platform_ru=PLATFORM_RU,
         done=_done_text(done),
