@@ -659,6 +659,10 @@ FIELD_NAMES_RU = {
     "user_id": "Пользователь",
     "password": "Пароль",
     "by_link": "По ссылке",
+    "sector": "Отрасль",
+    "parent_id": "Входит в",
+    "url": "Адрес",
+    "platform": "Платформа",
 }
 # Where an audited object is shown (rooms add theirs as their pages land).
 OBJECT_LINKS = {
@@ -691,19 +695,70 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
-def changes(event: AuditEvent) -> list[tuple[str, str, str]]:
-    """(field, before, after) rows, in Russian where the field is known."""
-    before = event.before or {}
-    after = event.after or {}
-    keys = list(dict.fromkeys([*before.keys(), *after.keys()]))
-    return [
-        (
-            FIELD_NAMES_RU.get(k, k),
-            value_text(before.get(k)) if event.before is not None else "",
-            value_text(after.get(k)) if event.after is not None else "",
-        )
-        for k in keys
-    ]
+# Fields holding ids of the directory or of users, shown by name.
+_ID_FIELDS: dict[str, Any] = {
+    "institution_ids": Institution,
+    "institution_id": Institution,
+    "territory_id": Territory,
+}
+
+
+def _id_names(session: Session, events: list[AuditEvent]) -> dict[tuple[str, int], str]:
+    """Names of the institutions, territories and users the entries' fields refer to."""
+    wanted: dict[Any, set[int]] = {Institution: set(), Territory: set(), User: set()}
+    for e in events:
+        for values in (e.before or {}, e.after or {}):
+            for key, value in values.items():
+                model = User if key == "user_id" else _ID_FIELDS.get(key)
+                if model is None:
+                    continue
+                for v in value if isinstance(value, list) else [value]:
+                    if isinstance(v, int) and 0 < v < 2**31:
+                        wanted[model].add(v)
+    names: dict[tuple[str, int], str] = {}
+    for model, ids in wanted.items():
+        if not ids:
+            continue
+        label = col(model.login) if model is User else col(model.name)
+        for i, name in session.execute(
+            sa.select(col(model.id), label).where(col(model.id).in_(ids))
+        ).all():
+            names[(model.__name__, int(i))] = str(name)
+    return names
+
+
+def change_rows(
+    names: dict[tuple[str, int], str],
+) -> Any:
+    """A template function: an entry's (field, before, after) rows, in Russian where the
+    field is known, ids shown with their names; a creation leaves out empty fields."""
+
+    def show(key: str, value: Any) -> str:
+        model = User if key == "user_id" else _ID_FIELDS.get(key)
+        if model is not None and value not in (None, [], ""):
+            items = value if isinstance(value, list) else [value]
+            return ", ".join(
+                names.get((model.__name__, v), f"№{v}") if isinstance(v, int) else str(v)
+                for v in items
+            )
+        return value_text(value)
+
+    def rows(event: AuditEvent) -> list[tuple[str, str, str]]:
+        before = event.before or {}
+        after = event.after or {}
+        keys = list(dict.fromkeys([*before.keys(), *after.keys()]))
+        if event.before is None:
+            keys = [k for k in keys if after.get(k) not in (None, "", [], {})]
+        return [
+            (
+                FIELD_NAMES_RU.get(k, k),
+                show(k, before.get(k)) if event.before is not None else "",
+                show(k, after.get(k)) if event.after is not None else "",
+            )
+            for k in keys
+        ]
+
+    return rows
 
 
 def _day_start(value: str, tz: ZoneInfo) -> datetime | None:
@@ -772,7 +827,7 @@ def audit_page(
         },
         errors=errors,
         action_text=action_text,
-        changes=changes,
+        changes=change_rows(_id_names(session, rows)),
         object_links=OBJECT_LINKS,
         tz=str(zone),
         now=request.app.state.clock(),
