@@ -37,6 +37,9 @@ class User(SQLModel, table=True):
     # A supervisor's scope: a territory subtree, or an institution subtree.
     territory_id: int | None = Field(default=None, foreign_key="territory.id", index=True)
     institution_id: int | None = Field(default=None, foreign_key="institution.id", index=True)
+    # With a territory: only that sector's institutions of the subtree (a regional
+    # ministry's supervisor sees every school of the region, not just its own page).
+    sector: str | None = Field(default=None, max_length=32)
     email: str | None = Field(default=None, max_length=255)
     telegram_chat_id: str | None = Field(default=None, max_length=64)
     # The zone the user reads times in (profile); None: their institutions' territory.
@@ -156,6 +159,8 @@ class UserCreate(SQLModel):
     institution_id: int | None = None
     institution_ids: list[int] = Field(default_factory=list)
     email: str | None = None
+    # A supervisor's sector within their territory (directory `Sector` codes).
+    sector: str | None = None
 
 
 class UserRead(SQLModel):
@@ -166,6 +171,7 @@ class UserRead(SQLModel):
     territory_id: int | None
     institution_id: int | None
     institution_ids: list[int]
+    sector: str | None = None
     is_active: bool
     created_at: datetime
     last_login_at: datetime | None
@@ -279,6 +285,8 @@ class UserUpdate(BaseModel):
     # A supervisor's scope: a territory subtree or an institution subtree.
     territory_id: RowId | None = None
     institution_id: RowId | None = None
+    # A supervisor's sector within the territory; null for every sector.
+    sector: str | None = None
     active: bool | None = None
 
 

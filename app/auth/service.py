@@ -25,7 +25,7 @@ from app.auth.models import (
 )
 from app.core.crypto import hash_token, new_token
 from app.core.errors import Conflict, Invalid, NotFound
-from app.directory.models import Institution, Territory
+from app.directory.models import Institution, Sector, Territory
 
 _hasher = PasswordHash.recommended()
 # Verifying against this keeps a wrong login as slow as a wrong password.
@@ -60,6 +60,12 @@ def institution_ids_of(session: Session, user_id: int) -> list[int]:
     return sorted(rows)
 
 
+def check_sector(sector: str | None) -> None:
+    """Invalid for a sector code the directory does not know."""
+    if sector is not None and sector not in Sector.__members__:
+        raise Invalid(f"Неизвестная отрасль: {sector}", code="invalid_sector")
+
+
 def create_user(session: Session, data: UserCreate) -> User:
     """Create a user with a role and scope. Raises Conflict, Invalid, NotFound."""
     if get_user_by_login(session, data.login) is not None:
@@ -76,6 +82,7 @@ def create_user(session: Session, data: UserCreate) -> User:
             raise NotFound(f"Учреждение {institution_id} не найдено")
     if data.territory_id is not None and session.get(Territory, data.territory_id) is None:
         raise NotFound(f"Территория {data.territory_id} не найдена")
+    check_sector(data.sector)
     if data.password and (why := passwords.problem(data.password, data.login)):
         raise Invalid(why, code="weak_password")
     user = User(
@@ -85,6 +92,7 @@ def create_user(session: Session, data: UserCreate) -> User:
         password_hash=hash_password(data.password) if data.password else None,
         territory_id=data.territory_id if data.role == Role.supervisor else None,
         institution_id=data.institution_id if data.role == Role.supervisor else None,
+        sector=data.sector if data.role == Role.supervisor else None,
         email=data.email,
     )
     session.add(user)
@@ -117,6 +125,7 @@ def user_read(session: Session, user: User) -> UserRead:
         territory_id=user.territory_id,
         institution_id=user.institution_id,
         institution_ids=institution_ids_of(session, user.id),
+        sector=user.sector,
         is_active=user.is_active,
         created_at=user.created_at,
         last_login_at=user.last_login_at,
@@ -416,6 +425,12 @@ def visible_institution_ids(user: User) -> sa.Select[Any] | None:
                 sa.select(col(inner.id)).where(col(inner.path).startswith(institution_path))
             )
         )
+    if user.sector is not None:
+        # A sector department: that sector's institutions of the territory subtree
+        # (or of the whole directory without a territory).
+        sector = col(Institution.sector) == user.sector
+        territorial = conditions[:1] if user.territory_id is not None else []
+        return sa.select(institution_id).where(sa.and_(sector, *territorial))
     if not conditions:
         return sa.select(institution_id).where(sa.false())
     return sa.select(institution_id).where(sa.or_(*conditions))

@@ -30,7 +30,7 @@ from app.auth.models import (
 )
 from app.core.crypto import hash_token
 from app.core.errors import NotFound
-from app.directory.models import Institution, Territory
+from app.directory.models import Institution, Sector, Territory
 
 FormInvalid = auth_service.FormInvalid
 
@@ -58,6 +58,7 @@ def state(session: Session, user: User) -> dict[str, Any]:
         "institution_ids": auth_service.institution_ids_of(session, user.id),
         "territory_id": user.territory_id,
         "institution_id": user.institution_id,
+        "sector": user.sector,
         "is_active": user.is_active,
     }
 
@@ -258,7 +259,10 @@ def update(
         institution_id = None
     if role == Role.supervisor and "institution_id" in given and "territory_id" not in given:
         territory_id = None
+    sector = changes.sector if "sector" in given else user.sector
     errors: dict[str, str] = {}
+    if sector is not None and sector not in Sector.__members__:
+        errors["sector"] = "Такой отрасли нет — выберите отрасль из списка"
     if user.id == by.id and role != Role.admin:
         errors["role"] = (
             "Нельзя снять с себя роль администратора — попросите другого администратора"
@@ -278,6 +282,7 @@ def update(
     user.role = role
     user.territory_id = territory_id if role == Role.supervisor else None
     user.institution_id = institution_id if role == Role.supervisor else None
+    user.sector = sector if role == Role.supervisor else None
     session.add(user)
     session.execute(sa.delete(UserInstitution).where(col(UserInstitution.user_id) == user.id))
     if role == Role.operator:

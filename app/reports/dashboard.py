@@ -219,6 +219,8 @@ def dashboard(
 ) -> Dashboard:
     """Every figure of the dashboard for the scope and period. Raises NotFound for a
     territory or institution outside the caller's scope, Invalid for a bad filter."""
+    # A sector department's supervisor sees their sector: say so in the trail.
+    sector = sector or user.sector
     f = ReportFilter(period.start, period.end, territory_id, institution_id, "total", sector)
     scope = report_scope(session, f, user)
     total = figures.sla_report(session, user, f, now=now, compare=True)
