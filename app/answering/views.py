@@ -17,8 +17,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
+from app.answering import admin, forms, service
 from app.answering import canned as canned_mod
-from app.answering import forms, service
 from app.answering import page as page_mod
 from app.answering.models import StatusChange
 from app.auth.deps import WebFormUserDep, WebUserDep
@@ -378,3 +378,6 @@ def dismiss(
         )
     ctx.session.commit()
     return ctx.done("dismiss")
+
+
+router.include_router(admin.router)  # /admin/categories, /admin/canned

@@ -11,7 +11,7 @@ from app.auth.deps import ApiAdminDep, ApiUserDep
 from app.core.clock import ClockDep
 from app.core.db import SessionDep
 from app.core.json_api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
-from app.sla import policies
+from app.sla import admin, policies
 from app.sla.policies import CalendarRead, CalendarWrite, SlaPolicyCreate, SlaPolicyRead
 
 router = APIRouter(prefix="/api/v1", tags=["sla"], responses=ERROR_RESPONSES)
@@ -110,3 +110,11 @@ def delete_calendar(calendar_id: int, session: SessionDep, user: ApiAdminDep) ->
     policies.delete_calendar(session, calendar_id)
     session.commit()
     return Response(status_code=204)
+
+
+# The policies' and calendars' admin pages (/admin/policies, /admin/calendars) have no
+# /api/v1 prefix: this module's router becomes a plain one holding both.
+_api = router
+router = APIRouter()
+router.include_router(_api)
+router.include_router(admin.router)
