@@ -71,3 +71,14 @@ bench: dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## soak: the reliability tests with large counts (1,000 events, six SIGKILLs, a storm of
+## 10,000 deliveries), printing their figures; PostgreSQL too when OTKLIK_TEST_POSTGRES_URL is set
+.PHONY: soak
+soak: dev
+	@echo "=== soak on SQLite ==="
+	OTKLIK_SOAK=1 OTKLIK_TEST_BACKEND=sqlite scripts/pytest-run -p no:cacheprovider -q -s tests/reliability
+	@if [ -n "$(PG_URL)" ]; then echo "=== soak on PostgreSQL ==="; \
+	OTKLIK_SOAK=1 OTKLIK_TEST_BACKEND=postgres OTKLIK_TEST_POSTGRES_URL="$(PG_URL)" \
+	scripts/pytest-run -p no:cacheprovider -q -s tests/reliability; \
+	else echo "OTKLIK_TEST_POSTGRES_URL is not set: PostgreSQL soak skipped"; fi

@@ -25,8 +25,6 @@ from urllib.parse import parse_qs
 import httpx
 import sqlalchemy as sa
 
-from tests.conftest import SECRET
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -37,6 +35,8 @@ def free_port() -> int:
 
 
 def server_env(database_url: str, var: Path, **extra: str) -> dict[str, str]:
+    from tests.conftest import SECRET  # here: sender processes import this module alone
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTKLIK_")}
     env.update(
         OTKLIK_DATABASE_URL=database_url,
@@ -261,6 +261,14 @@ class FakeApi:
             self._server.shutdown()
             self._server.server_close()
 
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.comments.clear()
+            self.messages.clear()
+        self.release()
+        self.arrived.clear()
+
     def release(self) -> None:
         self.hold.clear()
         self._released.set()
@@ -334,11 +342,11 @@ def deliver(
     on_ack: Callable[[int], None] | None = None,
     give_up_after: float = 120,
 ) -> Sent:
-    """Post each delivery until it is answered 200 `ok` (VK resends anything else)."""
+    """Post each delivery until it is answered 200 `ok` (VK resends anything else), for
+    at most `give_up_after` seconds each."""
     queue = list(posts)
     stats = Sent()
     lock = threading.Lock()
-    deadline = time.monotonic() + give_up_after
 
     def run() -> None:
         with httpx.Client(base_url=base, timeout=10) as client:
@@ -347,6 +355,7 @@ def deliver(
                     if not queue:
                         return
                     post = queue.pop(0)
+                deadline = time.monotonic() + give_up_after
                 while time.monotonic() < deadline:
                     try:
                         response = client.post(post.path, content=post.body, headers=post.headers)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
@@ -24,7 +25,14 @@ from app.questions.models import OutboxItem, OutboxStatus, Question, QuestionSta
 from tests.factories.auth import make_user
 from tests.factories.directory import cipher
 from tests.reliability.conftest import scaled
-from tests.reliability.harness import FakeApi, Post, Serve, deliver, wait_processed
+from tests.reliability.harness import (
+    FakeApi,
+    Post,
+    Serve,
+    deliver,
+    server_env,
+    wait_processed,
+)
 from webhooks import PageSecrets
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
@@ -72,15 +80,41 @@ def questions_without_clocks(engine: sa.Engine) -> int:
         )
 
 
+@pytest.fixture(scope="module")
+def crash_api() -> Iterator[FakeApi]:
+    api = FakeApi().start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture(scope="module")
+def crash_serve(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, crash_api: FakeApi
+) -> Iterator[Serve]:
+    """One server for this module's tests (each start costs seconds); they kill it at will."""
+    tmp = tmp_path_factory.mktemp("crash")
+    env = server_env(database_url, tmp / "var", OTKLIK_VK_API_URL=crash_api.url)
+    serve = Serve(env, tmp / "serve.log").start(wait=False)
+    yield serve
+    serve.stop()
+
+
+@pytest.fixture
+def fake_api(crash_api: FakeApi) -> FakeApi:
+    crash_api.reset()
+    return crash_api
+
+
 def test_every_acknowledged_event_is_one_message_after_repeated_sigkills(
     live_engine: sa.Engine,
-    serve_factory: Callable[..., Serve],
+    crash_serve: Serve,
     vk_page: tuple[int, PageSecrets],
 ) -> None:
     page_id, page = vk_page
     threads, kills = scaled(30, 500), scaled(2, 6)
     posts = comment_posts(page, threads)
-    serve = serve_factory().start()
+    serve = crash_serve
+    serve.wait_up()
     # Kill at evenly spaced points of the stream, from another thread: the sender goes on
     # posting into the dead port (transport errors), and resends until it gets `ok`.
     marks = [len(posts) * (k + 1) // (kills + 1) for k in range(kills)]
@@ -109,7 +143,7 @@ def test_every_acknowledged_event_is_one_message_after_repeated_sigkills(
 
     assert sent.acknowledged == len(posts)
     assert sent.ok_with_wrong_body == 0
-    wait_processed(live_engine, len(posts))
+    wait_processed(live_engine, len(posts), timeout=scaled(60, 900))
     counts = message_counts(live_engine, page_id)
     expected = {
         f"wall:-{page.external_id}_{500 + t}:{10_000 + t * 10 + n}"
@@ -175,7 +209,7 @@ def _settled(engine: sa.Engine, item_ids: list[int]) -> list[OutboxItem]:
 
 def test_a_reply_whose_worker_is_killed_mid_publication_is_published_once(
     live_engine: sa.Engine,
-    serve_factory: Callable[..., Serve],
+    crash_serve: Serve,
     fake_api: FakeApi,
     vk_page: tuple[int, PageSecrets],
 ) -> None:
@@ -187,7 +221,8 @@ def test_a_reply_whose_worker_is_killed_mid_publication_is_published_once(
     operator told to check the page: tests/outbox/test_send_telegram.py.)
     """
     page_id, page = vk_page
-    serve = serve_factory().start()
+    serve = crash_serve
+    serve.wait_up()
     sent = deliver(serve.base, comment_posts(page, 1, per_thread=1), threads=1)
     assert sent.acknowledged == 1
     wait_processed(live_engine, 1)
