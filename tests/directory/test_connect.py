@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 from app.auth.models import AuditEvent, Role, User
 from app.directory.models import Institution, Page, Platform
 from tests.factories.auth import PASSWORD, make_user
-from tests.factories.directory import cipher, make_institution
+from tests.factories.directory import cipher, make_institution, make_page
 
 Handler = Callable[[httpx.Request], httpx.Response]
 TOKEN = "7001:AAbot-token-secret-part"
@@ -369,5 +369,23 @@ def test_other_roles_get_404(
     client.post(
         "/login", data={"login": user.login, "password": PASSWORD, "csrf_token": token.group(1)}
     )
-    for path in ("/admin/connect", "/admin/connect/telegram"):
-        assert client.get(path).status_code == 404
+    page = make_page(session, institution_id=institution.id, platform=Platform.telegram)
+    for path in (
+        "/admin/connect",
+        "/admin/connect/telegram",
+        f"/admin/pages/{page.id}/health",
+        "/admin/failed",
+        "/admin/failed/1",
+        "/admin/subscriptions",
+        "/admin/subscriptions/1",
+    ):
+        assert client.get(path).status_code == 404, path
+    csrf = re.search(r'"X-CSRF-Token": "([^"]+)"', client.get("/inbox").text)
+    assert csrf
+    for path in (
+        "/admin/connect/telegram",
+        f"/admin/pages/{page.id}/test-event",
+        "/admin/failed/replay",
+        "/admin/subscriptions",
+    ):
+        assert client.post(path, data={"csrf_token": csrf.group(1)}).status_code == 404, path

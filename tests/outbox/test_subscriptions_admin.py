@@ -132,16 +132,3 @@ def test_bad_input_is_explained_and_kept(client: TestClient, session: Session) -
     assert bad.status_code == 422 and "https://" in bad.text
     assert session.exec(select(WebhookSubscription)).first() is None
     assert client.get("/admin/subscriptions/987654321").status_code == 404
-
-
-def test_an_operator_gets_404(client: TestClient, session: Session) -> None:
-    from tests.factories.directory import make_institution
-
-    institution = make_institution(session)
-    operator = make_user(session, Role.operator, institution_ids=[institution.id])
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
-    assert token
-    client.post(
-        "/login", data={"login": operator.login, "password": PASSWORD, "csrf_token": token.group(1)}
-    )
-    assert client.get("/admin/subscriptions").status_code == 404

@@ -185,16 +185,3 @@ def test_health_shows_telegrams_own_view(
     assert "Connection timed out" in health.text
     assert "37" in health.text  # pending updates
     assert "Публикуются" in health.text  # a bot token: replies can be published
-
-
-def test_other_roles_get_404(web: TestClient, db: Session) -> None:
-    page = make_page(db, platform=Platform.generic)
-    operator = make_user(db, Role.operator, institution_ids=[page.institution_id])
-    db.commit()
-    token = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/login").text)
-    assert token
-    web.post(
-        "/login", data={"login": operator.login, "password": PASSWORD, "csrf_token": token.group(1)}
-    )
-    for path in ("/admin/failed", f"/admin/pages/{page.id}/health", "/admin/failed/1"):
-        assert web.get(path).status_code == 404
