@@ -195,6 +195,7 @@ def background_jobs() -> list[Job]:
     from app.outbox import sender as outbox_sender
     from app.processing import jobs as processing_jobs
     from app.questions import citizens
+    from app.reports import weekly_mail
     from app.sla import notify as sla_notify
     from app.sla import watcher as sla_watcher
 
@@ -205,6 +206,7 @@ def background_jobs() -> list[Job]:
         Job("sla_notify", sla_notify.deliver_notifications),
         Job("citizen_names", citizens.resolve_citizen_names, interval=30.0),
         Job("alert_bot", alert_bot.poll_alert_bot),
+        Job("weekly_reports", weekly_mail.send_weekly_reports, interval=300.0),
     ]
 
 

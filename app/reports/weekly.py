@@ -4,6 +4,7 @@ ranking with its change, and every question whose deadline was broken, as XLSX."
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlmodel import Session, col
 from app.auth.models import User
 from app.questions.models import Question
 from app.reports import dashboard, exports, periods, population, question_export
+from app.reports.dashboard import Dashboard
 from app.reports.figures import SlaRow
 from app.reports.population import ReportFilter, visible_conditions
 from app.sla.models import ClockState, SlaClock
@@ -67,6 +69,14 @@ def _headline(row: SlaRow) -> list[tuple[str, Any, Any, str]]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class WeeklyReport:
+    dashboard: Dashboard
+    period: periods.Period
+    period_text: str
+    content: bytes
+
+
 def workbook(
     session: Session,
     user: User,
@@ -78,6 +88,26 @@ def workbook(
 ) -> bytes:
     """Last week (Monday to Sunday in the scope's zone) as an XLSX workbook. Raises
     NotFound for a scope outside the caller's."""
+    return build(
+        session,
+        user,
+        now=now,
+        territory_id=territory_id,
+        institution_id=institution_id,
+        sector=sector,
+    ).content
+
+
+def build(
+    session: Session,
+    user: User,
+    *,
+    now: datetime,
+    territory_id: int | None = None,
+    institution_id: int | None = None,
+    sector: str | None = None,
+) -> WeeklyReport:
+    """Last week's figures of the scope and their workbook (see `workbook`)."""
     tz = population.timezone_of(session, user, territory_id, institution_id)
     span = periods.resolve("last_week", now, tz)
     d = dashboard.dashboard(
@@ -124,4 +154,4 @@ def workbook(
         )
     buffer = io.BytesIO()
     book.save(buffer)
-    return buffer.getvalue()
+    return WeeklyReport(d, span, period, buffer.getvalue())

@@ -25,6 +25,7 @@ def test_the_registry_names_every_background_job() -> None:
         "sla_notify",
         "citizen_names",
         "alert_bot",
+        "weekly_reports",
     ]
 
 
