@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -96,6 +96,36 @@ def get(session: Session, key: Hashable, build: Callable[[Session], T]) -> T:
     if value is not None:
         store[key] = _Entry(value, generation, now + TTL)
     return value
+
+
+def prime(
+    session: Session,
+    keys: Iterable[Hashable],
+    build_many: Callable[[Session, list[Hashable]], Mapping[Hashable, Any]],
+) -> None:
+    """Build those of `keys` that `get` would build again now, all at once:
+    `build_many(session, stale keys)` returns their values (and may add others built
+    with them, such as the institutions of pages). For a batch of events that needs
+    many snapshots of one kind: one query instead of one per key."""
+    connection = session.connection()
+    if connection.info.get(_WRITTEN) or _pending_writes(session):
+        return
+    store = _stores.get(connection.engine.pool)
+    if store is None:
+        with _lock:
+            store = _stores.setdefault(connection.engine.pool, {})
+    now = time.monotonic()
+    stale = []
+    for key in dict.fromkeys(keys):
+        entry = store.get(key)
+        if entry is None or entry.generation != _generation or entry.expires <= now:
+            stale.append(key)
+    if not stale:
+        return
+    generation = _generation
+    for key, value in build_many(session, stale).items():
+        if value is not None:
+            store[key] = _Entry(value, generation, now + TTL)
 
 
 def _pending_writes(session: Session) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
@@ -61,9 +62,13 @@ def _load_page(session: Session, page_id: int) -> PageInfo | None:
     ).first()
     if row is None:
         return None
-    page, institution, territory = row
+    return _page_info(*row)
+
+
+def _page_info(page: Page, institution: Institution, territory: Territory | None) -> PageInfo:
+    assert page.id is not None
     return PageInfo(
-        id=page_id,
+        id=page.id,
         institution_id=page.institution_id,
         platform=Platform(page.platform),
         key=page.key,
@@ -84,6 +89,28 @@ def _load_institution(session: Session, institution_id: int) -> InstitutionInfo 
         .where(col(Institution.id) == institution_id)
     ).first()
     return _institution_info(*row) if row is not None else None
+
+
+def _load_pages(session: Session, keys: list[Hashable]) -> dict[Hashable, object]:
+    ids = [key[1] for key in keys if isinstance(key, tuple)]
+    rows = session.exec(
+        select(Page, Institution, Territory)
+        .join(Institution, col(Institution.id) == col(Page.institution_id))
+        .outerjoin(Territory, col(Territory.id) == col(Institution.territory_id))
+        .where(col(Page.id).in_(ids))
+    ).all()
+    out: dict[Hashable, object] = {}
+    for row in rows:
+        info = _page_info(*row)
+        out[("page", info.id)] = info
+        out[("institution", info.institution_id)] = info.institution
+    return out
+
+
+def prime_pages(session: Session, page_ids: Iterable[int]) -> None:
+    """Load the pages (and their institutions) of a batch of events whose snapshots are
+    missing or stale, in one query (`page` and `institution` then find them)."""
+    snapshots.prime(session, [("page", page_id) for page_id in page_ids], _load_pages)
 
 
 def page(session: Session, page_id: int) -> PageInfo | None:

@@ -13,7 +13,7 @@ theirs through it too (`tests/factories/questions.py`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -22,6 +22,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from app.directory.snapshots import PageInfo
+from app.processing import combined
 from app.questions import outgoing
 from app.questions.models import (
     OPEN_STATUSES,
@@ -71,33 +72,75 @@ _OPEN_QUESTION = (
     .limit(1)
 )
 _SEEN_OR_OPEN = sa.select(_QUESTION_OF_KEY.scalar_subquery(), _OPEN_QUESTION.scalar_subquery())
-_ANSWERED = sa.select(
-    *(Question.__table__.c[name] for name in outgoing.PAYLOAD_COLUMNS),  # type: ignore[attr-defined]
-    col(Question.first_response_at),
-).where(col(Question.id) == sa.bindparam("question_id"))
-_CLOCKS = sa.select(SlaClock.__table__).where(  # type: ignore[attr-defined]
-    col(SlaClock.question_id) == sa.bindparam("question_id")
-)
-_UPDATE_ANSWERED = (
-    sa.update(Question)
-    .where(col(Question.id) == sa.bindparam("question_id"))
-    .values(
-        status=sa.bindparam("status"),
-        updated_at=sa.bindparam("updated_at"),
-        first_response_at=sa.bindparam("first_response_at"),
-        due_at=sa.bindparam("due_at"),
-    )
-)
-_UPDATE_FINISHED = (
-    sa.update(SlaClock)
-    .where(col(SlaClock.id) == sa.bindparam("clock_id"))
-    .values({name: sa.bindparam(name) for name in sla_service.FINISHED})
-)
 _INSERT_QUESTION = sa.insert(Question)
 _INSERT_MESSAGE = sa.insert(Message)
 _INSERT_TIMELINE = sa.insert(TimelineEntry)
-_INSERT_CLOCKS = sa.insert(SlaClock)
-_INSERT_OUTBOX = sa.insert(OutboxItem)
+_QUESTIONS = Question.__table__  # type: ignore[attr-defined]
+_MESSAGES = Message.__table__  # type: ignore[attr-defined]
+_TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
+_CLOCK_TABLE = SlaClock.__table__  # type: ignore[attr-defined]
+_OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
+
+
+def _next_id(table: str) -> Any:
+    """The next id of `table`'s sequence (PostgreSQL), taken once per statement."""
+    return sa.select(sa.func.nextval(sa.func.pg_get_serial_sequence(table, "id"))).scalar_subquery()
+
+
+# PostgreSQL: with `_SEEN_OR_OPEN`, and only when the message starts a new question
+# (CASE evaluates what its branch needs), that question's id and the citizen's recent
+# texts (spam detection). Its rows are then written in one statement (`combined.Writes`).
+_RECENT = routing_arrival.RECENT.subquery()
+_PAIR = sa.select(
+    _QUESTION_OF_KEY.scalar_subquery().label("seen"),
+    _OPEN_QUESTION.scalar_subquery().label("open_id"),
+).subquery()
+_FRESH = sa.and_(_PAIR.c.seen.is_(None), _PAIR.c.open_id.is_(None))
+_SEEN_OR_OPEN_PG = sa.select(
+    _PAIR.c.seen,
+    _PAIR.c.open_id,
+    sa.case((_FRESH, sa.func.nextval(sa.func.pg_get_serial_sequence("question", "id")))),
+    sa.case((_FRESH, sa.select(sa.func.array_agg(_RECENT.c.text)).scalar_subquery())),
+)
+_NEW_QUESTION = sa.select(
+    _next_id("question"), sa.select(sa.func.array_agg(_RECENT.c.text)).scalar_subquery()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Fresh:
+    """Read with the lookup of a citizen's message that starts a new question
+    (PostgreSQL): the new question's id, and the citizen's recent texts."""
+
+    question_id: int
+    recent: list[str]
+
+
+# A page's reply: the question it answers with its clocks (one row per clock, or one
+# row with no clock), and on PostgreSQL the id of the reply's message.
+_CLOCK_FIELDS = (
+    "id",
+    "target",
+    "state",
+    "started_at",
+    "due_at",
+    "done_at",
+    "paused_at",
+    "paused_seconds",
+    "details",
+)
+_CLOCK_COLUMNS = [_CLOCK_TABLE.c[name].label(f"clock_{name}") for name in _CLOCK_FIELDS]
+_ANSWERED_CLOCKS = (
+    sa.select(
+        *(_QUESTIONS.c[name] for name in outgoing.PAYLOAD_COLUMNS),
+        _QUESTIONS.c.first_response_at,
+        *_CLOCK_COLUMNS,
+    )
+    .select_from(_QUESTIONS.outerjoin(_CLOCK_TABLE, _CLOCK_TABLE.c.question_id == _QUESTIONS.c.id))
+    .where(_QUESTIONS.c.id == sa.bindparam("question_id"))
+    .order_by(_CLOCK_TABLE.c.id)
+)
+_ANSWERED_CLOCKS_PG = _ANSWERED_CLOCKS.add_columns(_next_id("message").label("message_id"))
 
 
 class Delivery(Protocol):
@@ -130,10 +173,11 @@ def question_of_key(db: Session | sa.Connection, page_id: int, key: str) -> int 
 
 def seen_or_open(
     db: sa.Connection, page_id: int, e: Event, since: datetime
-) -> tuple[int | None, int | None]:
+) -> tuple[int | None, int | None, Fresh | None]:
     """In one statement: the question of the page's message with `e`'s key (if there is
     one, `e` is a duplicate), and the question `e` continues: the citizen's latest in
-    its thread that is open, or answered, with a message of theirs since `since`."""
+    its thread that is open, or answered, with a message of theirs since `since`.
+    Neither (on PostgreSQL): what `open_question` reads for the new question, too."""
     params = {
         "page_id": page_id,
         "key": e.source_key,
@@ -141,8 +185,14 @@ def seen_or_open(
         "author_id": e.author_id,
         "since": since,
     }
-    row = db.execute(_SEEN_OR_OPEN, params).one()
-    return row[0], row[1]
+    if db.dialect.name != "postgresql":
+        row = db.execute(_SEEN_OR_OPEN, params).one()
+        return row[0], row[1], None
+    params |= routing_arrival.recent_params(
+        page_id=page_id, author_id=e.author_id, at=e.sent_at, question_id=0
+    )
+    seen, open_id, new_id, recent = db.execute(_SEEN_OR_OPEN_PG, params).one()
+    return seen, open_id, Fresh(new_id, list(recent or [])) if new_id is not None else None
 
 
 def message_row(
@@ -188,21 +238,40 @@ def record(
     db: sa.Connection, question_id: int, at: datetime, entries: list[tuple[str, dict[str, Any]]]
 ) -> None:
     """Timeline entries (kind, data) of one moment, written at once (no dedupe keys)."""
-    db.execute(
-        _INSERT_TIMELINE,
-        [{"question_id": question_id, "kind": k, "at": at, "data": d} for k, d in entries],
-    )
+    db.execute(_INSERT_TIMELINE, _timeline_rows(question_id, at, entries))
+
+
+def _timeline_rows(
+    question_id: int, at: datetime, entries: list[tuple[str, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    return [{"question_id": question_id, "kind": k, "at": at, "data": d} for k, d in entries]
 
 
 def open_question(
-    session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime
+    session: Session,
+    page: PageInfo,
+    e: Event,
+    event: Delivery,
+    now: datetime,
+    fresh: Fresh | None = None,
 ) -> int:
-    """Write the new question the citizen's message `e` starts; returns its id."""
+    """Write the new question the citizen's message `e` starts; returns its id.
+    `fresh`: its id and the citizen's recent texts, if `seen_or_open` read them."""
     db = connection(session)
     linked_id = question_of_key(db, page.id, e.reply_to_key) if e.reply_to_key else None
-    recent = routing_arrival.recent_texts(
-        db, page_id=page.id, author_id=e.author_id, at=e.sent_at, question_id=0
-    )
+    question_id: int | None = None
+    if fresh is not None:
+        question_id, recent = fresh.question_id, fresh.recent
+    elif db.dialect.name == "postgresql":
+        params = routing_arrival.recent_params(
+            page_id=page.id, author_id=e.author_id, at=e.sent_at, question_id=0
+        )
+        question_id, texts = db.execute(_NEW_QUESTION, params).one()
+        recent = list(texts or [])
+    else:
+        recent = routing_arrival.recent_texts(
+            db, page_id=page.id, author_id=e.author_id, at=e.sent_at, question_id=0
+        )
     question: dict[str, Any] = {
         "page_id": page.id,
         "institution_id": page.institution_id,
@@ -243,24 +312,27 @@ def open_question(
     question["policy_id"] = sla.policy_id
     question["due_at"] = sla.due_at
 
-    inserted = db.execute(_INSERT_QUESTION, question).inserted_primary_key
-    assert inserted is not None
-    question_id: int = inserted[0]
-    question["id"] = question_id
-    db.execute(_INSERT_MESSAGE, message_row(page.id, question_id, e, event, MessageSource.citizen))
+    writes = combined.Writes()
+    if question_id is None:  # SQLite: the id comes from the INSERT
+        inserted = db.execute(_INSERT_QUESTION, question).inserted_primary_key
+        assert inserted is not None
+        question_id = int(inserted[0])
+        question["id"] = question_id
+    else:
+        question["id"] = question_id
+        writes.insert(_QUESTIONS, [question])
+    writes.insert(_MESSAGES, [message_row(page.id, question_id, e, event, MessageSource.citizen)])
     created = ("created", {"platform": str(page.platform)})
-    record(db, question_id, e.sent_at, [created, *decision.entries])
-    if sla.clocks:
-        db.execute(
-            _INSERT_CLOCKS,
-            [
-                {"question_id": question_id, "target": target, **values}
-                for target, values in sla.clocks.items()
-            ],
-        )
-    outbox = outgoing.outbox_rows(session, "question.created", question, now)
-    if outbox:
-        db.execute(_INSERT_OUTBOX, outbox)
+    writes.insert(_TIMELINE, _timeline_rows(question_id, e.sent_at, [created, *decision.entries]))
+    writes.insert(
+        _CLOCK_TABLE,
+        [
+            {"question_id": question_id, "target": target, **values}
+            for target, values in sla.clocks.items()
+        ],
+    )
+    writes.insert(_OUTBOX, outgoing.outbox_rows(session, "question.created", question, now))
+    writes.send(db)
     return question_id
 
 
@@ -282,28 +354,42 @@ def answer(
     read what was written here.
     """
     db = connection(session)
-    question = db.execute(_ANSWERED, {"question_id": question_id}).one_or_none()
-    if question is None:
+    postgresql = db.dialect.name == "postgresql"
+    rows = db.execute(
+        _ANSWERED_CLOCKS_PG if postgresql else _ANSWERED_CLOCKS, {"question_id": question_id}
+    ).all()
+    if not rows:
         return  # gone: nothing to answer
-    clocks = {Target(row.target): row for row in db.execute(_CLOCKS, {"question_id": question_id})}
-    message_id = insert_message(db, page.id, question_id, e, event, MessageSource.native)
+    question = rows[0]
+    clocks = {
+        Target(row.clock_target): _ClockRow(
+            *(row._mapping[f"clock_{name}"] for name in _CLOCK_FIELDS)
+        )
+        for row in rows
+        if row.clock_id is not None
+    }
+    writes = combined.Writes()
+    reply = message_row(page.id, question_id, e, event, MessageSource.native)
+    if postgresql:
+        message_id: int = question.message_id
+        writes.insert(_MESSAGES, [{"id": message_id, **reply}])
+    else:
+        message_id = insert_message(db, page.id, question_id, e, event, MessageSource.native)
     old = question.status
     first_response_at = question.first_response_at
     if first_response_at is None or e.sent_at < first_response_at:
         first_response_at = e.sent_at
     status = QuestionStatus.answered if old in OPEN_STATUSES else old
     response = {"source": "native", "message_id": message_id, "author_id": e.author_id}
-    record(db, question_id, e.sent_at, [("response", response)])
+    writes.insert(_TIMELINE, _timeline_rows(question_id, e.sent_at, [("response", response)]))
     finished, due_at = sla_service.response_settles(session, clocks, e.sent_at, interim=False)
-    if finished:
-        db.execute(
-            _UPDATE_FINISHED,
-            [{"clock_id": clocks[t].id, **values} for t, values in finished.items()],
-        )
-    db.execute(
-        _UPDATE_ANSWERED,
+    for target, values in finished.items():
+        writes.update(_CLOCK_TABLE, "id", {"id": clocks[target].id, **values})
+    writes.update(
+        _QUESTIONS,
+        "id",
         {
-            "question_id": question_id,
+            "id": question_id,
             "status": status,
             "updated_at": now,
             "first_response_at": first_response_at,
@@ -311,14 +397,31 @@ def answer(
         },
     )
     if old != status:
-        values = {**question._mapping, "status": status}
-        outbox = outgoing.outbox_rows(
-            session, "question.answered", values, now, {"source": "native"}
+        values = {name: question._mapping[name] for name in outgoing.PAYLOAD_COLUMNS}
+        values["status"] = status
+        writes.insert(
+            _OUTBOX,
+            outgoing.outbox_rows(session, "question.answered", values, now, {"source": "native"}),
         )
-        if outbox:
-            db.execute(_INSERT_OUTBOX, outbox)
+    writes.send(db)
     _expire(session, Question, [question_id])
     _expire(session, SlaClock, [row.id for row in clocks.values()])
+
+
+@dataclass(frozen=True, slots=True)
+class _ClockRow:
+    """A clock as read with the question it belongs to (`sla.clocks.Clock`): the columns
+    of `_CLOCK_FIELDS`, in that order."""
+
+    id: int
+    target: str
+    state: str
+    started_at: datetime
+    due_at: datetime | None
+    done_at: datetime | None
+    paused_at: datetime | None
+    paused_seconds: float
+    details: dict[str, Any]
 
 
 def _expire(session: Session, model: type[Any], ids: Iterable[int]) -> None:

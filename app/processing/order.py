@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from app.core.crypto import Cipher
+from app.directory import snapshots as directory
 from app.directory.snapshots import PageInfo
 from app.intake.models import EventStatus, InboundEvent
 from app.processing import ingest
@@ -95,7 +96,9 @@ def _threads_of_others(session: Session, mine: Sequence[Stored], cipher: Cipher)
     )
     url = str(session.connection().engine.url)
     others = []
-    for row in session.connection().execute(query):
+    rows = session.connection().execute(query).all()
+    directory.prime_pages(session, {row.page_id for row in rows if (url, row.id) not in _SEEN})
+    for row in rows:
         found = _SEEN.get((url, row.id))
         if found is None:
             found = _threads(session, row, cipher)[0]

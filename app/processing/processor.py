@@ -25,6 +25,7 @@ from sqlmodel import Session, col
 from app.core.clock import Clock
 from app.core.crypto import Cipher
 from app.core.db import reading_engine
+from app.directory import snapshots as directory
 from app.intake.models import EventStatus, InboundEvent
 from app.intake.turns import intake_signal
 from app.processing import ingest as inbox_service
@@ -192,6 +193,8 @@ def _process(
     deadline = time.perf_counter() + SQLITE_BUDGET
     intake = intake_signal(engine)
     settled: list[dict[str, Any]] = []
+    # The batch's pages and institutions, where their snapshots are stale: one query.
+    directory.prime_pages(session, {e.page_id for e in events})
     # SQLite has one writer at a time: its batches never run side by side.
     work = (
         [order.Ready(e, None) for e in events] if sqlite else order.ready(session, events, cipher)
@@ -228,19 +231,22 @@ def _process(
             inbox_service.mark_failed(session, event.id, exc, clock())
         if not sqlite:
             continue
-        if intake is not None and intake.raised() and not careful:
-            # A webhook waits for the write lock: commit what is done, stand aside,
-            # and go on with the rest of the batch in a new transaction (claiming
-            # the batch again would cost more than the event).
+        waits = intake is not None and intake.raised()
+        if not careful and (waits or time.perf_counter() > deadline):
+            # A webhook waits for the write lock, or the batch has held it for its
+            # budget (the jobs of this process may be waiting): commit what is done,
+            # stand aside, and go on with the rest of the batch in a new transaction
+            # (claiming the batch again would cost more than the event).
             if settled:
                 session.connection().execute(inbox_service.SETTLE, settled)
                 settled.clear()
             session.commit()
-            intake.release()
-            intake.wait_lowered()
-            intake.hold()
+            if waits and intake is not None:
+                intake.release()
+                intake.wait_lowered()
+                intake.hold()
             deadline = time.perf_counter() + SQLITE_BUDGET
-        elif time.perf_counter() > deadline or (intake is not None and intake.raised()):
+        elif time.perf_counter() > deadline or waits:
             break  # commit now: others wait for the lock
     if settled:
         session.connection().execute(inbox_service.SETTLE, settled)

@@ -26,19 +26,33 @@ from app.routing.rules import CompiledRule
 RECENT_WINDOW = timedelta(days=7)
 RECENT_LIMIT = 20
 
-_RECENT = (
+RECENT = (
     select(Message.text)
     .where(
         col(Message.page_id) == sa.bindparam("page_id"),
         col(Message.author_id) == sa.bindparam("author_id"),
         col(Message.direction) == Direction.inbound,
         col(Message.question_id) != sa.bindparam("question_id"),
-        col(Message.sent_at) >= sa.bindparam("since"),
-        col(Message.sent_at) <= sa.bindparam("until"),
+        col(Message.sent_at) >= sa.bindparam("recent_since"),
+        col(Message.sent_at) <= sa.bindparam("recent_until"),
     )
     .order_by(col(Message.sent_at).desc())
     .limit(RECENT_LIMIT)
 )
+
+
+def recent_params(
+    *, page_id: int, author_id: str, at: datetime, question_id: int
+) -> dict[str, Any]:
+    """The parameters of `RECENT` (the statement of `recent_texts`), for a caller that
+    reads the recent texts together with something else."""
+    return {
+        "page_id": page_id,
+        "author_id": author_id,
+        "question_id": question_id,
+        "recent_since": at - RECENT_WINDOW,
+        "recent_until": at,
+    }
 
 
 def recent_texts(
@@ -46,14 +60,8 @@ def recent_texts(
 ) -> list[str]:
     """The citizen's latest texts on the page in the week before `at`, but those of
     question `question_id` (0 for a question not written yet)."""
-    params = {
-        "page_id": page_id,
-        "author_id": author_id,
-        "question_id": question_id,
-        "since": at - RECENT_WINDOW,
-        "until": at,
-    }
-    return list(db.execute(_RECENT, params).scalars())
+    params = recent_params(page_id=page_id, author_id=author_id, at=at, question_id=question_id)
+    return list(db.execute(RECENT, params).scalars())
 
 
 @dataclass
