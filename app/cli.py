@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -105,9 +106,28 @@ def serve(
             companion.stop()
 
 
+class WorkerPart(StrEnum):
+    all = "all"
+    processing = "processing"
+    jobs = "jobs"
+
+
 @cli.command()
-def worker() -> None:
-    """Background work only: event processing, the SLA watcher, the outbox, retries."""
+def worker(
+    only: Annotated[
+        WorkerPart,
+        typer.Option(
+            "--only",
+            help="processing: only process stored deliveries; jobs: only the background "
+            "jobs (SLA watcher, outbox, retries, notifications); all: both",
+        ),
+    ] = WorkerPart.all,
+) -> None:
+    """Background work: event processing, the SLA watcher, the outbox, retries.
+
+    With --only, one process does one of them, so that the SLA sweep of a backlog of
+    overdue questions does not take the processor's CPU (run one `--only jobs` beside
+    any number of `--only processing`)."""
     import httpx
 
     from app.core.crypto import Cipher
@@ -129,14 +149,25 @@ def worker() -> None:
         args=(stop,),
         name="otklik-processor",
     )
-    processor.start()
-    with httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0)) as http:
-        ctx = JobContext(
-            engine=engine, settings=settings, clock=utcnow, http=http, cipher=cipher, stopping=stop
-        )
-        # Within the 20 s that `otklik serve` gives its worker before SIGKILL.
-        Runner(ctx, background_jobs()).run(timeout=15)
-    processor.join(timeout=30)
+    if only != WorkerPart.jobs:
+        processor.start()
+    if only == WorkerPart.processing:
+        while not stop.wait(1.0):
+            pass
+    else:
+        with httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0)) as http:
+            ctx = JobContext(
+                engine=engine,
+                settings=settings,
+                clock=utcnow,
+                http=http,
+                cipher=cipher,
+                stopping=stop,
+            )
+            # Within the 20 s that `otklik serve` gives its worker before SIGKILL.
+            Runner(ctx, background_jobs()).run(timeout=15)
+    if processor.is_alive():
+        processor.join(timeout=30)
     engine.dispose()
 
 
