@@ -1,7 +1,8 @@
 """Processing of the realistic mix (bench/mix.py) by 1, 2 and 4 worker processes.
 
     .venv/bin/python -m bench.scale [--comments N] [--workers 1,2,4] [--no-postgres]
-                                    [--repeat R] [--profile]
+                                    [--repeat R] [--profile] [--pg-name NAME]
+                                    [--split] [--alone]
 
 A migrated database gets the demo region (42 VK pages of 8 municipalities), what a
 live region configures (routing rules, a regional SLA policy, a subscriber to
@@ -18,6 +19,7 @@ so that figures of a shared, noisy machine can be compared as ratios.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import os
 import pstats
@@ -118,16 +120,21 @@ def _status(engine: sa.Engine) -> tuple[int, int, float | None]:
     return row[0], row[1] or 0, last.timestamp() if last is not None else None
 
 
-def drain(url: str, var: Path, workers: int, timeout: float = 600) -> tuple[float, int, float]:
-    """Start `workers` worker processes on the stored backlog; (events/s, events, seconds)."""
+def drain(
+    url: str, var: Path, workers: int, timeout: float = 600, split: bool = False
+) -> tuple[float, int, float]:
+    """Start `workers` worker processes on the stored backlog; (events/s, events, seconds).
+    `split`: they only process (`otklik worker --only processing`), and one more process
+    runs the background jobs (`--only jobs`)."""
     engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     stored, _, _ = _status(engine)
     env = _env(url, var)
     started = time.time()
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env, cwd=ROOT)
-        for _ in range(workers)
-    ]
+    command = [sys.executable, "-m", "app.cli", "worker"]
+    commands = [[*command, "--only", "processing"] if split else command] * workers
+    if split:
+        commands.append([*command, "--only", "jobs"])
+    procs = [subprocess.Popen(c, env=env, cwd=ROOT) for c in commands]
     try:
         deadline = started + timeout
         stalled, last_left = time.time(), stored
@@ -158,7 +165,7 @@ def baseline_us(url: str) -> float:
     from app.directory import service as directory_service
     from app.directory.models import Page
     from app.intake.models import InboundEvent
-    from webhooks import get_adapter
+    from webhooks import Malformed, get_adapter
 
     engine = make_engine(url)
     cipher = Cipher(SECRET_KEY)
@@ -178,8 +185,34 @@ def baseline_us(url: str) -> float:
     items = [(get_adapter(p), pages[i], b, r) for p, i, b, r in rows]
     t0 = time.process_time()
     for adapter, secrets, body, received in items:
-        adapter.parse(secrets, body, received)
+        # Not of the mix (the demo's own test deliveries): processing fails them too.
+        with contextlib.suppress(Malformed):
+            adapter.parse(secrets, body, received)
     return (time.process_time() - t0) / len(items) * 1e6
+
+
+def in_process(url: str) -> tuple[float, float, float]:
+    """Drain the backlog in this process, processing only (no jobs), one processor:
+    (events/s, CPU ms per event, SQL statements per event)."""
+    from app.processing.processor import process_pending
+
+    engine = make_engine(url)
+    statements = 0
+
+    def count(*_: object) -> None:
+        nonlocal statements
+        statements += 1
+
+    stored, _, _ = _status(engine)
+    sa.event.listen(engine, "before_cursor_execute", count)
+    cipher = Cipher(SECRET_KEY)
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    while process_pending(engine, cipher, lambda: datetime.now(UTC)):
+        pass
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    sa.event.remove(engine, "before_cursor_execute", count)
+    engine.dispose()
+    return stored / seconds, cpu / stored * 1000, statements / stored
 
 
 def profile_in_process(url: str, limit: int = 40) -> None:
@@ -198,19 +231,36 @@ def profile_in_process(url: str, limit: int = 40) -> None:
 
 
 def bench_scale(
-    comments: int, workers: list[int], repeat: int, postgres: bool, profile: bool = False
+    comments: int,
+    workers: list[int],
+    repeat: int,
+    postgres: bool,
+    profile: bool = False,
+    *,
+    pg_name: str = "otklik_bench_scale",
+    split: bool = False,
+    alone: bool = False,
 ) -> dict[str, dict[int, float]]:
-    """Drain rates per database and number of workers (medians), printed as they come."""
+    """Drain rates per database and number of workers (medians), printed as they come.
+    `alone`: processing only, in this process (`in_process`), instead of workers."""
+    how = (
+        "processing alone in one process"
+        if alone
+        else "processing-only workers and one jobs worker"
+        if split
+        else "worker processes"
+    )
     print(
         f"== realistic mix: {comments} citizens' first messages and what follows them, "
-        f"drained by worker processes, median of {repeat} =="
+        f"drained by {how}, median of {repeat} =="
     )
-    targets = [("SQLite", None)] + ([("PostgreSQL", "otklik_bench_scale")] if postgres else [])
+    targets = [("SQLite", None)] + ([("PostgreSQL", pg_name)] if postgres else [])
     results: dict[str, dict[int, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         var = Path(tmp) / "var"
         for name, pg in targets:
-            counts = [1] if pg is None else workers  # SQLite: one writer at a time
+            # SQLite: one writer at a time; in this process: one processor.
+            counts = [1] if pg is None or alone else workers
             results[name] = {}
             for n in counts:
                 rates, ratios, lines = [], [], []
@@ -222,7 +272,15 @@ def bench_scale(
                         print(f"  {name}: profile of processing in one process")
                         profile_in_process(url)
                         break
-                    rate, events, seconds = drain(url, var, n)
+                    if alone:
+                        rate, cpu_ms, statements = in_process(url)
+                        events, seconds = mix.expected.deliveries, mix.expected.deliveries / rate
+                        print(
+                            f"  {name:<10} alone run {r + 1}: {cpu_ms:.2f} ms CPU and "
+                            f"{statements:.2f} SQL statements per event"
+                        )
+                    else:
+                        rate, events, seconds = drain(url, var, n, split=split)
                     engine = make_engine(url)
                     _, line = applied(engine, mix.expected)
                     engine.dispose()
@@ -254,6 +312,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--pg-name", default="otklik_bench_scale", help="PostgreSQL database to (re)create"
+    )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="workers only process (`worker --only processing`); one more runs the jobs",
+    )
+    parser.add_argument(
+        "--alone", action="store_true", help="processing only, in this process, one processor"
+    )
     args = parser.parse_args()
     bench_scale(
         args.comments,
@@ -261,6 +330,9 @@ def main() -> None:
         args.repeat,
         postgres=not args.no_postgres,
         profile=args.profile,
+        pg_name=args.pg_name,
+        split=args.split,
+        alone=args.alone,
     )
 
 
