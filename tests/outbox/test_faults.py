@@ -319,17 +319,19 @@ def test_a_token_revoked_mid_way_stops_the_rest_with_what_to_do(
     assert "Повторить" in page
 
 
-def test_a_long_max_reply_cut_off_after_its_first_part_is_not_sent_again(
+@pytest.mark.parametrize("target", [TARGETS[1], TARGETS[3]], ids=str)
+def test_a_long_reply_cut_off_after_its_first_part_is_not_sent_again(
     session: Session,
     connection: sa.Connection,
     settings: Settings,
     clock: FrozenClock,
     operator: User,
+    target: Target,
 ) -> None:
     """Parts already published would be posted again by a retry: the operator finishes it."""
-    question = _max(session, clock)
-    reply(session, question, operator, clock, text="Подробный ответ. " * 400)  # > 4000 chars
-    fake = FakePlatform([TARGETS[3].sent(1), httpx.Response(503, text="busy"), TARGETS[3].sent(2)])
+    question = target.make(session, clock)
+    reply(session, question, operator, clock, text="Подробный ответ. " * 400)  # two parts
+    fake = FakePlatform([target.sent(1), httpx.Response(503, text="busy"), target.sent(2)])
     run(connection, settings, clock, fake)
     clock.advance(hours=1)
     run(connection, settings, clock, fake)
