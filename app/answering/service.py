@@ -50,6 +50,19 @@ class AnsweredMeanwhile(Conflict):
         self.response = response
 
 
+def lock(session: Session, question: Question) -> Question:
+    """The question re-read under a row lock held until the caller's transaction ends.
+
+    On PostgreSQL, `SELECT … FOR UPDATE`: two operators taking the question, or an
+    operator's status change and processing a follow-up, run one after the other, and
+    the second sees what the first wrote (so it refuses, or acts on the new state).
+    SQLite serialises writers (write transactions begin IMMEDIATE) and renders no FOR
+    UPDATE; the re-read is the same."""
+    session.flush()  # the caller's unwritten changes are kept, not read over
+    session.refresh(question, with_for_update=True)
+    return question
+
+
 def can_act(user: User) -> bool:
     """Operators and administrators act on questions; a supervisor only watches (pages
     show them questions read-only)."""
@@ -153,6 +166,7 @@ def reply(
     if len(text) > (REPLY_MAX_LENGTH if splits else limit):
         too_long = REPLY_MAX_LENGTH if splits else limit
         raise Invalid(f"Ответ длиннее {too_long} знаков — сократите его", code="reply_too_long")
+    lock(session, question)
     if seen_response_id is not None:
         latest = last_response(session, question)
         if latest is not None and (latest.id or 0) > seen_response_id:
@@ -301,6 +315,7 @@ def assign(
 ) -> Question:
     """Give the question to a colleague who can see it (None: nobody). Raises Invalid when
     that user does not exist, is inactive or works outside the question's institution."""
+    lock(session, question)
     if user_id is None:
         return _set_assignee(session, question, None, by=by, now=now)
     assignee = session.get(User, user_id)
@@ -318,6 +333,7 @@ def assign(
 
 def claim(session: Session, question: Question, *, by: User, now: datetime) -> Question:
     """Take the question; Conflict (409) if a colleague already has it."""
+    lock(session, question)
     if question.assignee_id not in (None, by.id):
         raise Conflict("Вопрос уже взял в работу другой сотрудник", code="already_assigned")
     if question.status == QuestionStatus.new:
@@ -327,6 +343,7 @@ def claim(session: Session, question: Question, *, by: User, now: datetime) -> Q
 
 def release(session: Session, question: Question, *, by: User, now: datetime) -> Question:
     """Give the question back to the queue. An operator may release only their own."""
+    lock(session, question)
     if question.assignee_id is None:
         return question
     if question.assignee_id != by.id and by.role == "operator":
@@ -376,6 +393,7 @@ def set_status(
     """Move the question to another status; the SLA clocks follow (waiting pauses them,
     closing stops them, reopening restarts them). Conflict (409) for an impossible move."""
     assert question.id is not None
+    lock(session, question)
     new = _TO[change]
     old = question.status
     if old == new:

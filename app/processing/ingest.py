@@ -294,8 +294,14 @@ def _citizen_message(
     if open_id is None:
         intake.open_question(session, page, e, event, now, fresh)
         return
-    question = session.get(Question, open_id)
+    # Locked (PostgreSQL): an operator's status change waits for this, or this for it.
+    question = session.get(Question, open_id, with_for_update=True, populate_existing=True)
     assert question is not None and question.id is not None
+    if question.status not in (*OPEN_STATUSES, QuestionStatus.answered):
+        # Closed (or dismissed) by an operator since it was found: a follow-up to a
+        # closed question starts a new one, as it would have a moment later.
+        intake.open_question(session, page, e, event, now, None)
+        return
     message_id = intake.insert_message(db, page.id, question.id, e, event, MessageSource.citizen)
     question.last_citizen_at = max(question.last_citizen_at or e.sent_at, e.sent_at)
     question.updated_at = now
@@ -358,7 +364,9 @@ def _delete(session: Session, page: PageInfo, e: Event, now: datetime) -> None:
     message.deleted_at = e.sent_at
     session.add(message)
     session.flush()
-    question = session.get(Question, message.question_id)
+    question = session.get(
+        Question, message.question_id, with_for_update=True, populate_existing=True
+    )
     if question is None or question.id is None:
         return
     timeline.record(session, question.id, "deleted", e.sent_at, data={"message_id": message.id})
@@ -391,7 +399,9 @@ def _restore(session: Session, page: PageInfo, e: Event, now: datetime) -> None:
     if e.text and e.text != message.text:
         message.text = e.text
     session.add(message)
-    question = session.get(Question, message.question_id)
+    question = session.get(
+        Question, message.question_id, with_for_update=True, populate_existing=True
+    )
     if question is not None and question.status == QuestionStatus.withdrawn:
         question.status = QuestionStatus.new
         question.closed_at = None
