@@ -94,6 +94,8 @@ FIELDS: dict[Platform, list[tuple[str, str, str, bool]]] = {
         ),
     ],
 }
+# Pages carrying a token or a secret are not kept by the browser or a proxy.
+NO_STORE = {"Cache-Control": "no-store"}
 NAME_OPTIONAL = frozenset({Platform.vk, Platform.telegram, Platform.max})
 INTRO: dict[Platform, str] = {
     Platform.vk: "Комментарии на стене, в обсуждениях, к фото, видео и товарам, личные сообщения "
@@ -210,6 +212,7 @@ def submit(
         )
         return view.render(
             "admin/connect_check.html",
+            headers=NO_STORE,
             platform=chosen,
             platform_ru=PLATFORM_RU[chosen],
             fields=FIELDS[chosen],
@@ -273,6 +276,7 @@ def submit(
         curl, python = connect.generic_examples(outcome.webhook_url, outcome.secret)
     return view.render(
         "admin/connect_done.html",
+        headers=NO_STORE,
         platform=chosen,
         platform_ru=PLATFORM_RU[chosen],
         outcome=outcome,

@@ -81,6 +81,8 @@ def _listing(
     return view.render(
         "admin/subscriptions.html",
         status_code=status_code,
+        # The signing secret is on the page once: not kept by the browser or a proxy.
+        headers={"Cache-Control": "no-store"} if secret else None,
         subscriptions=rows,
         deliveries=subscriptions.recent_deliveries(session, ids),
         events=EVENTS,

@@ -70,6 +70,12 @@ def test_admin_connects_a_telegram_page(
     page.wait_for_selector("text=проверка подлинности пройдена")
     keep(page, shoot, "admin-connect-health")
 
+    # The page's card loads the same health fragment, and the secret is not on it.
+    page.click("a:has-text('Карточка страницы')")
+    page.wait_for_selector("#page-health .health")
+    assert secret not in page.content()
+    assert "Отправить тестовое событие" in page.inner_text("#page-health")
+
     page.goto(f"{server.base}/admin/audit?action=page.connect")
     assert "Telegram: страница «Канал администрации (тест)» создана" in page.content()
 

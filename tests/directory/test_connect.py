@@ -117,6 +117,7 @@ def test_telegram_wizard_sets_the_webhook_and_saves_the_page(
     assert check.status_code == 200
     assert "Проверьте данные" in check.text
     assert "••••" + TOKEN[-4:] in check.text
+    assert check.headers["cache-control"] == "no-store"
     assert not bot.calls  # nothing is called before «Подключить»
     back = client.post("/admin/connect/telegram", data=_form(institution, "edit", csrf, **fields))
     assert 'value="@zarechny_admin"' in back.text
@@ -126,6 +127,7 @@ def test_telegram_wizard_sets_the_webhook_and_saves_the_page(
     )
     assert done.status_code == 200, done.text
     assert "Страница подключена" in done.text
+    assert done.headers["cache-control"] == "no-store"  # the secret is on it
     page = session.exec(select(Page).where(Page.external_id == str(CHANNEL))).one()
     secret = cipher().decrypt(page.secret_enc)
     assert secret and secret in done.text  # shown this once

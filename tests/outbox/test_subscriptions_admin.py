@@ -55,6 +55,7 @@ def test_subscription_lifecycle(
     subscription = session.exec(select(WebhookSubscription)).one()
     secret = CIPHER.decrypt(subscription.secret_enc)
     assert secret and f'id="subscription-secret">{secret}<' in created.text
+    assert created.headers["cache-control"] == "no-store"
     assert subscription.events == ["question.created", "sla.breached"]
     assert secret not in client.get("/admin/subscriptions").text  # shown once
 
