@@ -189,13 +189,14 @@ def connect(
     webhook_url: str,
     secret: str,
     channel: str,
+    chat: Chat | None = None,
 ) -> Connected:
     """Register the webhook of the bot with `token` and check it: getMe, getChat
-    (`channel`: @username or id), setWebhook, getWebhookInfo, getChatMember in the
+    (`channel`: @username or id; skipped when `chat` was read already), setWebhook, getWebhookInfo, getChatMember in the
     channel's discussion group. Raises PermanentError (wrong token, unknown channel,
     refused URL) or TransientError."""
     bot = get_me(client, api_url, token)
-    target = get_chat(client, api_url, token, channel)
+    target = chat or get_chat(client, api_url, token, channel)
     set_webhook(client, api_url, token, webhook_url, secret)
     info = get_webhook_info(client, api_url, token)
     checks = [

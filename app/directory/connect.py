@@ -212,8 +212,10 @@ def connect(
         # Telegram's page id is the channel's, learnt from getChat before the
         # webhook is set, so that a reconnected page keeps its address.
         external_id = target
+        chat = None
         if platform == Platform.telegram:
-            external_id = telegram_setup.get_chat(http, api_url, token, target).id
+            chat = telegram_setup.get_chat(http, api_url, token, target)
+            external_id = chat.id
         existing = _existing(session, platform, external_id) if external_id else None
         key = existing.key if existing else service.new_page_key()
         secret = _kept_secret(existing, cipher) or new_secret()
@@ -221,7 +223,13 @@ def connect(
         connected: Connected
         if platform == Platform.telegram:
             connected = telegram_setup.connect(
-                http, api_url, token, webhook_url=url, secret=secret, channel=external_id
+                http,
+                api_url,
+                token,
+                webhook_url=url,
+                secret=secret,
+                channel=external_id,
+                chat=chat,
             )
         elif platform == Platform.max:
             connected = max_setup.connect(

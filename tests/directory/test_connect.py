@@ -143,7 +143,6 @@ def test_telegram_wizard_sets_the_webhook_and_saves_the_page(
     assert [m for m, _ in bot.calls] == [
         "getChat",
         "getMe",
-        "getChat",
         "setWebhook",
         "getWebhookInfo",
         "getChatMember",
