@@ -191,9 +191,29 @@ def baseline_us(url: str) -> float:
     return (time.process_time() - t0) / len(items) * 1e6
 
 
-def in_process(url: str) -> tuple[float, float, float]:
+def _server_cpu(engine: sa.Engine) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving this database (the server
+    runs on this machine: read from /proc); empty on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return {}
+    with engine.connect() as conn:
+        pids = conn.execute(
+            sa.text("select pid from pg_stat_activity where datname = current_database()")
+        ).scalars()
+        out = {}
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def in_process(url: str) -> tuple[float, float, float, float | None]:
     """Drain the backlog in this process, processing only (no jobs), one processor:
-    (events/s, CPU ms per event, SQL statements per event)."""
+    (events/s, CPU ms per event, SQL statements per event, and on PostgreSQL the
+    server's CPU ms per event)."""
     from app.processing.processor import process_pending
 
     engine = make_engine(url)
@@ -204,6 +224,7 @@ def in_process(url: str) -> tuple[float, float, float]:
         statements += 1
 
     stored, _, _ = _status(engine)
+    server0 = _server_cpu(engine)
     sa.event.listen(engine, "before_cursor_execute", count)
     cipher = Cipher(SECRET_KEY)
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -211,8 +232,14 @@ def in_process(url: str) -> tuple[float, float, float]:
         pass
     seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     sa.event.remove(engine, "before_cursor_execute", count)
+    server = _server_cpu(engine)
     engine.dispose()
-    return stored / seconds, cpu / stored * 1000, statements / stored
+    server_ms = (
+        sum(t - server0.get(pid, 0.0) for pid, t in server.items()) / stored * 1000
+        if server
+        else None
+    )
+    return stored / seconds, cpu / stored * 1000, statements / stored, server_ms
 
 
 def profile_in_process(url: str, limit: int = 40) -> None:
@@ -273,10 +300,15 @@ def bench_scale(
                         profile_in_process(url)
                         break
                     if alone:
-                        rate, cpu_ms, statements = in_process(url)
+                        rate, cpu_ms, statements, server_ms = in_process(url)
                         events, seconds = mix.expected.deliveries, mix.expected.deliveries / rate
+                        server = (
+                            f", PostgreSQL's CPU {server_ms:.2f} ms"
+                            if server_ms is not None
+                            else ""
+                        )
                         print(
-                            f"  {name:<10} alone run {r + 1}: {cpu_ms:.2f} ms CPU and "
+                            f"  {name:<10} alone run {r + 1}: {cpu_ms:.2f} ms CPU{server} and "
                             f"{statements:.2f} SQL statements per event"
                         )
                     else:
