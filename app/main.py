@@ -191,10 +191,11 @@ class RequestIdMiddleware:
 def background_jobs() -> list[Job]:
     """The registry: the periodic jobs a worker runs, each on a thread and cadence of
     its own (`otklik worker`, and the app run alone with a worker of its own)."""
+    from app.intake import retention as delivery_retention
     from app.notifications import alert_bot
     from app.outbox import sender as outbox_sender
     from app.processing import jobs as processing_jobs
-    from app.questions import citizens
+    from app.questions import citizens, retention
     from app.reports import weekly_mail
     from app.sla import notify as sla_notify
     from app.sla import watcher as sla_watcher
@@ -207,6 +208,12 @@ def background_jobs() -> list[Job]:
         Job("citizen_names", citizens.resolve_citizen_names, interval=30.0),
         Job("alert_bot", alert_bot.poll_alert_bot),
         Job("weekly_reports", weekly_mail.send_weekly_reports, interval=300.0),
+        Job("personal_data", retention.erase_expired, interval=retention.INTERVAL),
+        Job(
+            "old_deliveries",
+            delivery_retention.erase_old_deliveries,
+            interval=delivery_retention.INTERVAL,
+        ),
     ]
 
 

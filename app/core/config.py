@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     # services beside Otklik.
     outgoing_webhooks_allow_private: bool = False
 
+    # Personal data: days after a question is finished (closed, dismissed, withdrawn or
+    # answered and quiet) after which its citizen's name, ids and every text are erased
+    # (the figures stay). The regional default; an institution may set its own
+    # (`institution.retention_days`). 0: never erase.
+    retention_days: int = 1095
+
     # Seconds between background sweeps (SLA watcher, outbox, retries).
     worker_interval: float = 5.0
     # `/readyz` says "degraded" when the oldest pending delivery waits longer (seconds).

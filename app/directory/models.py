@@ -118,6 +118,9 @@ class Institution(InstitutionBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     path: str = Field(default="/", max_length=512, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Days its finished questions keep citizens' personal data (app/questions/retention.py);
+    # None: the regional default (OTKLIK_RETENTION_DAYS); 0: never erased.
+    retention_days: int | None = Field(default=None)
 
 
 class InstitutionCreate(InstitutionBase):
