@@ -135,6 +135,29 @@ def create(
     return _listing(view, session, created=subscription, secret=secret)
 
 
+def record_change(
+    session: Session,
+    user: User,
+    address: str | None,
+    action: str,
+    subscription: WebhookSubscription,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """The audit entry of a change to a subscription (pages and API alike)."""
+    audit.record(
+        session,
+        actor=user,
+        action=action,
+        object_type="subscription",
+        object_id=subscription.id,
+        before=before,
+        after=after if after is not None else audit.snapshot(subscription, AUDIT_FIELDS),
+        address=address,
+        summary=f"Подписка на события: {subscription.url}",
+    )
+
+
 def _record(
     session: Session,
     user: User,
@@ -144,17 +167,7 @@ def _record(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    audit.record(
-        session,
-        actor=user,
-        action=action,
-        object_type="subscription",
-        object_id=subscription.id,
-        before=before,
-        after=after if after is not None else audit.snapshot(subscription, AUDIT_FIELDS),
-        address=_address(request),
-        summary=f"Подписка на события: {subscription.url}",
-    )
+    record_change(session, user, _address(request), action, subscription, before, after)
 
 
 def _edit_page(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
 
+from app.auth import audit
 from app.auth.deps import ApiAdminDep, SettingsDep
 from app.core.clock import ClockDep
 from app.core.crypto import CipherDep
@@ -18,7 +20,8 @@ from app.core.json_api import (
     encode_cursor,
     id_cursor,
 )
-from app.outbox import admin, subscriptions
+from app.outbox import admin as admin_pages
+from app.outbox import subscriptions
 from app.outbox.models import (
     SubscriptionCreate,
     SubscriptionCreated,
@@ -43,6 +46,7 @@ def create_subscription(
     admin: ApiAdminDep,
     clock: ClockDep,
     settings: SettingsDep,
+    request: Request,
 ) -> SubscriptionCreated:
     """Events are POSTed as JSON with `X-Otklik-Signature: sha256=<hex HMAC-SHA256 of the
     body>` (like the generic source), `X-Otklik-Event` and `X-Otklik-Delivery` (repeated on
@@ -53,6 +57,9 @@ def create_subscription(
         cipher,
         now=clock(),
         allow_private=settings.outgoing_webhooks_allow_private,
+    )
+    admin_pages.record_change(
+        session, admin, _address(request), "subscription.create", subscription, None
     )
     session.commit()
     read = SubscriptionRead.model_validate(subscription)
@@ -103,10 +110,15 @@ def update_subscription(
     session: SessionDep,
     admin: ApiAdminDep,
     settings: SettingsDep,
+    request: Request,
 ) -> SubscriptionRead:
     """Change the URL or the events, or pause deliveries with `is_active: false`."""
+    before = audit.snapshot(subscriptions.get(session, subscription_id), admin_pages.AUDIT_FIELDS)
     subscription = subscriptions.update(
         session, subscription_id, data, allow_private=settings.outgoing_webhooks_allow_private
+    )
+    admin_pages.record_change(
+        session, admin, _address(request), "subscription.update", subscription, before
     )
     session.commit()
     return SubscriptionRead.model_validate(subscription)
@@ -119,12 +131,57 @@ def update_subscription(
     summary="Удалить подписку",
 )
 def delete_subscription(
-    subscription_id: PathId, session: SessionDep, admin: ApiAdminDep
+    subscription_id: PathId, session: SessionDep, admin: ApiAdminDep, request: Request
 ) -> Response:
     """Deliveries still waiting are cancelled."""
+    subscription = subscriptions.get(session, subscription_id)
+    before = audit.snapshot(subscription, admin_pages.AUDIT_FIELDS)
+    admin_pages.record_change(
+        session, admin, _address(request), "subscription.delete", subscription, before, {}
+    )
     subscriptions.delete(session, subscription_id)
     session.commit()
     return Response(status_code=204)
+
+
+class TestQueued(BaseModel):
+    delivery_id: int
+
+
+@router.post(
+    "/webhook-subscriptions/{subscription_id}/test",
+    response_model=TestQueued,
+    status_code=202,
+    name="api:subscription_test",
+    summary="Отправить проверочное событие",
+)
+def queue_test(
+    subscription_id: PathId,
+    session: SessionDep,
+    admin: ApiAdminDep,
+    clock: ClockDep,
+    request: Request,
+) -> TestQueued:
+    """Queue a signed `test` event (`X-Otklik-Event: test`) for this subscription only;
+    the outbox delivers it with the usual retries. The answer names the delivery."""
+    subscription = subscriptions.get(session, subscription_id)
+    item = subscriptions.send_test(session, subscription_id, now=clock())
+    assert item.id is not None
+    admin_pages.record_change(
+        session,
+        admin,
+        _address(request),
+        "subscription.test",
+        subscription,
+        None,
+        {"delivery_id": item.id},
+    )
+    session.commit()
+    return TestQueued(delivery_id=item.id)
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 # The administration's pages (/admin/subscriptions) have no /api/v1 prefix: this
@@ -132,4 +189,4 @@ def delete_subscription(
 _api = router
 router = APIRouter()
 router.include_router(_api)
-router.include_router(admin.router)
+router.include_router(admin_pages.router)

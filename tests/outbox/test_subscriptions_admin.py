@@ -133,3 +133,46 @@ def test_bad_input_is_explained_and_kept(client: TestClient, session: Session) -
     assert bad.status_code == 422 and "https://" in bad.text
     assert session.exec(select(WebhookSubscription)).first() is None
     assert client.get("/admin/subscriptions/987654321").status_code == 404
+
+
+def test_the_api_audits_changes_and_sends_a_test(client: TestClient, session: Session) -> None:
+    from tests.factories.auth import auth_headers
+
+    admin = make_user(session, Role.admin)
+    headers = auth_headers(session, admin)
+    created = client.post(
+        "/api/v1/webhook-subscriptions",
+        json={"url": URL, "events": ["sla.breached"]},
+        headers=headers,
+    )
+    assert created.status_code == 201
+    subscription_id = created.json()["id"]
+    queued = client.post(f"/api/v1/webhook-subscriptions/{subscription_id}/test", headers=headers)
+    assert queued.status_code == 202
+    item = session.get(OutboxItem, queued.json()["delivery_id"])
+    assert item is not None and item.payload["event"] == "test"
+    assert item.subscription_id == subscription_id and item.status == OutboxStatus.pending
+    client.patch(
+        f"/api/v1/webhook-subscriptions/{subscription_id}",
+        json={"is_active": False},
+        headers=headers,
+    )
+    assert (
+        client.delete(
+            f"/api/v1/webhook-subscriptions/{subscription_id}", headers=headers
+        ).status_code
+        == 204
+    )
+    entries = session.exec(
+        select(AuditEvent).where(AuditEvent.object_type == "subscription").order_by(AuditEvent.id)
+    ).all()
+    assert [e.action for e in entries] == [
+        "subscription.create",
+        "subscription.test",
+        "subscription.update",
+        "subscription.delete",
+    ]
+    assert entries[2].before == {"is_active": True} and entries[2].after == {"is_active": False}
+    assert all(e.actor_id == admin.id and e.address for e in entries)
+    missing = client.post("/api/v1/webhook-subscriptions/987654321/test", headers=headers)
+    assert missing.status_code == 404
