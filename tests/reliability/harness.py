@@ -363,7 +363,7 @@ def deliver(
                         with lock:
                             stats.attempts += 1
                             stats.transport_errors += 1
-                        time.sleep(0.05)
+                        time.sleep(0.1)  # the server is down: try again shortly
                         continue
                     with lock:
                         stats.attempts += 1

@@ -134,6 +134,7 @@ def test_every_acknowledged_event_is_one_message_after_repeated_sigkills(
             killed.append(time.monotonic_ns())
             serve.start(wait=False)
 
+    started = time.monotonic()
     assassin = threading.Thread(target=killer)
     assassin.start()
     sent = deliver(serve.base, posts, threads=4, on_ack=on_ack)
@@ -144,6 +145,7 @@ def test_every_acknowledged_event_is_one_message_after_repeated_sigkills(
     assert sent.acknowledged == len(posts)
     assert sent.ok_with_wrong_body == 0
     wait_processed(live_engine, len(posts), timeout=scaled(60, 900))
+    elapsed = time.monotonic() - started
     counts = message_counts(live_engine, page_id)
     expected = {
         f"wall:-{page.external_id}_{500 + t}:{10_000 + t * 10 + n}"
@@ -156,7 +158,8 @@ def test_every_acknowledged_event_is_one_message_after_repeated_sigkills(
     with Session(live_engine) as session:
         assert len(session.exec(select(Question)).all()) == threads
     print(  # noqa: T201 (make soak prints the figures)
-        f"\ncrash: {len(posts)} events, {kills} SIGKILLs, {sent.attempts} posts "
+        f"\ncrash: {len(posts)} events, {kills} SIGKILLs, {sent.attempts} posts in "
+        f"{elapsed:.1f} s to the last one processed "
         f"({sent.transport_errors} transport errors, refused {sent.refused}); "
         "each acknowledged event exactly one message"
     )
