@@ -54,6 +54,7 @@ HEADERS: tuple[tuple[str, str], ...] = (
     ("Учреждение", "text"),
     ("Страница", "text"),
     ("Соцсеть", "text"),
+    ("Житель", "text"),
     ("Тип", "text"),
     ("Категория", "text"),
     ("Первая реакция", "date"),
@@ -93,6 +94,8 @@ def _query(ids: sa.Select[Any]) -> Any:
             col(Institution.name),
             col(Page.name),
             col(Question.platform),
+            col(Question.citizen_name),
+            col(Question.citizen_platform_id),
             col(Question.classification),
             col(Category.name),
             col(Question.first_response_at),
@@ -132,7 +135,23 @@ def _local(value: datetime | None, tz: ZoneInfo) -> datetime | None:
     return None if value is None else value.astimezone(tz).replace(tzinfo=None)
 
 
-def rows(session: Session, ids: sa.Select[Any], tz: str) -> Iterator[list[Any]]:
+def mask_name(name: str) -> str:
+    """«Ирина Смирнова» → «И. С.»: enough to tell rows apart, not to identify anyone."""
+    initials = [f"{word[0]}." for word in name.split() if word[:1].isalpha()]
+    return " ".join(initials[:3]) or "скрыто"
+
+
+def citizen(name: str | None, platform_id: str | None, *, mask: bool) -> str:
+    if mask:
+        return mask_name(name) if name else "скрыто"
+    return name or (f"id {platform_id}" if platform_id else "")
+
+
+def rows(
+    session: Session, ids: sa.Select[Any], tz: str, *, mask: bool = False
+) -> Iterator[list[Any]]:
+    """One list of cells per question, in `HEADERS` order; times local to `tz`;
+    with `mask`, citizens' names are reduced to initials."""
     zone = ZoneInfo(tz)
     for (
         qid,
@@ -140,6 +159,8 @@ def rows(session: Session, ids: sa.Select[Any], tz: str) -> Iterator[list[Any]]:
         institution,
         page,
         platform,
+        citizen_name,
+        citizen_id,
         classification,
         category,
         first_at,
@@ -161,6 +182,7 @@ def rows(session: Session, ids: sa.Select[Any], tz: str) -> Iterator[list[Any]]:
             institution,
             page,
             fmt.platform_name(platform),
+            citizen(citizen_name, citizen_id, mask=mask),
             CLASSES_RU.get(str(classification), "Другое"),
             category or "",
             _local(first_at, zone),
@@ -175,7 +197,9 @@ def rows(session: Session, ids: sa.Select[Any], tz: str) -> Iterator[list[Any]]:
         ]
 
 
-def csv_stream(session: Session, ids: sa.Select[Any], tz: str) -> Iterator[bytes]:
+def csv_stream(
+    session: Session, ids: sa.Select[Any], tz: str, *, mask: bool = False
+) -> Iterator[bytes]:
     """The questions `ids` selects as CSV for Excel in a Russian locale, line by line;
     times are local to `tz`."""
     kinds = [k for _, k in HEADERS]
@@ -190,13 +214,16 @@ def csv_stream(session: Session, ids: sa.Select[Any], tz: str) -> Iterator[bytes
         return safe_text(str(value))
 
     lines = (
-        [cell(v, k) for v, k in zip(row, kinds, strict=True)] for row in rows(session, ids, tz)
+        [cell(v, k) for v, k in zip(row, kinds, strict=True)]
+        for row in rows(session, ids, tz, mask=mask)
     )
     for line in csv_lines([h for h, _ in HEADERS], lines):
         yield line.encode("utf-8")
 
 
-def xlsx_stream(session: Session, ids: sa.Select[Any], tz: str, title: str) -> Iterator[bytes]:
+def xlsx_stream(
+    session: Session, ids: sa.Select[Any], tz: str, title: str, *, mask: bool = False
+) -> Iterator[bytes]:
     """The questions `ids` selects as an Excel workbook written row by row into a
     temporary file, then sent in chunks."""
     book = Workbook(write_only=True)
@@ -204,7 +231,7 @@ def xlsx_stream(session: Session, ids: sa.Select[Any], tz: str, title: str) -> I
     sheet.freeze_panes = "A3"
     sheet.append([typed_cell(sheet, f"{title} (время: {fmt.zone_label(tz)})")])
     sheet.append([typed_cell(sheet, h) for h, _ in HEADERS])
-    for row in rows(session, ids, tz):
+    for row in rows(session, ids, tz, mask=mask):
         cells = []
         for value, (_, kind) in zip(row, HEADERS, strict=True):
             if isinstance(value, str):

@@ -290,8 +290,7 @@ def questions_page(
         if next_after
         else None,
         first_url=_url("/dashboard/questions", base) if query.get("cursor") else None,
-        csv_url=_url("/dashboard/questions.csv", base),
-        xlsx_url=_url("/dashboard/questions.xlsx", base),
+        export_params=[(k, v) for k, v in base.items() if k != "mask"],
         back_url=_url("/dashboard", _back_state(base, tz)),
         scope_text=_scope_text(session, query),
         period_text=_list_period(query, tz),
@@ -370,7 +369,9 @@ def questions_csv(
     tz = population.timezone_of(
         session, user, _int(query.get("territory_id")), _int(query.get("institution_id"))
     )
-    lines = question_export.csv_stream(session, queries.filtered_ids(user, f), tz)
+    lines = question_export.csv_stream(
+        session, queries.filtered_ids(user, f), tz, mask=query.get("mask") == "1"
+    )
     return StreamingResponse(
         lines, media_type="text/csv; charset=utf-8", headers=_download("voprosy", now, "csv")
     )
@@ -389,7 +390,11 @@ def questions_xlsx(
         session, user, _int(query.get("territory_id")), _int(query.get("institution_id"))
     )
     body = question_export.xlsx_stream(
-        session, queries.filtered_ids(user, f), tz, drill.describe(query)
+        session,
+        queries.filtered_ids(user, f),
+        tz,
+        drill.describe(query),
+        mask=query.get("mask") == "1",
     )
     return StreamingResponse(
         body, media_type=question_export.XLSX, headers=_download("voprosy", now, "xlsx")

@@ -107,6 +107,11 @@ def test_question_exports_neutralise_formulas(
     texts = [r["Текст"] for r in rows]
     assert "'" + FORMULA in texts
     assert not any(t.startswith(("=", "+", "-", "@")) for t in texts)
+    assert {r["Житель"] for r in rows} == {"Ирина Смирнова"}
+    masked = client.get("/dashboard/questions.csv", params={**params, "mask": "1"})
+    lines = list(csv.DictReader(io.StringIO(masked.content.decode("utf-8-sig")), delimiter=";"))
+    assert {r["Житель"] for r in lines} == {"И. С."}
+    assert "Смирнова" not in masked.content.decode("utf-8-sig")
     moved = [r for r in rows if r["Учреждение"] == "Администрация"]
     assert moved[0]["Получен"] == "10.03.2026 10:00"  # local time of the territory
     assert moved[0]["Первый ответ за, раб. мин"] == "420"
