@@ -1,5 +1,6 @@
 """Administration of people and access: `/admin/users`, `/admin/tokens`, `/admin/audit`,
-and the invitation link a new user opens to choose a password (`/invite/{token}`).
+and the invitation link a new user opens to choose a password (`/invite?token=…`: in the
+query, not the path, so the request log, which records paths, never holds it).
 
 Every change goes through `app.auth.users` / `app.auth.tokens`, the functions the JSON
 API calls, and is audited there. Forms work without JavaScript (303 back with
@@ -13,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -243,7 +245,7 @@ def _credential_page(
     link = None
     if credential.invitation:
         base = settings.base_url.rstrip("/") or str(request.base_url).rstrip("/")
-        link = f"{base}/invite/{credential.invitation}"
+        link = invitation_link(base, credential.invitation)
     return view.render(
         "admin/users_credential.html",
         headers=NO_STORE,
@@ -843,6 +845,7 @@ def _invite_page(
     settings: Settings,
     *,
     person: User | None,
+    invitation: str = "",
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
@@ -852,6 +855,7 @@ def _invite_page(
         status_code=status_code if person is not None else 404,
         headers=NO_STORE,
         person=person,
+        invitation=invitation,
         errors=errors or {},
         csrf_token=token,
     )
@@ -865,33 +869,37 @@ def _invite_page(
     return response
 
 
-@router.get("/invite/{token}", name="auth:invite", response_class=HTMLResponse)
+def invitation_link(base: str, plain: str) -> str:
+    return f"{base.rstrip('/')}/invite?{urlencode({'token': plain})}"
+
+
+@router.get("/invite", name="auth:invite", response_class=HTMLResponse)
 def invite_form(
     request: Request,
-    token: str,
     session: SessionDep,
     view: ViewDep,
     clock: ClockDep,
     settings: SettingsDep,
+    token: Annotated[str, Query(max_length=100)] = "",
 ) -> HTMLResponse:
-    person = users.invitation_user(session, token[:100], clock())
-    return _invite_page(view, request, settings, person=person)
+    person = users.invitation_user(session, token, clock()) if token else None
+    return _invite_page(view, request, settings, person=person, invitation=token)
 
 
-@router.post("/invite/{token}", name="auth:invite_accept")
+@router.post("/invite", name="auth:invite_accept")
 def invite_accept(
     request: Request,
-    token: str,
     session: SessionDep,
     view: ViewDep,
     clock: ClockDep,
     settings: SettingsDep,
+    token: Annotated[str, Form(max_length=100)] = "",
     password: Annotated[str, Form(max_length=1000)] = "",
     repeat_password: Annotated[str, Form(max_length=1000)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     now = clock()
-    person = users.invitation_user(session, token[:100], now)
+    person = users.invitation_user(session, token, now) if token else None
     cookie = request.cookies.get(CSRF_COOKIE, "")
     if person is None:
         return _invite_page(view, request, settings, person=None)
@@ -901,13 +909,14 @@ def invite_accept(
             request,
             settings,
             person=person,
+            invitation=token,
             errors={"password": "Форма устарела. Введите пароль ещё раз."},
             status_code=403,
         )
     try:
         users.accept_invitation(
             session,
-            token[:100],
+            token,
             password=password,
             repeat=repeat_password,
             now=now,
@@ -916,7 +925,13 @@ def invite_accept(
     except auth_service.FormInvalid as exc:
         session.rollback()
         return _invite_page(
-            view, request, settings, person=person, errors=exc.errors, status_code=422
+            view,
+            request,
+            settings,
+            person=person,
+            invitation=token,
+            errors=exc.errors,
+            status_code=422,
         )
     session.commit()
     return RedirectResponse("/login?done=password", status_code=303)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 
@@ -38,7 +39,8 @@ router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES, tags=["administr
 
 
 def invitation_url(settings_base: str, plain: str) -> str:
-    return f"{settings_base.rstrip('/')}/invite/{plain}"
+    # In the query: the request log records paths, never queries.
+    return f"{settings_base.rstrip('/')}/invite?{urlencode({'token': plain})}"
 
 
 # --- users (administrators) -------------------------------------------------------------------

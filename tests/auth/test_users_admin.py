@@ -3,6 +3,7 @@ role and scope, deactivate, reset; the invitation page; 404 for everyone but adm
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -121,41 +122,64 @@ def test_create_an_operator_with_a_one_time_password_then_they_sign_in(
 
 
 def test_create_with_an_invitation_link_and_use_it(
-    client: TestClient, session: Session, admin: tuple[User, str]
+    client: TestClient,
+    session: Session,
+    admin: tuple[User, str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
     _, csrf = admin
     created = client.post(
         "/admin/users/new",
         data={"csrf_token": csrf, "login": "guest", "role": "admin", "credential": "invite"},
     )
     assert created.status_code == 200, created.text
-    link = re.search(r'<code id="secret">[^<]*(/invite/[^<]+)</code>', created.text)
+    link = re.search(r'<code id="secret">[^<]*/invite\?token=([^<]+)</code>', created.text)
     assert link, created.text
     visitor = TestClient(client.app, base_url="https://otklik.example.ru")
-    page = visitor.get(link.group(1))
+    plain = link.group(1)
+    page = visitor.get("/invite", params={"token": plain})
     assert page.status_code == 200 and "Придумайте пароль" in page.text and "guest" in page.text
     token = _csrf(page.text)
     weak = visitor.post(
-        link.group(1),
-        data={"csrf_token": token, "password": "guest", "repeat_password": "guest"},
+        "/invite",
+        data={"token": plain, "csrf_token": token, "password": "guest", "repeat_password": "guest"},
     )
     assert weak.status_code == 422 and "не короче 10 знаков" in weak.text
     forged = visitor.post(
-        link.group(1),
-        data={"csrf_token": "forged", "password": PASSWORD, "repeat_password": PASSWORD},
+        "/invite",
+        data={
+            "token": plain,
+            "csrf_token": "forged",
+            "password": PASSWORD,
+            "repeat_password": PASSWORD,
+        },
     )
     assert forged.status_code == 403
     done = visitor.post(
-        link.group(1),
-        data={"csrf_token": token, "password": PASSWORD, "repeat_password": PASSWORD},
+        "/invite",
+        data={
+            "token": plain,
+            "csrf_token": token,
+            "password": PASSWORD,
+            "repeat_password": PASSWORD,
+        },
         follow_redirects=False,
     )
     assert done.status_code == 303 and done.headers["location"] == "/login?done=password"
     assert "Пароль сохранён" in visitor.get("/login?done=password").text
     _sign_in(visitor, "guest")
     # The link is used up.
-    assert visitor.get(link.group(1)).status_code == 404
-    assert "Ссылка не работает" in client.get("/invite/made-up").text
+    assert visitor.get("/invite", params={"token": plain}).status_code == 404
+    assert "Ссылка не работает" in client.get("/invite?token=made-up").text
+    assert client.get("/invite").status_code == 404
+    # The request log records paths: the link's token is in the query, never logged
+    # (httpx's lines are the test client's own requests).
+    logged = [
+        repr(getattr(r, "fields", "")) + r.getMessage() for r in caplog.records if r.name != "httpx"
+    ]
+    assert any("/invite" in line for line in logged)
+    assert not [line for line in logged if plain in line]
 
 
 def test_edit_role_and_scope_deactivate_and_reset(
