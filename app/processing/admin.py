@@ -17,7 +17,6 @@ from sqlmodel import Session, col, select
 
 from app.auth import audit
 from app.auth.deps import SettingsDep, WebAdminDep, WebAdminFormDep
-from app.auth.models import User
 from app.core.clock import ClockDep
 from app.core.crypto import get_cipher
 from app.core.db import SessionDep
@@ -300,22 +299,6 @@ def failed_event(
     )
 
 
-def _record_replay(
-    session: Session, user: User, request: Request, event: InboundEvent, before: str
-) -> None:
-    audit.record(
-        session,
-        actor=user,
-        action="delivery.replay",
-        object_type="delivery",
-        object_id=event.id,
-        before={"status": before},
-        after={"status": str(event.status)},
-        address=_address(request),
-        summary=f"Повторная обработка события №{event.id}",
-    )
-
-
 @router.post("/admin/failed/{event_id}/replay", name="admin:failed_replay")
 def replay_one(
     event_id: int,
@@ -328,10 +311,10 @@ def replay_one(
     stored = session.get(InboundEvent, event_id)
     if stored is None:
         raise NotFound("Событие не найдено")
-    before = str(stored.status)
+    before = events_api.replay_state(stored)
     session.rollback()  # release the read before the replay writes
     event = events_api.replay(request, event_id)
-    _record_replay(session, user, request, event, before)
+    events_api.record_replay(session, user, _address(request), event, before)
     session.commit()
     status = str(event.status)
     target = f"/admin/failed/{event_id}" if back == "event" else "/admin/failed"
@@ -342,13 +325,13 @@ def replay_one(
 def replay_all(request: Request, session: SessionDep, user: WebAdminFormDep) -> Response:
     """Replay every failed delivery (up to 1,000), like the API's replay-failed."""
     ids = [e.id for e in events_api.failed_events(session, 0, 1000) if e.id is not None]
-    befores = {e.id: str(e.status) for e in events_api.failed_events(session, 0, 1000)}
+    befores = {e.id: events_api.replay_state(e) for e in events_api.failed_events(session, 0, 1000)}
     session.rollback()
     processed = 0
     for event_id in ids:
         event = events_api.replay(request, event_id)
         if event.status in (EventStatus.processed, EventStatus.ignored):
             processed += 1
-        _record_replay(session, user, request, event, befores.get(event_id, ""))
+        events_api.record_replay(session, user, _address(request), event, befores.get(event_id, {}))
     session.commit()
     return RedirectResponse(f"/admin/failed?done=all:{len(ids)}/{processed}", status_code=303)

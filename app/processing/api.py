@@ -8,7 +8,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
+from app.auth import audit
 from app.auth.deps import ApiAdminDep
+from app.auth.models import User
 from app.core.db import SessionDep
 from app.core.errors import NotFound
 from app.core.json_api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
@@ -79,6 +81,37 @@ def replay(request: Request, event_id: int) -> InboundEvent:
         return event
 
 
+def replay_state(event: InboundEvent) -> dict[str, object]:
+    """What a replay changes of a delivery, for the audit log."""
+    return {"status": str(event.status), "attempts": event.attempts}
+
+
+def record_replay(
+    session: Session,
+    user: User,
+    address: str | None,
+    event: InboundEvent,
+    before: dict[str, object],
+) -> None:
+    """The audit entry of a replay (pages and API alike): status and attempts before →
+    after."""
+    audit.record(
+        session,
+        actor=user,
+        action="delivery.replay",
+        object_type="delivery",
+        object_id=event.id,
+        before=before,
+        after=replay_state(event),
+        address=address,
+        summary=f"Повторная обработка события №{event.id}",
+    )
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 @router.get("/events/failed", response_model=Listing[EventRead], name="api:events_failed")
 def list_failed(
     session: SessionDep, user: ApiAdminDep, limit: int | None = None, cursor: str | None = None
@@ -97,10 +130,15 @@ def replay_one(
     event_id: int, request: Request, session: SessionDep, user: ApiAdminDep
 ) -> EventRead:
     """Process one stored delivery again (any status); answers with its new status."""
-    if session.get(InboundEvent, event_id) is None:
+    stored = session.get(InboundEvent, event_id)
+    if stored is None:
         raise NotFound("Событие не найдено")
+    before = replay_state(stored)
     session.rollback()  # release the read before the replay writes
-    return _read(replay(request, event_id))
+    event = replay(request, event_id)
+    record_replay(session, user, _address(request), event, before)
+    session.commit()
+    return _read(event)
 
 
 class ReplayResult(BaseModel):
@@ -112,8 +150,13 @@ class ReplayResult(BaseModel):
 @router.post("/events/replay-failed", response_model=ReplayResult, name="api:events_replay_failed")
 def replay_failed(request: Request, session: SessionDep, user: ApiAdminDep) -> ReplayResult:
     """Replay every failed delivery now (up to 1,000 per call)."""
-    ids = [e.id for e in failed_events(session, 0, 1000) if e.id is not None]
+    befores = {e.id: replay_state(e) for e in failed_events(session, 0, 1000) if e.id is not None}
+    ids = list(befores)
     session.rollback()
-    results = [replay(request, i).status for i in ids]
+    replayed = [replay(request, i) for i in ids]
+    for event in replayed:
+        record_replay(session, user, _address(request), event, befores.get(event.id or 0, {}))
+    session.commit()
+    results = [event.status for event in replayed]
     processed = sum(1 for s in results if s in (EventStatus.processed, EventStatus.ignored))
     return ReplayResult(replayed=len(ids), processed=processed, failed=len(ids) - processed)

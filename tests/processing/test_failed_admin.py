@@ -185,3 +185,22 @@ def test_health_shows_telegrams_own_view(
     assert "Connection timed out" in health.text
     assert "37" in health.text  # pending updates
     assert "Публикуются" in health.text  # a bot token: replies can be published
+
+
+def test_the_api_replay_is_audited(web: TestClient, db: Session, clock: FrozenClock) -> None:
+    from tests.factories.auth import auth_headers
+
+    admin = make_user(db, Role.admin)
+    headers = auth_headers(db, admin)
+    page = make_page(db, platform=Platform.generic)
+    event_id = _failed(db, page, "bad", {"id": "bad", "kind": "nonsense"}, clock)
+    answer = web.post(f"/api/v1/events/{event_id}/replay", headers=headers)
+    assert answer.status_code == 200 and answer.json()["status"] == "failed"
+    everything = web.post("/api/v1/events/replay-failed", headers=headers)
+    assert everything.json() == {"replayed": 1, "processed": 0, "failed": 1}
+    entries = db.exec(select(AuditEvent).where(AuditEvent.action == "delivery.replay")).all()
+    assert [(e.object_id, e.actor_id) for e in entries] == [(str(event_id), admin.id)] * 2
+    assert [(e.before, e.after) for e in entries] == [
+        ({"attempts": 3}, {"attempts": 4}),
+        ({"attempts": 4}, {"attempts": 5}),
+    ]
