@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -359,7 +360,8 @@ def _attachment(kind: str, media: dict[str, Any]) -> Attachment:
 # --- storing -------------------------------------------------------------------------------
 
 SECRET_MASK = "***"
-_SECRET_FIELD = rb'"secret"\s*:\s*'
+_SECRET_KEY = b'"secret"'
+_BLANKS = b" \t\r\n"
 
 
 def stored_body(page: PageSecrets, body: bytes) -> bytes:
@@ -367,19 +369,36 @@ def stored_body(page: PageSecrets, body: bytes) -> bytes:
 
     VK copies the page's secret into every body; stored deliveries are kept for
     good and shown to administrators, so the secret must not stay in them. The
-    usual body spells the secret as plain JSON and is masked with one bytes-level
-    substitution (the hot path); a body that spells it with escapes is decoded and
-    encoded again. Processing never needs the secret: it was checked on receipt.
+    usual body spells the secret as plain JSON and is masked by slicing the bytes
+    (the hot path); a body that spells it with escapes is
+    decoded and encoded again. Processing never needs the secret: it was checked
+    on receipt.
     """
     secret = page.secret
     if not secret:
         return body
-    for spelled in {json.dumps(secret).encode(), json.dumps(secret, ensure_ascii=False).encode()}:
-        pattern = re.compile(_SECRET_FIELD + re.escape(spelled))
-        masked, count = pattern.subn(b'"secret":"***"', body)
-        if count:
-            return masked
+    for spelled in _spellings(secret):
+        start = body.find(_SECRET_KEY)
+        while start >= 0:
+            at = start + len(_SECRET_KEY)
+            while at < len(body) and body[at] in _BLANKS:
+                at += 1
+            if body[at : at + 1] == b":":
+                at += 1
+                while at < len(body) and body[at] in _BLANKS:
+                    at += 1
+                if body.startswith(spelled, at):
+                    masked = body[:at] + b'"***"' + body[at + len(spelled) :]
+                    return masked if spelled not in masked else mask_secret(body)
+            start = body.find(_SECRET_KEY, start + 1)
     return mask_secret(body)
+
+
+@functools.lru_cache(maxsize=1024)
+def _spellings(secret: str) -> tuple[bytes, ...]:
+    plain = json.dumps(secret).encode()
+    native = json.dumps(secret, ensure_ascii=False).encode()
+    return (plain,) if plain == native else (plain, native)
 
 
 def mask_secret(body: bytes) -> bytes:
