@@ -102,6 +102,9 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {'DEFERRED' if mode == 'DEFERRED' else 'IMMEDIATE'}")
 
 
+CONNECT_TIMEOUT = 10  # seconds to open a PostgreSQL connection, TCP and start-up
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         db_path = sa.engine.make_url(url).database
@@ -119,6 +122,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # Sessions in UTC, so that no server setting shifts a comparison of times.
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("options", "-c timezone=UTC")
+    # An unreachable server must fail a request (503) rather than hang it: libpq waits
+    # without limit for a server that accepts the connection and never answers, and
+    # notices a peer gone silent mid-query only after the system's two-hour keepalive.
+    connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT)
+    connect_args.setdefault("keepalives_idle", 30)
+    connect_args.setdefault("keepalives_interval", 10)
+    connect_args.setdefault("keepalives_count", 3)
     return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 

@@ -140,10 +140,31 @@ class TcpProxy:
         self._lock = threading.Lock()
 
     def up(self) -> None:
-        listener = socket.create_server(("127.0.0.1", self.port))
+        self.down()  # a stalled listener, if any
+        listener = self._listen()
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stall(self) -> None:
+        """Cut the connections, then accept new ones and never answer: a server that is
+        up but not responding (overloaded, or a network that drops the packets)."""
+        self.down()
+        listener = self._listen()
+        threading.Thread(target=self._accept, args=(listener, False), daemon=True).start()
+
+    def _listen(self) -> socket.socket:
+        # A listener closed a moment ago is released once its accept() returns (≤ 0.1 s).
+        deadline = time.monotonic() + 2
+        while True:
+            try:
+                listener = socket.create_server(("127.0.0.1", self.port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         listener.settimeout(0.1)
         self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return listener
 
     def down(self) -> None:
         listener, self._listener = self._listener, None
@@ -156,7 +177,7 @@ class TcpProxy:
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
 
-    def _accept(self, listener: socket.socket) -> None:
+    def _accept(self, listener: socket.socket, forward: bool = True) -> None:
         while self._listener is listener:
             try:
                 client, _ = listener.accept()
@@ -164,6 +185,10 @@ class TcpProxy:
                 continue
             except OSError:
                 return
+            if not forward:
+                with self._lock:
+                    self._sockets.append(client)  # held open, never answered
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:

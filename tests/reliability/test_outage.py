@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -303,3 +304,68 @@ def _first_question(engine: sa.Engine) -> int:
             return int(found)
         time.sleep(0.05)
     raise AssertionError("the first delivery was never processed")
+
+
+@pytest.mark.postgres
+def test_a_database_that_accepts_and_never_answers_gives_503_in_bounded_time(
+    live_engine: sa.Engine, tmp_path: Path
+) -> None:
+    """PostgreSQL up but silent (overloaded, or packets dropped): requests answer 503
+    within the connect timeout instead of hanging, and work resumes when it answers."""
+    from app.core.db import CONNECT_TIMEOUT
+    from app.main import create_app
+
+    url = live_engine.url
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    proxy.up()
+    engine = make_engine(
+        url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    )
+    try:
+        with Session(engine) as session:
+            rows = [make_page(session, platform=Platform.vk) for _ in range(2)]
+            session.commit()
+            cached, fresh = (directory_service.page_secrets(r, cipher()) for r in rows)
+        settings = Settings(
+            database_url=str(engine.url),
+            secret_key=SECRET,  # type: ignore[arg-type]
+            run_worker=False,
+            var_dir=tmp_path / "var",
+        )
+        app = create_app(settings, engine=engine, run_worker=False, process_events=True)
+        with TestClient(app) as client:
+            first = _comment(cached, 1)
+            assert client.post(first[0], content=first[1], headers=first[2]).text == "ok"
+            proxy.stall()
+            answers: list[tuple[int, float]] = []
+
+            def post(delivery: tuple[str, bytes, dict[str, str]]) -> None:
+                started = time.monotonic()
+                answer = client.post(delivery[0], content=delivery[1], headers=delivery[2])
+                answers.append((answer.status_code, time.monotonic() - started))
+
+            # A page not yet known to the process (its lookup), and one it knows (the write).
+            for delivery in (_comment(fresh, 2), _comment(cached, 3)):
+                worker = threading.Thread(target=post, args=(delivery,), daemon=True)
+                worker.start()
+                worker.join(CONNECT_TIMEOUT * 3)
+                assert not worker.is_alive(), "the request hangs on a silent database"
+            assert [status for status, _ in answers] == [503, 503]
+            assert max(seconds for _, seconds in answers) < CONNECT_TIMEOUT * 2
+
+            proxy.up()
+            # The platforms resend until `ok` (attempts in flight when it came back fail).
+            deadline = time.monotonic() + 60
+            for delivery in (_comment(fresh, 2), _comment(cached, 3)):
+                while (
+                    client.post(delivery[0], content=delivery[1], headers=delivery[2]).text != "ok"
+                ):
+                    assert time.monotonic() < deadline, "not stored after the database returned"
+                    time.sleep(0.2)
+            deadline = time.monotonic() + 60
+            while _stored(engine) != {"processed": 3}:
+                assert time.monotonic() < deadline, _stored(engine)
+                time.sleep(0.1)
+    finally:
+        proxy.down()
+        engine.dispose()
