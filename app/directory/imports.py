@@ -31,6 +31,7 @@ CHUNK = 500
 # A previewed file older than this must be uploaded again: the directory may have moved on.
 KEEP_FOR = timedelta(days=1)
 MAX_ROWS = 100_000
+MAX_UPLOAD = 20 * 1024 * 1024  # bytes
 OBJECT_TYPES = ("territory", "institution", "page")
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
+from sqlmodel import Session
 
 from app.auth import audit
 from app.auth import service as auth_service
 from app.auth.deps import ApiAdminDep, ApiUserDep, SettingsDep
+from app.auth.models import User
 from app.core.crypto import get_cipher
 from app.core.db import SessionDep
 from app.core.errors import Invalid, NotFound
@@ -31,15 +33,57 @@ from app.directory.models import (
 
 router = APIRouter(prefix="/api/v1", tags=["directory"], responses=ERROR_RESPONSES)
 
+TERRITORY_FIELDS = ("full_name", "kind", "timezone")
+INSTITUTION_FIELDS = ("name", "territory_id", "sector", "parent_id")
+# Credentials are recorded as set or not (masked by the audit log), never their values.
+PAGE_FIELDS = (
+    "institution_id",
+    "platform",
+    "name",
+    "url",
+    "external_id",
+    "staff_ids",
+    "is_active",
+    "secret_enc",
+    "access_token_enc",
+    "user_token_enc",
+)
+
+
+def _audit(
+    request: Request,
+    session: Session,
+    user: User,
+    action: str,
+    row: Any,
+    before: dict[str, Any] | None,
+    fields: tuple[str, ...],
+) -> None:
+    """Every change made through the API is in the audit log, as the pages' are."""
+    kind = action.split(".")[0]
+    label = getattr(row, "full_name", None) or getattr(row, "name", "")
+    audit.record(
+        session,
+        actor=user,
+        action=action,
+        object_type=kind,
+        object_id=row.id,
+        before=before,
+        after=audit.snapshot(row, fields),
+        address=request.client.host if request.client else None,
+        summary=f"{label} (API)",
+    )
+
 
 @router.post(
     "/territories", response_model=TerritoryRead, status_code=201, name="api:territory_create"
 )
 def create_territory(
-    data: TerritoryCreate, session: SessionDep, user: ApiAdminDep
+    data: TerritoryCreate, request: Request, session: SessionDep, user: ApiAdminDep
 ) -> TerritoryRead:
     """Add a territory (region, municipality, settlement) under `parent_id`."""
     territory = service.create_territory(session, data)
+    _audit(request, session, user, "territory.create", territory, None, TERRITORY_FIELDS)
     session.commit()
     return TerritoryRead.model_validate(territory)
 
@@ -75,9 +119,16 @@ def get_territory(territory_id: int, session: SessionDep, user: ApiUserDep) -> T
     "/territories/{territory_id}", response_model=TerritoryRead, name="api:territory_update"
 )
 def update_territory(
-    territory_id: int, data: TerritoryUpdate, session: SessionDep, user: ApiAdminDep
+    territory_id: int,
+    data: TerritoryUpdate,
+    request: Request,
+    session: SessionDep,
+    user: ApiAdminDep,
 ) -> TerritoryRead:
+    found = service.get_territory(session, territory_id)
+    before = audit.snapshot(found, TERRITORY_FIELDS) if found else None
     territory = service.update_territory(session, territory_id, data)
+    _audit(request, session, user, "territory.update", territory, before, TERRITORY_FIELDS)
     session.commit()
     return TerritoryRead.model_validate(territory)
 
@@ -86,10 +137,11 @@ def update_territory(
     "/institutions", response_model=InstitutionRead, status_code=201, name="api:institution_create"
 )
 def create_institution(
-    data: InstitutionCreate, session: SessionDep, user: ApiAdminDep
+    data: InstitutionCreate, request: Request, session: SessionDep, user: ApiAdminDep
 ) -> InstitutionRead:
     """Add an institution on a territory, optionally under a parent institution."""
     institution = service.create_institution(session, data)
+    _audit(request, session, user, "institution.create", institution, None, INSTITUTION_FIELDS)
     session.commit()
     return InstitutionRead.model_validate(institution)
 
@@ -133,9 +185,16 @@ def get_institution(institution_id: int, session: SessionDep, user: ApiUserDep) 
     "/institutions/{institution_id}", response_model=InstitutionRead, name="api:institution_update"
 )
 def update_institution(
-    institution_id: int, data: InstitutionUpdate, session: SessionDep, user: ApiAdminDep
+    institution_id: int,
+    data: InstitutionUpdate,
+    request: Request,
+    session: SessionDep,
+    user: ApiAdminDep,
 ) -> InstitutionRead:
+    found = service.get_institution(session, institution_id)
+    before = audit.snapshot(found, INSTITUTION_FIELDS) if found else None
     institution = service.update_institution(session, institution_id, data)
+    _audit(request, session, user, "institution.update", institution, before, INSTITUTION_FIELDS)
     session.commit()
     return InstitutionRead.model_validate(institution)
 
@@ -150,6 +209,7 @@ def create_page(
 ) -> PageRead:
     """Connect a page. The answer has the page's `key` and the `webhook_url` to give the platform."""
     page = service.create_page(session, data, get_cipher(request))
+    _audit(request, session, user, "page.create", page, None, PAGE_FIELDS)
     session.commit()
     return service.page_read(page, settings.base_url)
 
@@ -199,7 +259,10 @@ def update_page(
     settings: SettingsDep,
 ) -> PageRead:
     """Change a page; credentials given here replace the stored ones (an empty string clears)."""
+    found = service.get_page(session, page_id)
+    before = audit.snapshot(found, PAGE_FIELDS) if found else None
     page = service.update_page(session, page_id, data, get_cipher(request))
+    _audit(request, session, user, "page.update", page, before, PAGE_FIELDS)
     session.commit()
     return service.page_read(page, settings.base_url)
 
@@ -217,8 +280,8 @@ def import_directory(
     new values) and left as is, and every bad row with its number and reason. With
     `dry_run=false` the file is applied in one transaction, or, if any row is bad,
     refused with 422 `bad_rows` and the same report (nothing written)."""
-    data = file.file.read(admin.MAX_UPLOAD + 1)
-    if len(data) > admin.MAX_UPLOAD:
+    data = file.file.read(imports.MAX_UPLOAD + 1)
+    if len(data) > imports.MAX_UPLOAD:
         raise Invalid("Файл больше 20 МБ: разделите его на части", code="too_large")
     raw = spreadsheet.read_upload(file.filename or "", data)
     if dry_run:

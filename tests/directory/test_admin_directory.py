@@ -226,21 +226,41 @@ def test_export_is_the_import_format(
     assert xlsx.content[:2] == b"PK"
 
 
-@pytest.mark.parametrize("role", [Role.operator, Role.supervisor])
-def test_other_roles_get_not_found(
-    client: TestClient, session: Session, region: dict[str, object], role: Role
-) -> None:
-    school = region["school"]
-    page = region["page"]
-    assert isinstance(school, Institution) and isinstance(page, Page)
-    scope = (
-        {"institution_ids": [school.id]} if role == Role.operator else {"institution_id": school.id}
+def test_the_json_api_changes_are_audited_too(client: TestClient, session: Session) -> None:
+    from tests.factories.auth import auth_headers, make_user
+
+    admin = make_user(session, Role.admin)
+    headers = auth_headers(session, admin)
+    session.commit()
+    made = client.post(
+        "/api/v1/territories",
+        json={"name": "Курганская область", "kind": "region", "timezone": "Asia/Yekaterinburg"},
+        headers=headers,
     )
-    sign_in(client, session, role, **scope)
-    for url in (
-        "/admin/directory",
-        f"/admin/pages/{page.id}",
-        "/admin/import",
-        "/admin/directory/export",
-    ):
-        assert client.get(url).status_code == 404, url
+    assert made.status_code == 201
+    school = client.post(
+        "/api/v1/institutions",
+        json={"name": "Школа № 9", "territory_id": made.json()["id"], "sector": "education"},
+        headers=headers,
+    ).json()
+    page = client.post(
+        "/api/v1/pages",
+        json={
+            "institution_id": school["id"],
+            "platform": "vk",
+            "name": "Школа № 9",
+            "external_id": "5550009",
+            "secret": "Sekret123",
+            "access_token": "vk1.a.tok",
+        },
+        headers=headers,
+    ).json()
+    changed = client.patch(
+        f"/api/v1/pages/{page['id']}", json={"is_active": False}, headers=headers
+    )
+    assert changed.status_code == 200
+    assert _audit(session, "territory.create")[-1].after["full_name"] == "Курганская область"  # type: ignore[index]
+    created = _audit(session, "page.create")[-1].after
+    assert created is not None and created["secret_enc"] == "••••••"
+    assert "Sekret123" not in str(created) and "vk1.a.tok" not in str(created)
+    assert _audit(session, "page.update")[-1].after == {"is_active": False}

@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.auth.models import AuditEvent, Role
+from app.auth.models import AuditEvent
 from app.directory.models import Institution
 from app.routing.models import RoutingRule
 from tests.factories.admin_web import sign_in
@@ -128,15 +128,3 @@ def test_order_and_switch(client: TestClient, session: Session, roads: Instituti
     edit = client.get(f"/admin/rules/{second.id}")
     assert edit.status_code == 200 and 'value="Второе"' in edit.text
     assert client.get("/admin/rules/987654").status_code == 404
-
-
-@pytest.mark.parametrize("role", [Role.operator, Role.supervisor])
-def test_others_get_not_found(
-    client: TestClient, session: Session, roads: Institution, role: Role
-) -> None:
-    scope = (
-        {"institution_ids": [roads.id]} if role == Role.operator else {"institution_id": roads.id}
-    )
-    sign_in(client, session, role, **scope)
-    assert client.get("/admin/rules").status_code == 404
-    assert client.get("/admin/rules/new").status_code == 404

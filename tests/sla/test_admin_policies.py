@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.auth.models import AuditEvent, Role
+from app.auth.models import AuditEvent
 from app.directory.models import Institution
-from app.sla import admin as sla_admin
+from app.sla import calendar_admin
 from app.sla.models import BusinessCalendar, SlaPolicy
 from tests.factories.admin_web import sign_in
 from tests.factories.directory import make_institution, make_territory
@@ -127,18 +127,6 @@ def test_calendars_are_created_checked_and_kept_while_in_use(
     assert session.get(BusinessCalendar, row.id) is not None
     # The production calendar: next year's missing is said.
     assert "Нет календаря на" not in listing
-    known = {y: v for y, v in sla_admin.PRODUCTION_YEARS.items() if y != 2027}
-    monkeypatch.setattr(sla_admin, "PRODUCTION_YEARS", known)
+    known = {y: v for y, v in calendar_admin.PRODUCTION_YEARS.items() if y != 2027}
+    monkeypatch.setattr(calendar_admin, "PRODUCTION_YEARS", known)
     assert "Нет календаря на 2027 год" in client.get("/admin/calendars").text
-
-
-@pytest.mark.parametrize("role", [Role.operator, Role.supervisor])
-def test_others_get_not_found(
-    client: TestClient, session: Session, school: Institution, role: Role
-) -> None:
-    scope = (
-        {"institution_ids": [school.id]} if role == Role.operator else {"institution_id": school.id}
-    )
-    sign_in(client, session, role, **scope)
-    assert client.get("/admin/policies").status_code == 404
-    assert client.get("/admin/calendars").status_code == 404
