@@ -18,6 +18,8 @@ from app.auth import service as auth_service
 from app.auth.models import Role, UserCreate
 from app.core.config import Settings
 from app.core.crypto import Cipher
+from app.core.db import utcnow
+from app.demo import admin_examples
 from app.demo.chelyabinsk import INSTITUTIONS, MUNICIPALITIES, REGION, TZ
 from app.directory import service as directory_service
 from app.directory.models import (
@@ -196,6 +198,12 @@ def seed(session: Session, settings: Settings) -> Created:
         add_user(
             login, Role.operator, name, name=f"Оператор: {name}", institution_ids=[institution.id]
         )
+
+    admin = auth_service.get_user_by_login(session, "admin")
+    assert admin is not None
+    admin_examples.seed(
+        session, region=region, institutions=institutions, admin=admin, now=utcnow()
+    )
 
     path = credentials_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
