@@ -37,8 +37,8 @@ RUNNING = (ClockState.running, ClockState.warning, ClockState.breached)
 
 
 def _operators(db: Session, question: Question) -> tuple[User, User]:
-    first = make_user(db, Role.operator, institution_id=question.institution_id)
-    second = make_user(db, Role.operator, institution_id=question.institution_id)
+    first = make_user(db, Role.operator, institution_id=question.institution_id, password=None)
+    second = make_user(db, Role.operator, institution_id=question.institution_id, password=None)
     db.commit()
     return first, second
 
@@ -146,7 +146,7 @@ def test_closing_while_a_follow_up_is_processed_leaves_no_open_question_stopped(
     assert live.post(f"/webhooks/vk/{page.key}", content=_comment(payload, 9187)).text == "ok"
     settle(live_app)
     [question] = db.exec(select(Question)).all()
-    operator = make_user(db, Role.operator, institution_id=question.institution_id)
+    operator = make_user(db, Role.operator, institution_id=question.institution_id, password=None)
     db.commit()
     with Session(live_engine) as a:
         mine = a.get(Question, question.id)

@@ -54,7 +54,7 @@ def _finished(session: Session, institution: Institution, days_ago: int, **kw: A
         **kw,
     )
     if question.status != QuestionStatus.closed and "status" not in kw:
-        staff = make_user(session, Role.admin)
+        staff = make_user(session, Role.admin, password=None)
         answering.add_note(session, question, text=f"Позвонить {CITIZEN}", by=staff, now=at)
         answering.set_status(session, question, answering.StatusChange.closed, by=staff, now=at)
     return question
