@@ -281,7 +281,9 @@ def users_create(
     ] = False,
 ) -> None:
     """Create a user; prints a generated password unless --password-stdin is given."""
+    from app.auth import audit
     from app.auth import service as auth_service
+    from app.auth import users as auth_users
     from app.auth.models import Role, UserCreate
     from app.core.errors import DomainError
 
@@ -306,6 +308,15 @@ def users_create(
     with Session(engine) as session:
         try:
             user = auth_service.create_user(session, data)
+            audit.record(
+                session,
+                actor=None,
+                action="user.create",
+                object_type="user",
+                object_id=user.id,
+                after=auth_users.state(session, user),
+                summary=f"Создан пользователь «{user.login}» из командной строки",
+            )
             session.commit()
         except DomainError as exc:
             _fail(exc.message)
@@ -320,6 +331,7 @@ def tokens_create(
     login: str, name: Annotated[str, typer.Option(help="what the token is for")] = "cli"
 ) -> None:
     """Print a new API token for that user (the token is the last line)."""
+    from app.auth import audit
     from app.auth import service as auth_service
 
     engine = make_engine(_settings().database_url)
@@ -328,7 +340,16 @@ def tokens_create(
         if user is None:
             _fail(f"no user {login!r}")
             return
-        _, plain = auth_service.create_token(session, user, name)
+        token, plain = auth_service.create_token(session, user, name)
+        audit.record(
+            session,
+            actor=None,
+            action="token.create",
+            object_type="token",
+            object_id=token.id,
+            after={"user_id": user.id, "login": user.login, "name": name, "prefix": token.prefix},
+            summary=f"Выпущен токен {token.prefix}… для «{user.login}» из командной строки",
+        )
         session.commit()
     typer.echo(f"token for {login} (shown once, store it now):")
     typer.echo(plain)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from app.auth import audit
 from app.auth.models import AuditEvent, Role
+from app.core.config import Settings
 from tests.factories.auth import PASSWORD, make_user
 
 
@@ -128,3 +131,24 @@ def test_entries_filter_by_actor_action_object_and_period(session: Session) -> N
         session, audit.AuditFilter(actor_id=b.id), limit=1, before_id=first[0].id
     )
     assert [r.action for r in rest] == ["user.update"] and not more
+
+
+def test_the_command_line_is_audited_too(
+    live_engine: sa.Engine, db: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    # The commands read the (cached) settings: these point at the test database.
+    monkeypatch.setattr("app.cli.get_settings", lambda: settings)
+    runner = CliRunner()
+    made = runner.invoke(cli, ["users", "create", "cli.admin", "--role", "admin"])
+    assert made.exit_code == 0, made.output
+    token = runner.invoke(cli, ["tokens", "create", "cli.admin", "--name", "sed"])
+    assert token.exit_code == 0, token.output
+    rows = db.exec(select(AuditEvent).order_by(col(AuditEvent.id))).all()
+    assert [(e.action, e.actor_id) for e in rows] == [("user.create", None), ("token.create", None)]
+    assert "командной строки" in rows[0].summary
+    plain = token.output.strip().splitlines()[-1]
+    assert plain.startswith("otk_") and plain not in repr(rows[1].after)
