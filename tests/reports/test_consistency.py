@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from html import unescape
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +19,7 @@ from sqlmodel import Session
 from app.core.config import Settings
 from app.reports import sql
 from app.reports.figures import percentile
+from tests.answering.web import sign_in
 from tests.conftest import FrozenClock
 from tests.factories.auth import auth_headers
 from tests.reports import world
@@ -160,3 +164,63 @@ def test_database_percentiles_match_interpolation(session: Session, values: list
     source = sa.text(rows).columns(sa.column("key"), sa.column("m")).subquery()
     found = sql.percentiles(session, source, ["m"])
     assert found["g"]["m"] == pytest.approx([percentile(values, 0.5), percentile(values, 0.9)])
+
+
+def _page_figures(html: str) -> dict[str, list[str]]:
+    """Each headline figure's label and the exact values its elements carry."""
+    found: dict[str, list[str]] = {}
+    for block in re.findall(r'<li class="figure[^"]*">(.*?)</li>', html, re.S):
+        label = re.search(r'figure__label">([^<]+)<', block)
+        assert label, block
+        found[label.group(1)] = re.findall(r'data-value="([^"]*)"', block)
+    return found
+
+
+def _answered_minutes(table: list[dict[str, Any]]) -> list[float]:
+    column = "Первый ответ за, раб. мин"
+    return [float(str(r[column]).replace(",", ".")) for r in table if r[column] not in ("", None)]
+
+
+def test_the_page_and_the_question_exports_show_the_same_figures(
+    client: TestClient, session: Session, settings: Settings, clock: FrozenClock
+) -> None:
+    w = world.build(session, settings)
+    clock.now = world.local(20, 12)
+    sign_in(client, w["boss"], session)
+    scope = {"territory_id": w["region"].id}
+    page = client.get("/dashboard", params={"period": "custom", **PERIOD, **scope})
+    assert page.status_code == 200, page.text
+    shown = _page_figures(page.text)
+    assert shown["Получено вопросов"] == [str(KNOWN["questions"])]
+    assert shown["Первый ответ в срок"] == [str(KNOWN["on_time_rate"])]
+    assert shown["Медиана первого ответа"] == ["360.0", "924.0"]
+    assert shown["По часам на стене"] == ["360.0", "2184.0"]
+    assert shown["Снято без ответа"] == [str(KNOWN["dismissal_share"])]
+    assert shown["С ответом"] == [str(KNOWN["answered"])]
+    assert "3 из 5" in page.text
+
+    # The questions behind «Получено вопросов», one row each, in CSV and XLSX: the
+    # same count, and the same median and p90 from their working minutes.
+    href = re.search(r'href="(/dashboard/questions\?[^"]*figure=questions[^"]*)"', page.text)
+    assert href
+    query = unescape(href.group(1)).split("?", 1)[1]
+    exported = client.get(f"/dashboard/questions.csv?{query}")
+    assert exported.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig")), delimiter=";"))
+    assert len(rows) == KNOWN["questions"]
+    minutes = _answered_minutes(rows)
+    assert percentile(minutes, 0.5) == KNOWN["median_first_response_working_minutes"]
+    assert percentile(minutes, 0.9) == pytest.approx(KNOWN["p90_first_response_working_minutes"])
+    assert sum(r["Срок первого ответа"] == "вовремя" for r in rows) == KNOWN["on_time"]
+    assert sum(r["Статус"] == "Снят" for r in rows) == KNOWN["dismissed"]
+
+    book = client.get(f"/dashboard/questions.xlsx?{query}")
+    sheet = load_workbook(io.BytesIO(book.content)).active
+    assert sheet is not None
+    values = list(sheet.iter_rows(min_row=2, values_only=True))
+    table = [dict(zip(values[0], line, strict=True)) for line in values[1:]]
+    assert len(table) == KNOWN["questions"]
+    cells = _answered_minutes(table)
+    assert sorted(cells) == sorted(minutes)
+    assert percentile(cells, 0.5) == KNOWN["median_first_response_working_minutes"]
+    assert percentile(cells, 0.9) == pytest.approx(KNOWN["p90_first_response_working_minutes"])
