@@ -37,7 +37,7 @@ from sqlmodel import Session
 from app.core import migrate
 from app.core.config import Settings
 from app.core.crypto import Cipher
-from app.core.db import make_engine
+from app.core.db import make_engine, reading_engine
 from app.intake.writer import DeliveryWriter
 from bench.mix import Mix, applied, load_pages, realistic_mix, stored
 
@@ -99,8 +99,9 @@ def _env(url: str, var: Path) -> dict[str, str]:
 
 
 def _status(engine: sa.Engine) -> tuple[int, int, float | None]:
-    """(stored, still to do (pending or waiting), seconds since epoch of the last processed)."""
-    with engine.connect() as conn:
+    """(stored, still to do (pending or waiting), seconds since epoch of the last processed).
+    A read that takes no write lock (on SQLite a worker may hold it for long)."""
+    with reading_engine(engine).connect() as conn:
         row = conn.execute(
             sa.text(
                 "select count(*), count(*) filter (where status in ('pending', 'waiting')),"

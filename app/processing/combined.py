@@ -1,26 +1,36 @@
-"""PostgreSQL: the writes of one event in one round trip.
+"""PostgreSQL: all the writes of one event in one round trip.
 
 A new question is five INSERTs (question, message, timeline, clocks, outbox) and a
 page's native reply up to five writes (message, timeline, clocks, question, outbox).
 Each waits for the database on its own, and on a loaded machine a round trip to
 PostgreSQL costs more than everything Python does for the event. Here they go as
-one statement of data-modifying CTEs: `WITH i0_ AS (INSERT INTO question ... SELECT
-...), i1_ AS (INSERT INTO message ... SELECT ...), u0 AS (UPDATE ...) SELECT 1`. The
-ids the rows refer to are known before: a new row's id is taken from its sequence by
-the statement that reads what the event needs (`nextval`), so the rows do not depend
-on each other's RETURNING. PostgreSQL checks foreign keys at the end of the
-statement, so a message may refer to the question inserted beside it.
+one statement of data-modifying CTEs, the rows of each table as one JSON parameter:
+
+    WITH w0 AS (INSERT INTO "question" (...) SELECT ... FROM
+                json_populate_recordset(NULL::"question", CAST(:w0 AS json))),
+         w1 AS (INSERT INTO "message" ...),
+         w2 AS (UPDATE "sla_clock" AS t SET ... FROM json_populate_recordset(...) AS v
+                WHERE t."id" = v."id")
+    SELECT 1
+
+A few parameters and a short text: psycopg keeps the statement prepared (it would
+re-parse a statement of more than 50 parameters at every execution) and PostgreSQL
+plans it once. The ids the rows refer to are known before: a new row's id is taken
+from its sequence by the statement that reads what the event needs (`nextval`), so
+no row waits for another's RETURNING; PostgreSQL checks foreign keys at the end of
+the statement, so a message may refer to the question inserted beside it.
 
 The rows are the column values the separate INSERTs would write, defaults included
-(`_complete` adds the Python-side column defaults as SQLAlchemy's INSERT would).
-Statements are built once per shape (which columns, how many rows of each table)
-and cached. SQLite has no data-modifying CTEs: there the same writes are separate
-statements, whose round trips cost nothing.
+(`_complete` adds the Python-side column defaults as SQLAlchemy's INSERT would);
+PostgreSQL casts each JSON value to its column's type. SQLite has no data-modifying
+CTEs: there the same writes are separate statements, whose round trips cost nothing.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,38 +59,6 @@ def _complete(table: sa.Table, row: Row) -> dict[str, Any]:
     return out
 
 
-def _bind(table: sa.Table, prefix: str, name: str) -> sa.BindParameter[Any]:
-    return sa.bindparam(f"{prefix}_{name}", type_=table.c[name].type)
-
-
-def _rows_cte(table: sa.Table, prefix: str, names: Sequence[str], count: int) -> sa.CTE:
-    """INSERT of `count` rows of `names` (bound as `{prefix}{n}_{name}`) as a CTE."""
-    # Cast: in a select list a parameter has no column to take its type from (a float or
-    # boolean would be sent as text).
-    selects = [
-        sa.select(
-            *(sa.cast(_bind(table, f"{prefix}{n}", name), table.c[name].type) for name in names)
-        )
-        for n in range(count)
-    ]
-    source: Any = selects[0] if count == 1 else sa.union_all(*selects)
-    return sa.insert(table).from_select(list(names), source, include_defaults=False).cte(prefix)
-
-
-def _update_cte(table: sa.Table, prefix: str, key: str, names: Sequence[str]) -> sa.CTE:
-    """UPDATE of one row (by `key`) setting `names`, bound as `{prefix}_{name}`, as a CTE."""
-    return (
-        sa.update(table)
-        .where(table.c[key] == _bind(table, prefix, key))
-        .values({name: _bind(table, prefix, name) for name in names})
-        .cte(prefix)
-    )
-
-
-def _rows_params(prefix: str, rows: Sequence[Row], names: Sequence[str]) -> dict[str, Any]:
-    return {f"{prefix}{n}_{name}": row[name] for n, row in enumerate(rows) for name in names}
-
-
 def _cached(shape: tuple[Any, ...], build: Any) -> Any:
     statement = _CACHE.get(shape)
     if statement is None:
@@ -91,74 +69,109 @@ def _cached(shape: tuple[Any, ...], build: Any) -> Any:
     return statement
 
 
-def _postgresql(db: sa.Connection) -> bool:
-    return db.dialect.name == "postgresql"
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _rows_json(rows: Sequence[Row]) -> str:
+    return json.dumps(rows, default=_json_value, ensure_ascii=False)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _insert_sql(table: sa.Table, names: Sequence[str], param: str) -> str:
+    columns = ", ".join(_quoted(name) for name in names)
+    return (
+        f"INSERT INTO {_quoted(table.name)} ({columns}) SELECT {columns} FROM "
+        f"json_populate_recordset(NULL::{_quoted(table.name)}, CAST(:{param} AS json))"
+    )
+
+
+def _update_sql(table: sa.Table, key: str, names: Sequence[str], param: str) -> str:
+    sets = ", ".join(f"{_quoted(name)} = v.{_quoted(name)}" for name in names if name != key)
+    return (
+        f"UPDATE {_quoted(table.name)} AS t SET {sets} FROM "
+        f"json_populate_recordset(NULL::{_quoted(table.name)}, CAST(:{param} AS json)) AS v "
+        f"WHERE t.{_quoted(key)} = v.{_quoted(key)}"
+    )
 
 
 class Writes:
     """The writes of one event, made by `send`: one statement on PostgreSQL, one per
-    table on SQLite. Inserts of rows that share their columns; updates of single rows
-    by their key."""
+    table on SQLite. Inserts of rows, and updates of rows by their key; rows of one
+    table that set the same columns go together."""
 
     def __init__(self) -> None:
-        self._inserts: list[tuple[sa.Table, list[dict[str, Any]]]] = []
-        self._updates: list[tuple[sa.Table, str, dict[str, Any]]] = []
+        self._parts: list[tuple[str, sa.Table, str, list[dict[str, Any]]]] = []
+
+    def _add(self, kind: str, table: sa.Table, key: str, row: dict[str, Any]) -> None:
+        for part_kind, part_table, part_key, rows in self._parts:
+            if (
+                part_kind == kind
+                and part_table is table
+                and part_key == key
+                and rows[0].keys() == row.keys()
+            ):
+                rows.append(row)
+                return
+        self._parts.append((kind, table, key, [row]))
 
     def insert(self, table: sa.Table, rows: Sequence[Row]) -> None:
-        """Insert `rows` into `table` (a run of rows with other columns goes apart)."""
+        """Insert `rows` into `table` (in this order, after those inserted before)."""
         for row in rows:
-            last = self._inserts[-1] if self._inserts else None
-            if last is not None and last[0] is table and last[1][0].keys() == row.keys():
-                last[1].append(dict(row))
-            else:
-                self._inserts.append((table, [dict(row)]))
+            self._add("insert", table, "", dict(row))
 
     def update(self, table: sa.Table, key: str, row: Row) -> None:
         """Set the columns of `row` on the row of `table` whose `key` is `row[key]`."""
-        self._updates.append((table, key, dict(row)))
+        self._add("update", table, key, dict(row))
 
     def send(self, db: sa.Connection) -> None:
-        if not _postgresql(db):
-            for table, rows in self._inserts:
-                db.execute(_cached(("insert", table.name), lambda t=table: sa.insert(t)), rows)
-            for table, key, row in self._updates:
-                statement = _cached(
-                    ("update", table.name, key, tuple(row)),
-                    lambda t=table, k=key, r=row: (
-                        sa.update(t)
-                        .where(t.c[k] == sa.bindparam(f"key_{k}"))
-                        .values({name: sa.bindparam(name) for name in r if name != k})
-                    ),
-                )
-                db.execute(statement, {**row, f"key_{key}": row[key]})
+        if not self._parts:
             return
-        inserts = []
-        for table, rows in self._inserts:
-            completed = [_complete(table, r) for r in rows]
-            inserts.append((table, tuple(completed[0]), completed))
-        shape = (
-            "writes",
-            *((t.name, names, len(r)) for t, names, r in inserts),
-            *((t.name, key, tuple(row)) for t, key, row in self._updates),
-        )
-        if len(shape) == 1:
+        if db.dialect.name != "postgresql":
+            for kind, table, key, rows in self._parts:
+                statement = self._sqlite(kind, table, key, rows[0])
+                if kind == "update":
+                    rows = [{**row, f"key_{key}": row[key]} for row in rows]
+                db.execute(statement, rows)
             return
-        updates = self._updates
+        parts = [
+            (kind, table, key, [_complete(table, r) for r in rows] if kind == "insert" else rows)
+            for kind, table, key, rows in self._parts
+        ]
+        shape = tuple((kind, table.name, key, tuple(rows[0])) for kind, table, key, rows in parts)
 
-        def build() -> Any:
+        def build() -> sa.TextClause:
             ctes = [
-                _rows_cte(t, f"i{n}_", names, len(r)) for n, (t, names, r) in enumerate(inserts)
+                f"w{n} AS ("
+                + (
+                    _insert_sql(table, list(rows[0]), f"w{n}")
+                    if kind == "insert"
+                    else _update_sql(table, key, list(rows[0]), f"w{n}")
+                )
+                + ")"
+                for n, (kind, table, key, rows) in enumerate(parts)
             ]
-            ctes += [
-                _update_cte(t, f"u{n}", key, [name for name in row if name != key])
-                for n, (t, key, row) in enumerate(updates)
-            ]
-            return sa.select(sa.literal(1)).add_cte(*ctes)
+            return sa.text("WITH " + ", ".join(ctes) + " SELECT 1")
 
-        statement = _cached(shape, build)
-        params: dict[str, Any] = {}
-        for n, (_t, names, rows) in enumerate(inserts):
-            params.update(_rows_params(f"i{n}_", rows, names))
-        for n, (_t, _key, row) in enumerate(updates):
-            params.update({f"u{n}_{name}": value for name, value in row.items()})
-        db.execute(statement, params)
+        statement = _cached(("writes", *shape), build)
+        db.execute(statement, {f"w{n}": _rows_json(p[3]) for n, p in enumerate(parts)})
+
+    @staticmethod
+    def _sqlite(kind: str, table: sa.Table, key: str, row: Row) -> Any:
+        if kind == "insert":
+            return _cached(("insert", table.name), lambda: sa.insert(table))
+        return _cached(
+            ("update", table.name, key, tuple(row)),
+            lambda: (
+                sa.update(table)
+                .where(table.c[key] == sa.bindparam(f"key_{key}"))
+                .values({name: sa.bindparam(name) for name in row if name != key})
+            ),
+        )
