@@ -3,8 +3,10 @@
 Everything about a new question is decided before anything is written: triage and
 routing (`app.routing.arrival.decide`), the SLA policy version and clocks
 (`app.sla.service.arrival`), the outgoing webhooks. Then the question, its message,
-timeline entries, clocks and outbox rows are inserted with prebuilt Core statements:
-one INSERT per table, no ORM objects built, no flush. Nothing reads these rows back
+timeline entries, clocks and outbox rows are inserted without ORM objects or a
+flush: on PostgreSQL in one statement (`combined.Writes`; the question's id comes
+from its sequence, read with the thread lookup), on SQLite one INSERT per table.
+A page's native reply is written the same way (`answer`). Nothing reads these rows back
 as objects in the same event; a later event of the same transaction loads them from
 the database like any other. This is the one way a question comes to be: tests make
 theirs through it too (`tests/factories/questions.py`).
