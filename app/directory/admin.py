@@ -424,16 +424,13 @@ def institution_save(
     except ValidationError as exc:
         return _institution_page(view, session, institution, form, _messages(exc), status_code=422)
     except DomainError as exc:
-        if (
-            exc.status_code == 404
-            and "Учреждение" not in exc.message
-            and "Территория" not in exc.message
-        ):
-            raise
+        # The institution exists (loaded above): a missing territory or parent is a stale
+        # choice in the form, said beside the form like a duplicate name or a cycle.
         session.rollback()
         institution = _institution_or_404(session, institution_id)
+        field = "parent_id" if exc.code == "cycle" else "name"
         return _institution_page(
-            view, session, institution, form, {"name": exc.message}, status_code=422
+            view, session, institution, form, {field: exc.message}, status_code=422
         )
     audit.record(
         session,

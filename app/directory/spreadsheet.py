@@ -23,7 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.core.errors import Invalid
-from app.directory.models import Platform, Sector, TerritoryKind
+from app.directory.models import SECTOR_NAMES_RU, Platform, Sector, TerritoryKind
 
 COLUMNS = [
     "territory",
@@ -66,6 +66,16 @@ _PLATFORM_ALIASES = {
     "одноклассники": "ok",
     "макс": "max",
 }
+
+
+# Registries name sectors in Russian, as the pages do («Здравоохранение», «ЖКХ»).
+_SECTOR_ALIASES = {name.lower(): str(code) for code, name in SECTOR_NAMES_RU.items()} | {
+    "соцзащита": "social",
+    "социальная сфера": "social",
+    "жилищно-коммунальное хозяйство": "housing",
+    "физическая культура и спорт": "sport",
+}
+_SECTORS_HINT = ", ".join(SECTOR_NAMES_RU.values()) + " или коды: " + ", ".join(Sector)
 
 
 class ImportError_(Invalid):
@@ -228,11 +238,12 @@ def parse_row(index: int, cells: dict[str, str]) -> Row | None:
         except (ZoneInfoNotFoundError, ValueError):
             raise ImportError_(index, f"неизвестный часовой пояс «{timezone}»") from None
     sector_value = cells.get("sector", "").strip().lower()
+    sector_value = _SECTOR_ALIASES.get(sector_value, sector_value)
     try:
         sector = Sector(sector_value) if sector_value else None
     except ValueError:
         raise ImportError_(
-            index, f"неизвестная отрасль «{sector_value}» (допустимо: {', '.join(Sector)})"
+            index, f"неизвестная отрасль «{sector_value}» (допустимо: {_SECTORS_HINT})"
         ) from None
     platform_value = cells.get("platform", "").strip().lower()
     platform_value = _PLATFORM_ALIASES.get(platform_value, platform_value)

@@ -20,10 +20,10 @@ HEADER = "territory;institution;sector;parent_institution;platform;page_name;ext
 GOOD = (
     "Тестовая область / Город Н;Администрация города Н;administration;;vk;Администрация Н;5001\n"
     "Тестовая область / Город Н;Школа № 1;education;Администрация города Н;telegram;Школа 1;-1001001\n"
-    "Тестовая область / Город Н;ДК «Юность»;culture;;;;\n"
+    "Тестовая область / Город Н;ДК «Юность»;Культура;;;;\n"
 )
 BAD = (
-    "Тестовая область / Город Н;Больница;здравоохранение;;vk;Больница;5002\n"  # row 5: sector
+    "Тестовая область / Город Н;Больница;медицина;;vk;Больница;5002\n"  # row 5: sector
     ";Поликлиника;health;;;;\n"  # row 6: no territory
     "Тестовая область / Город Н;Школа № 2;education;Гороно;;;\n"  # row 7: unknown parent
 )
@@ -55,7 +55,7 @@ def test_preview_lists_every_bad_row_and_writes_nothing(
     token = _upload(client, csrf, HEADER + GOOD + BAD)
     page = client.get(f"/admin/import?token={token}").text
     assert "Строки с ошибками: 3" in page
-    assert "Строка 5:</strong> неизвестная отрасль «здравоохранение»" in page
+    assert "Строка 5:</strong> неизвестная отрасль «медицина»" in page
     assert "Строка 6:</strong> не указана территория" in page
     assert "Строка 7:</strong> вышестоящее учреждение «Гороно» не найдено" in page
     assert ">Применить</button>" not in page and "Загрузить исправленный файл" in page
@@ -125,6 +125,9 @@ def test_fix_reupload_apply_then_a_change_shows_old_and_new(
     assert "Импорт применён" in done.text
     session.expire_all()
     assert session.get(Institution, school.id).sector == "culture"  # type: ignore[union-attr]
+    # A sector named in Russian, as registries do («Культура»), is understood.
+    dk = session.exec(select(Institution).where(Institution.name == "ДК «Юность»")).one()
+    assert dk.sector == "culture"
 
 
 def test_cancel_and_bad_files(client: TestClient, session: Session) -> None:
@@ -184,3 +187,25 @@ def test_api_dry_run_then_apply(client: TestClient, session: Session) -> None:
         "/api/v1/directory/import", files=files, headers=auth_headers(session, operator)
     )
     assert forbidden.status_code == 403
+
+
+def test_an_xlsx_upload_is_read_like_the_cli_reads_it(client: TestClient, session: Session) -> None:
+    from io import BytesIO
+
+    from openpyxl import Workbook
+
+    admin = make_user(session, Role.admin)
+    headers = auth_headers(session, admin)
+    session.commit()
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["Территория", "Учреждение", "Отрасль", "Платформа", "Id"])
+    sheet.append(["Тестовая область / Город Н", "Школа № 1", "education", "vk", 5001])
+    buffer = BytesIO()
+    workbook.save(buffer)
+    files = {"file": ("реестр.xlsx", buffer.getvalue())}
+    answer = client.post("/api/v1/directory/import", files=files, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["created"] == {"territory": 2, "institution": 1, "page": 1}
+    assert answer.json()["errors"] == []
