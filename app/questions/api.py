@@ -10,10 +10,14 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from sqlmodel import Session, col, select
 
+from app.auth import service as auth_service
 from app.auth.deps import ApiUserDep
+from app.auth.models import Role, User
 from app.core.clock import ClockDep
 from app.core.db import SessionDep
+from app.core.errors import NotFound
 from app.core.json_api import ERROR_RESPONSES, Listing, clamp_limit, decode_cursor, encode_cursor
+from app.directory.models import Institution, Territory
 from app.questions import queries
 from app.questions.models import (
     CitizenRead,
@@ -121,6 +125,30 @@ def question_detail(session: Session, question: Question) -> QuestionDetail:
     )
 
 
+def _check_territory(session: Session, user: User, territory_id: int) -> None:
+    """NotFound unless the territory exists and the caller may see something in it: a
+    supervisor anything within their own territory, anyone an institution of theirs."""
+    target = session.get(Territory, territory_id)
+    ids = auth_service.visible_institution_ids(user)
+    if target is None:
+        raise NotFound("Территория не найдена")
+    if ids is None:
+        return
+    if user.role == Role.supervisor and user.territory_id is not None:
+        own = session.get(Territory, user.territory_id)
+        if own is not None and target.path.startswith(own.path):
+            return
+    inside = (
+        sa.select(sa.literal(1))
+        .select_from(Institution)
+        .join(Territory, col(Territory.id) == col(Institution.territory_id))
+        .where(col(Territory.path).startswith(target.path), col(Institution.id).in_(ids))
+        .limit(1)
+    )
+    if session.execute(inside).first() is None:
+        raise NotFound("Территория не найдена")
+
+
 @router.get("/questions", response_model=Listing[QuestionRead], name="api:question_list")
 def list_questions(
     session: SessionDep,
@@ -152,8 +180,13 @@ def list_questions(
     limit: int | None = None,
     cursor: str | None = None,
 ) -> Listing[QuestionRead]:
-    """Questions in the caller's scope, most urgent first (open by due time, then the rest)."""
+    """Questions in the caller's scope, most urgent first (open by due time, then the rest).
+
+    `territory_id` covers its subtree; a territory outside the caller's scope is a 404,
+    as a missing one is."""
     size = clamp_limit(limit)
+    if territory_id is not None:
+        _check_territory(session, user, territory_id)
     f = queries.QuestionFilter(
         institution_id=institution_id,
         page_id=page_id,
