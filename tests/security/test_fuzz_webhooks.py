@@ -126,7 +126,7 @@ def _post(client: TestClient, page: Page, body: bytes, *, authentic: bool) -> An
     elif platform == "vk" and not authentic:
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
         if isinstance(data, dict):
             body = json.dumps({**data, "secret": secret}).encode()
