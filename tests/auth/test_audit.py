@@ -142,6 +142,8 @@ def test_the_command_line_is_audited_too(
 
     # The commands read the (cached) settings: these point at the test database.
     monkeypatch.setattr("app.cli.get_settings", lambda: settings)
+    # ... and the test's engine: a command's own would outlive it unclosed.
+    monkeypatch.setattr("app.cli.make_engine", lambda url, **kwargs: live_engine)
     runner = CliRunner()
     made = runner.invoke(cli, ["users", "create", "cli.admin", "--role", "admin"])
     assert made.exit_code == 0, made.output
