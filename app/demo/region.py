@@ -183,9 +183,10 @@ def seed(session: Session, settings: Settings) -> Created:
     add_user(
         "education",
         Role.supervisor,
-        "Министерство образования и науки (и подведомственные)",
+        "Образование во всей области (школы, детсады и министерство, чьи бы они ни были)",
         name="Куратор: Минобразования",
-        institution_id=institutions["Министерство образования и науки Челябинской области"].id,
+        territory_id=region.id,
+        sector="education",
     )
     for login, name in [
         ("adm.chebarkul", "Администрация Чебаркульского городского округа"),
