@@ -78,10 +78,7 @@ def test_only_jobs_then_only_processing(tmp_path: Path) -> None:
         for n in range(3)
     ]
     DeliveryWriter(engine).write_now(
-        [
-            Delivery("vk", page_id, b["event_id"], d.signed(secrets, b, at).body, at)
-            for b in bodies
-        ]
+        [Delivery("vk", page_id, b["event_id"], d.signed(secrets, b, at).body, at) for b in bodies]
     )
 
     jobs = _worker(url, tmp_path, "jobs")
