@@ -135,6 +135,7 @@ class BusinessCalendar:
         # Bound per instance (not lru_cache on methods) so calendars can be collected.
         self._day = lru_cache(maxsize=4096)(self._compute_day)
         self._week_total = lru_cache(maxsize=1024)(self._compute_week_total)
+        self._whole = lru_cache(maxsize=16384)(self._compute_whole)
 
     # -- the day model -------------------------------------------------------------
 
@@ -292,22 +293,34 @@ class BusinessCalendar:
             return _ZERO
         first = self._local_date(start)
         last = self._local_date(end)
+        # Days strictly between the start's and the end's local dates (give or take one,
+        # for intervals that cross midnight in UTC) are whole; only the edges are clipped.
+        inner_first, inner_last = first + timedelta(days=2), last - timedelta(days=2)
+        edges = [first + timedelta(days=n) for n in (-1, 0, 1)]
+        edges += [last + timedelta(days=n) for n in (-1, 0, 1)]
         total = _ZERO
-        day = first - timedelta(days=1)
-        while day <= last + timedelta(days=1):
-            # Days strictly between the start's and the end's local dates are whole.
-            inner = first + timedelta(days=1) < day < last - timedelta(days=1)
-            if inner and day.weekday() == 0 and day + timedelta(days=6) < last - timedelta(days=1):
+        for day in sorted(set(edges)):
+            if inner_first <= day <= inner_last:
+                continue  # an edge of one side that is inside the other's range
+            for lo, hi in self._day(day):
+                lo, hi = max(lo, start), min(hi, end)
+                if hi > lo:
+                    total += hi - lo
+        if inner_first <= inner_last:
+            total += self._whole(inner_first, inner_last)
+        return total
+
+    def _compute_whole(self, first: date, last: date) -> timedelta:
+        """Working time of the whole days first..last (inclusive). Cached: a queue shows
+        many clocks overdue by weeks against the same "now", polled again and again."""
+        total = _ZERO
+        day = first
+        while day <= last:
+            if day.weekday() == 0 and day + timedelta(days=6) <= last:
                 total += self._week_total(day)
                 day += timedelta(days=7)
                 continue
-            if inner:
-                total += self._day_total(day)
-            else:
-                for lo, hi in self._day(day):
-                    lo, hi = max(lo, start), min(hi, end)
-                    if hi > lo:
-                        total += hi - lo
+            total += self._day_total(day)
             day += timedelta(days=1)
         return total
 

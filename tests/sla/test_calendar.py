@@ -243,6 +243,19 @@ def test_working_minutes_between_matches_the_oracle(
     )
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), spec=specs())
+def test_long_spans_match_the_oracle(data: st.DataObject, spec: CalendarSpec) -> None:
+    """Weeks and months apart (a clock overdue since long ago): whole days in between are
+    summed in cached stretches, the edges clipped; the same minutes as day by day."""
+    start = data.draw(instants(spec.timezone))
+    end = start + data.draw(st.integers(5 * 24 * 60, 70 * 24 * 60)) * MINUTE
+    calendar = BusinessCalendar(spec)
+    expected = Oracle(spec).between(start, end)
+    assert calendar.working_minutes_between(start, end) == expected
+    assert calendar.working_minutes_between(start, end) == expected  # from the cache
+
+
 @FAST
 @given(data=st.data(), spec=specs())
 def test_add_working_minutes_matches_the_oracle(data: st.DataObject, spec: CalendarSpec) -> None:
