@@ -169,3 +169,22 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture
 def is_postgres(engine: sa.Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def _no_event_loop_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The sync Playwright session of the browser tests keeps its event loop marked
+    running in the main thread for as long as it lives (by design), which would make
+    every later `asyncio.run` fail: other tests start without it and give it back."""
+    import asyncio
+
+    leaked = asyncio.events._get_running_loop()
+    if leaked is not None and request.node.get_closest_marker("browser") is None:
+        asyncio.events._set_running_loop(None)
+    else:
+        leaked = None
+    try:
+        yield
+    finally:
+        if leaked is not None:
+            asyncio.events._set_running_loop(leaked)
