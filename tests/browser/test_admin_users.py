@@ -8,7 +8,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.browser.conftest import Server, no_sideways_scroll
+
+pytestmark = [pytest.mark.browser, pytest.mark.sqlite_run]
 
 LOGIN = "h1.operator"
 

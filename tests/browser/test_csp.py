@@ -6,8 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.browser.conftest import Server
 from tests.browser.test_question import SCHOOL_OPERATOR, VkPage, vk  # noqa: F401 (fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.sqlite_run]
 
 PAGES = ["/inbox", "/dashboard", "/notifications", "/profile", "/admin"]
 

@@ -21,6 +21,8 @@ import pytest
 
 from tests.browser.conftest import Server, no_sideways_scroll
 
+pytestmark = [pytest.mark.browser, pytest.mark.sqlite_run]
+
 SCHOOL_OPERATOR = "school1.chebarkul"
 HOSPITAL_OPERATOR = "hospital.chebarkul"
 VK_SECRET = "Br0wserT3stSecret"
