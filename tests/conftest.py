@@ -179,7 +179,8 @@ def _no_event_loop_left_running(request: pytest.FixtureRequest) -> Iterator[None
     import asyncio
 
     leaked = asyncio.events._get_running_loop()
-    if leaked is not None and "browser" not in request.fixturenames:
+    in_browser = "browser" in request.fixturenames or request.node.get_closest_marker("browser")
+    if leaked is not None and not in_browser:
         asyncio.events._set_running_loop(None)
     else:
         leaked = None

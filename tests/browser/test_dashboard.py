@@ -197,18 +197,21 @@ def test_the_regional_centre_drills_down_to_a_question(
     assert "Страницы: хуже всех сверху" in page.content()
     page.locator(".rank tbody th a").first.click()
     page.wait_for_url("**/dashboard/questions?*page_id=*")
-    assert _listed(page) == 2
+    # The two posted here, and any the other browser tests' simulated traffic added.
+    listed = _listed(page)
+    assert listed >= 2
     # The export streams with its progress in the page; names can be masked.
     page.get_by_label("Скрыть имена жителей").check()
     with page.expect_download() as download:
         page.get_by_role("button", name="Скачать CSV").click()
     saved = Path(download.value.path()).read_bytes().decode("utf-8-sig")
-    assert saved.count("\r\n") == 3  # the header and two questions
+    assert saved.count("\r\n") == listed + 1  # the header and every question listed
     assert "кружок народного танца" in saved
     assert "Готово" in page.locator(".export-progress").inner_text()
-    assert "Выгружено строк: 2" in page.locator(".export-progress").inner_text()
-    # The demo's citizens have only VK ids (no names looked up): masked, no id either.
-    assert ";Житель;" in saved and ";скрыто;" in saved and "id 5124" not in saved
+    assert f"Выгружено строк: {listed}" in page.locator(".export-progress").inner_text()
+    # Masked: neither a citizen's VK id nor the surname VK gave (the fake names them
+    # «Мария Иванова-NNN») is in the file, only initials or «скрыто».
+    assert ";Житель;" in saved and "id 5124" not in saved and "Иванова-" not in saved
     _keep(page, shoot, "dashboard-questions-desktop")
     page.locator(".qlist a", has_text="кружок народного танца").click()
     page.wait_for_url("**/questions/*")
