@@ -16,6 +16,7 @@ from app.core.crypto import Cipher
 from app.core.errors import Conflict, Invalid, NotAllowed, NotFound
 from app.directory import service as directory_service
 from app.questions import timeline
+from app.questions.locking import lock
 from app.questions.models import (
     OPEN_STATUSES,
     Direction,
@@ -48,19 +49,6 @@ class AnsweredMeanwhile(Conflict):
     def __init__(self, message: str, response: Message) -> None:
         super().__init__(message)
         self.response = response
-
-
-def lock(session: Session, question: Question) -> Question:
-    """The question re-read under a row lock held until the caller's transaction ends.
-
-    On PostgreSQL, `SELECT … FOR UPDATE`: two operators taking the question, or an
-    operator's status change and processing a follow-up, run one after the other, and
-    the second sees what the first wrote (so it refuses, or acts on the new state).
-    SQLite serialises writers (write transactions begin IMMEDIATE) and renders no FOR
-    UPDATE; the re-read is the same."""
-    session.flush()  # the caller's unwritten changes are kept, not read over
-    session.refresh(question, with_for_update=True)
-    return question
 
 
 def can_act(user: User) -> bool:

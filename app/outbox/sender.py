@@ -305,7 +305,11 @@ def _record_published(ctx: JobContext, claimed: Claimed, published: Published) -
         item = session.get(OutboxItem, claimed.id)
         assert item is not None and item.message_id is not None and item.question_id is not None
         message = session.get(Message, item.message_id)
-        question = session.get(Question, item.question_id)
+        # Under the question's row lock (as the operator's actions take it): an operator's
+        # status change or transfer at the same moment is not written over.
+        question = session.get(
+            Question, item.question_id, with_for_update=True, populate_existing=True
+        )
         assert message is not None and question is not None and question.id is not None
         # The platform's echo may have been ingested before this commit and stored as a
         # native reply under the same key: it is this reply, already counted as a response.

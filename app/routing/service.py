@@ -17,6 +17,7 @@ from app.core.errors import Conflict, Invalid, NotFound
 from app.directory import service as directory_service
 from app.directory.models import Institution, Sector, Territory, TerritoryKind
 from app.questions import outgoing, timeline
+from app.questions.locking import lock
 from app.questions.models import OPEN_STATUSES, DismissReason, Question, QuestionStatus
 from app.routing import rules as rules_mod
 from app.routing import triage
@@ -138,6 +139,7 @@ def transfer(
     reason = reason.strip()
     if not reason:
         raise Invalid("Укажите причину передачи", code="reason_required")
+    lock(session, question)  # a colleague's dismissal or transfer meanwhile is seen, not undone
     if question.status not in OPEN_STATUSES:
         raise Conflict("Передать можно только открытый вопрос", code="question_closed")
     target = session.get(Institution, institution_id)
@@ -207,6 +209,7 @@ def dismiss(
     note = (note or "").strip() or None
     if reason == DismissReason.other and note is None:
         raise Invalid("Для причины «Другое» нужен комментарий", code="note_required")
+    lock(session, question)
     if question.status not in OPEN_STATUSES:
         raise Conflict("Отметить можно только открытый вопрос", code="question_closed")
     old = str(question.status)
@@ -241,6 +244,7 @@ def reclassify(
             f"Неизвестная классификация «{classification}»; возможны: {codes}",
             code="invalid_classification",
         )
+    lock(session, question)
     old = question.classification
     if old == classification:
         return question
