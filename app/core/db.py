@@ -168,3 +168,34 @@ def insert_ignoring(session: Session, model: Any, values: dict[str, Any]) -> Any
         .on_conflict_do_nothing()
         .returning(*model.__table__.primary_key.columns)
     )
+
+
+# A writer waiting for another's lock is busy, not refusing writes: SQLite's busy and
+# locked answers, PostgreSQL's lock_not_available (lock_timeout) and query_canceled.
+_BUSY_SQLITE = {"SQLITE_BUSY", "SQLITE_LOCKED"}
+_BUSY_POSTGRES = {"55P03", "57014"}
+
+
+def write_refusal(engine: Engine) -> str | None:
+    """Why the database refuses writes (a read-only file or `query_only` on SQLite, a
+    standby or `default_transaction_read_only` on PostgreSQL, a full disk), or None
+    when it takes them.
+
+    The probe rewrites alembic_version's row with itself and rolls back: it leaves no
+    row and changes nothing, but needs SQLite's write lock (BEGIN IMMEDIATE) and a
+    writable file, or a read-write PostgreSQL transaction. Waiting too long behind
+    another writer is no refusal (PostgreSQL gives up on the lock after 2 s)."""
+    try:
+        with engine.connect() as conn, conn.begin() as transaction:
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = version_num")
+            transaction.rollback()
+    except sa.exc.DBAPIError as exc:
+        orig = exc.orig
+        if getattr(orig, "sqlite_errorname", None) in _BUSY_SQLITE:
+            return None
+        if getattr(orig, "sqlstate", None) in _BUSY_POSTGRES:
+            return None
+        return str(orig).strip().splitlines()[0] if orig is not None else str(exc)
+    return None

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlmodel import Session
 
 from app.core import migrate
-from app.core.db import reading_engine
+from app.core.db import reading_engine, write_refusal
 from app.core.json_api import error_response
 from app.processing import admin
 from app.processing import metrics as processing_metrics
@@ -27,7 +27,8 @@ def readyz(request: Request) -> Response:
     """200 `ready`; 200 `degraded` while processing lags more than
     `OTKLIK_READY_MAX_LAG` seconds (the process still takes webhooks: taking it out of
     the balancer would not help the workers); 503 when the database is unreachable
-    or not migrated."""
+    or not migrated, or refuses writes (a read-only SQLite file, a PostgreSQL standby):
+    such a process cannot store a webhook."""
     state = request.app.state
     engine = reading_engine(state.engine)
     try:
@@ -42,6 +43,15 @@ def readyz(request: Request) -> Response:
             503,
             "migrations_pending",
             "Схема базы устарела: выполните otklik migrate",
+            {"Retry-After": "30"},
+        )
+    refusal = write_refusal(state.engine)
+    if refusal is not None:
+        log.warning("readiness: database refuses writes", extra={"fields": {"error": refusal}})
+        return error_response(
+            503,
+            "database_read_only",
+            "База данных не принимает записи",
             {"Retry-After": "30"},
         )
     with Session(engine) as session:

@@ -260,14 +260,16 @@ def test_a_database_outage_answers_503_and_everything_resumes_after_it(
         while _stored(engine) != {"processed": 3} and time.monotonic() < deadline:
             time.sleep(0.1)
 
-    if isinstance(fault, PostgresUnreachable):
-        # Reading fails too: readiness says so.
-        assert ready.status_code == 503, ready.text
-        assert ready.headers.get("retry-after")
     # An unreachable database cannot even be read; a read-only or full one can.
     unreadable = isinstance(fault, PostgresUnreachable)
     # A full file still takes a write that fits in its pages (a short note may).
     may_fit = isinstance(fault, SqlitePragmaFault) and fault.fill is not None
+    if not may_fit:
+        # Unreachable, or refusing writes: readiness says so.
+        assert ready.status_code == 503, ready.text
+        assert ready.headers.get("retry-after")
+        code = "database_unreachable" if unreadable else "database_read_only"
+        assert ready.json()["error"]["code"] == code
     refused = [page_answer] if unreadable else []
     if not may_fit or note_answer.status_code == 503:
         refused.append(note_answer)
