@@ -15,16 +15,18 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from app.auth.models import Notification, Role, User, UserInstitution
 from app.core import format as fmt
 from app.core.config import Settings
-from app.core.db import insert_ignoring
 from app.directory.models import Institution, Territory
 from app.jobs.context import JobContext
 from app.questions.models import Priority, Question
@@ -113,18 +115,21 @@ def _channels(user: User, settings: Settings) -> bool:
 
 def deliver_after(session: Session, user: User, question: Question, now: datetime) -> datetime:
     """Now for urgent questions and in working hours; else the recipient's next working morning."""
+    return _deliver_after(_timezone(session, user, question), question, now)
+
+
+def _deliver_after(zone: str, question: Question, now: datetime) -> datetime:
     if question.priority == Priority.urgent:
         return now
-    office = policies.office_calendar(_timezone(session, user, question))
-    return office.next_working_instant(now)
+    return policies.office_calendar(zone).next_working_instant(now)
 
 
-def local_time(session: Session, user: User, question: Question, at: datetime) -> str:
-    return at.astimezone(ZoneInfo(_timezone(session, user, question))).strftime("%d.%m %H:%M")
+def _local(zone: str, at: datetime) -> str:
+    return at.astimezone(ZoneInfo(zone)).strftime("%d.%m %H:%M")
 
 
-def alert(
-    session: Session,
+def alert_rows(
+    recipients: Recipients,
     users: Iterable[User],
     question: Question,
     *,
@@ -134,35 +139,79 @@ def alert(
     due_at: datetime,
     now: datetime,
     settings: Settings,
-) -> int:
-    """One notification per user under `dedupe_key`; returns how many were new.
-
-    `{due}` in the text becomes `due_at` in the recipient's local time.
-    """
-    created = 0
+) -> list[dict[str, Any]]:
+    """One notification per user under `dedupe_key`, as column values for
+    `insert_alerts`. `{due}` in the text becomes `due_at` in the recipient's local
+    time. `recipients`: the users' time zones, read once for a batch of alerts."""
+    rows = []
     seen: set[int] = set()
     for user in users:
         if user.id is None or user.id in seen:
             continue
         seen.add(user.id)
         external = _channels(user, settings)
-        statement = insert_ignoring(
-            session,
-            Notification,
+        zone = recipients.timezone(user, question)
+        rows.append(
             {
                 "user_id": user.id,
                 "question_id": question.id,
                 "kind": kind,
-                "text": text.replace("{due}", local_time(session, user, question, due_at)),
+                "text": text.replace("{due}", _local(zone, due_at)),
                 "dedupe_key": dedupe_key,
                 "created_at": now,
-                "deliver_after": deliver_after(session, user, question, now) if external else None,
+                "deliver_after": _deliver_after(zone, question, now) if external else None,
                 # Nothing to send beyond the in-app alert.
                 "delivered_at": None if external else now,
-            },
+            }
         )
-        created += int(session.execute(statement).first() is not None)
-    return created
+    return rows
+
+
+def insert_alerts(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write notifications (`alert_rows`) in one batch, skipping those already there
+    (the same user and key): one alert never reaches a person twice."""
+    if not rows:
+        return
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.connection().execute(insert(Notification).on_conflict_do_nothing(), rows)
+
+
+class Recipients:
+    """Who hears about the alerts of one batch (a sweep of due clocks): the people of
+    each institution and their time zones, read once for the batch instead of once
+    per alert."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._users: dict[tuple[str, int], list[User]] = {}
+        self._zones: dict[tuple[int, int], str] = {}
+
+    def _of(self, level: str, institution_id: int) -> list[User]:
+        key = (level, institution_id)
+        found = self._users.get(key)
+        if found is None:
+            read = {"operators": operators, "supervisors": supervisors}.get(
+                level, chain_supervisors
+            )
+            found = self._users[key] = read(self._session, institution_id)
+        return found
+
+    def operators(self, institution_id: int) -> list[User]:
+        return self._of("operators", institution_id)
+
+    def supervisors(self, institution_id: int) -> list[User]:
+        return self._of("supervisors", institution_id)
+
+    def chain_supervisors(self, institution_id: int) -> list[User]:
+        return self._of("chain", institution_id)
+
+    def timezone(self, user: User, question: Question) -> str:
+        assert user.id is not None
+        key = (user.id, question.institution_id)
+        found = self._zones.get(key)
+        if found is None:
+            found = self._zones[key] = _timezone(self._session, user, question)
+        return found
 
 
 # --- delivery ----------------------------------------------------------------------

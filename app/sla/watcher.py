@@ -14,15 +14,21 @@ target, to the supervisors of the territories above.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from app.core.config import Settings
 from app.intake.turns import intake_signal
 from app.jobs.context import JobContext
-from app.questions import outgoing, timeline
-from app.questions.models import Question
+from app.questions import outgoing
+from app.questions.models import OutboxItem, Question, TimelineEntry
+from app.sla import clocks as clock_ops
 from app.sla import notify
 from app.sla import service as sla_service
 from app.sla.models import ClockState, SlaClock, Target
@@ -62,17 +68,31 @@ def _cycle(clock: SlaClock) -> str:
     return str(int(clock.started_at.timestamp()))
 
 
+@dataclass(frozen=True, slots=True)
+class _Raised:
+    """A warning, breach or escalation of one clock, as `advance` found it due."""
+
+    clock: SlaClock
+    question: Question
+    kind: str
+    at: datetime
+    due_at: datetime
+    data: dict[str, Any]
+    key: str
+    text: str
+
+
 def _raise(
-    session: Session,
+    batch: Batch,
     clock: SlaClock,
     question: Question,
     kind: str,
     at: datetime,
     now: datetime,
     settings: Settings,
-) -> bool:
-    """Record the event once; on the first recording, notify and emit. Returns whether new."""
-    assert question.id is not None
+) -> None:
+    """Note the event for `record`, which writes it once and on the first recording
+    notifies and emits."""
     data = {
         "target": str(clock.target),
         "clock_id": clock.id,
@@ -80,35 +100,109 @@ def _raise(
         "detected_at": now.isoformat(),
     }
     key = f"sla:{clock.id}:{_cycle(clock)}:{kind}"
-    if not timeline.record(session, question.id, f"sla.{kind}", at, data=data, dedupe_key=key):
-        return False
-    level = {"warning": LEVEL_OPERATORS, "breached": LEVEL_SUPERVISORS}.get(kind, LEVEL_CHAIN)
-    users = []
-    if level <= LEVEL_SUPERVISORS:
-        users += notify.operators(session, question.institution_id)
-    if level == LEVEL_SUPERVISORS:
-        users += notify.supervisors(session, question.institution_id)
-    if level == LEVEL_CHAIN:
-        users += notify.chain_supervisors(session, question.institution_id)
-    notify.alert(
-        session,
-        users,
-        question,
-        kind=f"sla.{kind}",
-        dedupe_key=key,
-        text=_text(kind, question, clock, settings),
-        due_at=clock.due_at or at,
-        now=now,
-        settings=settings,
+    text = _text(kind, question, clock, settings)
+    batch.raised.append(_Raised(clock, question, kind, at, clock.due_at or at, data, key, text))
+
+
+def record(session: Session, batch: Batch, now: datetime, settings: Settings) -> int:
+    """Write what the batch raised: the timeline entries in one INSERT that skips the
+    keys already there (another worker raised them: nothing more to do), then for the
+    new ones the alerts in one INSERT and the outgoing events. Returns how many were new."""
+    if not batch.raised:
+        return 0
+    # The clocks' and questions' changes first, in one flush: the reads below (snapshots
+    # of subscriptions) then see a session with nothing pending.
+    session.flush()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    entries = [
+        {
+            "question_id": r.question.id,
+            "kind": f"sla.{r.kind}",
+            "at": r.at,
+            "actor_id": None,
+            "data": r.data,
+            "dedupe_key": r.key,
+        }
+        for r in sorted(batch.raised, key=lambda r: r.key)
+    ]
+    statement = (
+        insert(TimelineEntry)
+        .values(entries)
+        .on_conflict_do_nothing()
+        .returning(col(TimelineEntry.dedupe_key))
     )
-    if kind in ("warning", "breached"):
-        outgoing.emit(session, f"sla.{kind}", question, now, data)
-    return True
+    new = set(session.execute(statement).scalars())
+    alerts: list[dict[str, Any]] = []
+    outbox: list[dict[str, Any]] = []
+    recipients = batch.recipients
+    for r in batch.raised:
+        if r.key not in new:
+            continue
+        institution_id = r.question.institution_id
+        level = {"warning": LEVEL_OPERATORS, "breached": LEVEL_SUPERVISORS}.get(r.kind, LEVEL_CHAIN)
+        users = []
+        if level <= LEVEL_SUPERVISORS:
+            users += recipients.operators(institution_id)
+        if level == LEVEL_SUPERVISORS:
+            users += recipients.supervisors(institution_id)
+        if level == LEVEL_CHAIN:
+            users += recipients.chain_supervisors(institution_id)
+        alerts += notify.alert_rows(
+            recipients,
+            users,
+            r.question,
+            kind=f"sla.{r.kind}",
+            dedupe_key=r.key,
+            text=r.text,
+            due_at=r.due_at,
+            now=now,
+            settings=settings,
+        )
+        if r.kind in ("warning", "breached"):
+            values = {name: getattr(r.question, name) for name in outgoing.PAYLOAD_COLUMNS}
+            outbox += outgoing.outbox_rows(session, f"sla.{r.kind}", values, now, r.data)
+    notify.insert_alerts(session, alerts)
+    if outbox:
+        session.execute(sa.insert(OutboxItem), outbox)
+    batch.raised.clear()
+    return len(new)
 
 
-def advance(session: Session, clock: SlaClock, now: datetime, settings: Settings) -> None:
-    """Move one due clock on: warning, breach, escalation, as many as are due by `now`."""
-    question = session.get(Question, clock.question_id)
+class Batch:
+    """What a sweep reads once for all its clocks: their questions and every clock of
+    those questions (two queries), and the people to alert (`notify.Recipients`).
+    The session's objects are then changed in place and written by one flush."""
+
+    def __init__(self, session: Session, clocks: Sequence[SlaClock]) -> None:
+        ids = sorted({clock.question_id for clock in clocks})
+        self.questions: dict[int, Question] = {}
+        self.clocks: dict[int, dict[Target, SlaClock]] = {i: {} for i in ids}
+        if ids:
+            for question in session.exec(select(Question).where(col(Question.id).in_(ids))):
+                assert question.id is not None
+                self.questions[question.id] = question
+            for row in session.exec(select(SlaClock).where(col(SlaClock.question_id).in_(ids))):
+                self.clocks[row.question_id][Target(row.target)] = row
+        self.recipients = notify.Recipients(session)
+        self.raised: list[_Raised] = []
+
+
+def advance(
+    session: Session,
+    clock: SlaClock,
+    now: datetime,
+    settings: Settings,
+    batch: Batch | None = None,
+) -> None:
+    """Move one due clock on: warning, breach, escalation, as many as are due by `now`.
+    `batch`: what the sweep read for all its clocks, and where the warnings, breaches
+    and escalations are noted for the sweep to `record` them (without a batch: read
+    for this clock, and recorded at once). The clock's changes are written by the
+    session's next flush."""
+    alone = batch is None
+    batch = batch or Batch(session, [clock])
+    question = batch.questions.get(clock.question_id)
     if question is None:
         clock.check_at = None
         session.add(clock)
@@ -122,23 +216,28 @@ def advance(session: Session, clock: SlaClock, now: datetime, settings: Settings
             clock.escalation_level = LEVEL_SUPERVISORS
             basis = sla_service.clock_basis(session, clock)
             clock.check_at = basis.add(clock.due_at, clock.target_minutes * ESCALATE_AFTER)
-            _raise(session, clock, question, "breached", clock.due_at, now, settings)
+            _raise(batch, clock, question, "breached", clock.due_at, now, settings)
         elif clock.state == ClockState.running:
             clock.state = ClockState.warning
             clock.warned_at = now
             clock.escalation_level = LEVEL_OPERATORS
             clock.check_at = clock.due_at
-            _raise(session, clock, question, "warning", clock.warn_at or now, now, settings)
+            _raise(batch, clock, question, "warning", clock.warn_at or now, now, settings)
         elif clock.state == ClockState.breached and clock.escalation_level < LEVEL_CHAIN:
             clock.escalation_level = LEVEL_CHAIN
             at = clock.check_at
             clock.check_at = None
-            _raise(session, clock, question, "escalated", at, now, settings)
+            _raise(batch, clock, question, "escalated", at, now, settings)
         else:
             clock.check_at = None
     session.add(clock)
-    session.flush()
-    sla_service.refresh_due(session, question)
+    # The question's deadline: the earliest of its clocks, as `sla_service.refresh_due`
+    # would read them (the batch holds every clock of the question).
+    clock_ops.set_due(
+        session, question, batch.clocks.get(question.id or 0) or {clock.target: clock}
+    )
+    if alone:
+        record(session, batch, now, settings)
 
 
 def due_clocks(session: Session, now: datetime, limit: int = BATCH) -> Sequence[SlaClock]:
@@ -168,12 +267,18 @@ def sweep(
     SQLite's write lock), the batch ends there so that the caller commits at once;
     the clocks left over are still due and come in the next batch."""
     clocks = due_clocks(session, now, limit)
+    batch = Batch(session, clocks)
     handled = 0
-    for clock in clocks:
-        advance(session, clock, now, settings)
-        handled += 1
-        if stand_aside is not None and stand_aside():
-            break
+    # Written by one flush when the batch ends (the caller's commit): the ORM groups the
+    # clocks' and questions' UPDATEs and the outbox INSERTs instead of a flush per clock.
+    # Then the timeline entries, alerts and outgoing events of the whole batch (`record`).
+    with session.no_autoflush:
+        for clock in clocks:
+            advance(session, clock, now, settings, batch)
+            handled += 1
+            if stand_aside is not None and stand_aside():
+                break
+    record(session, batch, now, settings)
     return handled
 
 
