@@ -24,6 +24,7 @@ from app.core.errors import DomainError, NotFound
 from app.core.web import View, ViewDep
 from app.directory import import_admin, service, tree
 from app.directory.models import (
+    RETENTION_DAYS_MAX,
     SECTOR_NAMES_RU,
     Institution,
     InstitutionCreate,
@@ -51,7 +52,7 @@ DONE = {
     "off": "Страница отключена: новые события с неё не принимаются, история сохранена.",
     "on": "Страница снова принимает события.",
 }
-INST_FIELDS = ("name", "territory_id", "sector", "parent_id")
+INST_FIELDS = ("name", "territory_id", "sector", "parent_id", "retention_days")
 PAGE_FIELDS = ("name", "url", "institution_id", "staff_ids", "is_active")
 
 
@@ -346,6 +347,7 @@ def _institution_page(
     form: dict[str, Any],
     errors: dict[str, str],
     *,
+    default_retention: int,
     done: str = "",
     status_code: int = 200,
 ) -> HTMLResponse:
@@ -370,12 +372,32 @@ def _institution_page(
             "sector": str(institution.sector),
             "territory_id": institution.territory_id,
             "parent_id": institution.parent_id,
+            "retention_days": _text(institution.retention_days),
             **form,
         },
         errors=errors,
         done=DONE.get(done, ""),
         sectors=SECTOR_NAMES_RU,
+        default_retention=default_retention,
     )
+
+
+def _text(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _retention(value: str) -> tuple[int | None, str | None]:
+    """The form's retention period: (days or None for the regional default, error)."""
+    value = value.strip()
+    if not value:
+        return None, None
+    days = _int(value)
+    if days is None or days > RETENTION_DAYS_MAX:
+        return None, (
+            f"Укажите число дней от 0 до {RETENTION_DAYS_MAX} "
+            "или оставьте поле пустым для срока по умолчанию"
+        )
+    return days, None
 
 
 @router.get(
@@ -384,11 +406,19 @@ def _institution_page(
     name="admin:institution",
 )
 def institution_form(
-    institution_id: int, session: SessionDep, user: WebAdminDep, view: ViewDep, done: str = ""
+    institution_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: WebAdminDep,
+    view: ViewDep,
+    done: str = "",
 ) -> HTMLResponse:
-    """An institution: its name, sector, territory (move) and parent; its pages."""
+    """An institution: its name, sector, territory (move), parent and how long it keeps
+    personal data; its pages."""
     institution = _institution_or_404(session, institution_id)
-    return _institution_page(view, session, institution, {}, {}, done=done)
+    return _institution_page(
+        view, session, institution, {}, {}, default_retention=settings.retention_days, done=done
+    )
 
 
 @router.post("/admin/directory/institutions/{institution_id}", name="admin:institution_save")
@@ -396,12 +426,14 @@ def institution_save(
     institution_id: int,
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     user: WebAdminFormDep,
     view: ViewDep,
     name: Annotated[str, Form()] = "",
     sector: Annotated[str, Form()] = "",
     territory_id: Annotated[str, Form()] = "",
     parent_id: Annotated[str, Form()] = "",
+    retention_days: Annotated[str, Form()] = "",
 ) -> Response:
     institution = _institution_or_404(session, institution_id)
     before = audit.snapshot(institution, INST_FIELDS)
@@ -410,7 +442,11 @@ def institution_save(
         "sector": sector,
         "territory_id": _int(territory_id),
         "parent_id": _int(parent_id),
+        "retention_days": retention_days,
     }
+    default = settings.retention_days
+    days, problem = _retention(retention_days)
+    errors = {"retention_days": problem} if problem else {}
     try:
         data = InstitutionUpdate.model_validate(
             {
@@ -418,11 +454,17 @@ def institution_save(
                 "sector": sector,
                 "territory_id": _int(territory_id),
                 "parent_id": _int(parent_id),
+                "retention_days": days,
             }
         )
-        service.update_institution(session, institution_id, data)
     except ValidationError as exc:
-        return _institution_page(view, session, institution, form, _messages(exc), status_code=422)
+        errors = _messages(exc) | errors
+    if errors:
+        return _institution_page(
+            view, session, institution, form, errors, default_retention=default, status_code=422
+        )
+    try:
+        service.update_institution(session, institution_id, data)
     except DomainError as exc:
         # The institution exists (loaded above): a missing territory or parent is a stale
         # choice in the form, said beside the form like a duplicate name or a cycle.
@@ -430,7 +472,13 @@ def institution_save(
         institution = _institution_or_404(session, institution_id)
         field = "parent_id" if exc.code == "cycle" else "name"
         return _institution_page(
-            view, session, institution, form, {field: exc.message}, status_code=422
+            view,
+            session,
+            institution,
+            form,
+            {field: exc.message},
+            default_retention=default,
+            status_code=422,
         )
     audit.record(
         session,

@@ -127,16 +127,24 @@ class InstitutionCreate(InstitutionBase):
     pass
 
 
+# The longest period an institution may keep personal data, in days (a century);
+# 0 keeps it for good.
+RETENTION_DAYS_MAX = 36_500
+
+
 class InstitutionUpdate(SQLModel):
     name: str | None = Field(default=None, max_length=500, min_length=1)
     territory_id: int | None = None
     sector: Sector | None = None
     parent_id: int | None = None
+    # null: the regional default (OTKLIK_RETENTION_DAYS); 0: for good.
+    retention_days: int | None = Field(default=None, ge=0, le=RETENTION_DAYS_MAX)
 
 
 class InstitutionRead(InstitutionBase):
     id: int
     created_at: datetime
+    retention_days: int | None = None
 
 
 class PageBase(SQLModel):

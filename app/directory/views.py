@@ -34,7 +34,7 @@ from app.directory.models import (
 router = APIRouter(prefix="/api/v1", tags=["directory"], responses=ERROR_RESPONSES)
 
 TERRITORY_FIELDS = ("full_name", "kind", "timezone")
-INSTITUTION_FIELDS = ("name", "territory_id", "sector", "parent_id")
+INSTITUTION_FIELDS = ("name", "territory_id", "sector", "parent_id", "retention_days")
 # Credentials are recorded as set or not (masked by the audit log), never their values.
 PAGE_FIELDS = (
     "institution_id",

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from app.answering import service as answering
@@ -176,3 +177,57 @@ def test_the_jobs_erase_questions_and_old_deliveries(
     ).all()
     assert sorted(left) == ["old-failed", "recent"]
     assert session.get(Question, question.id).citizen_name == ""  # type: ignore[union-attr]
+
+
+def test_an_administrator_sets_an_institutions_period_in_the_directory_and_the_api(
+    client: TestClient, session: Session
+) -> None:
+    from app.auth.models import AuditEvent
+    from tests.factories.admin_web import sign_in
+    from tests.factories.auth import auth_headers
+
+    school = _institution(session, None)
+    question = _finished(session, school, 40)
+    _, csrf = sign_in(client, session)
+    url = f"/admin/directory/institutions/{school.id}"
+    page = client.get(url)
+    assert "Срок хранения персональных данных" in page.text
+    assert "Пусто — срок по умолчанию (1095 дн.)" in page.text  # OTKLIK_RETENTION_DAYS
+    form = {
+        "csrf_token": csrf,
+        "name": school.name,
+        "sector": str(school.sector),
+        "territory_id": str(school.territory_id),
+        "parent_id": "",
+    }
+    for wrong in ("тридцать", "-5", "36501"):
+        refused = client.post(url, data=form | {"retention_days": wrong})
+        assert refused.status_code == 422, wrong
+        assert "Укажите число дней от 0 до 36500" in refused.text
+        assert f'value="{wrong}"' in refused.text  # kept for correction
+    session.expire_all()
+    assert session.get(Institution, school.id).retention_days is None  # type: ignore[union-attr]
+
+    saved = client.post(url, data=form | {"retention_days": " 30 "}, follow_redirects=False)
+    assert saved.status_code == 303
+    session.expire_all()
+    assert session.get(Institution, school.id).retention_days == 30  # type: ignore[union-attr]
+    entry = session.exec(select(AuditEvent).where(AuditEvent.action == "institution.update")).one()
+    assert (entry.before, entry.after) == ({"retention_days": None}, {"retention_days": 30})
+    assert 'value="30"' in client.get(url).text
+    # The job honours it: 40 days after closing is past 30, though not past 365.
+    assert retention.erase(session, NOW, default_days=365) == 1
+    session.expire_all()
+    assert question.citizen_name == "" and question.text == retention.ERASED
+
+    # The API reads and sets it too; null goes back to the regional default.
+    headers = auth_headers(session, make_user(session, Role.admin))
+    api = f"/api/v1/institutions/{school.id}"
+    assert client.get(api, headers=headers).json()["retention_days"] == 30
+    assert client.patch(api, json={"retention_days": -1}, headers=headers).status_code == 422
+    back = client.patch(api, json={"retention_days": None}, headers=headers)
+    assert back.status_code == 200 and back.json()["retention_days"] is None
+    # 0 keeps the data for good.
+    client.post(url, data=form | {"retention_days": "0"}, follow_redirects=False)
+    session.expire_all()
+    assert session.get(Institution, school.id).retention_days == 0  # type: ignore[union-attr]
