@@ -4,6 +4,14 @@ The backend is SQLite (a temporary file) unless OTKLIK_TEST_BACKEND=postgres, in
 which case OTKLIK_TEST_POSTGRES_URL names the database. Tests marked `postgres`
 need PostgreSQL: a SQLite run deselects them (they run in the PostgreSQL run),
 and in CI a missing PostgreSQL URL is an error, never a silent skip.
+
+Under pytest-xdist (`-n 2`, what `make test` runs) each worker has a database of its
+own: its own SQLite file, or on PostgreSQL the named database with the worker's id
+appended (`otklik_ci_gw0`), created when missing. Tests that share an expensive
+module- or class-scoped fixture stay on one worker, and so do the browser tests (one
+demo server and one Chromium), when run with `--dist loadgroup`.
+
+Passwords are hashed with cheap argon2 parameters in the tests (tests/hashing.py).
 """
 
 from __future__ import annotations
@@ -23,8 +31,10 @@ from sqlmodel import Session
 from app.core import migrate
 from app.core.config import Settings
 from app.core.db import get_session, make_engine
+from tests.hashing import cheapen
 
 pytest_plugins = ["tests.live"]
+cheapen()
 
 BACKEND = os.environ.get("OTKLIK_TEST_BACKEND", "sqlite")
 POSTGRES_URL = os.environ.get("OTKLIK_TEST_POSTGRES_URL", "")
@@ -44,6 +54,8 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"otklik test backend: {BACKEND}"
 
 
+# First, so that pytest-xdist (which names the groups in its own hook) sees the marks.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Each backend's run deselects the other's tests; CI always makes both runs.
     others = ("sqlite_run", "sqlite") if BACKEND == "postgres" else ("postgres",)
@@ -53,6 +65,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    for item in items:
+        group = _worker_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _worker_group(item: pytest.Item) -> str | None:
+    """The group of tests that must share one xdist worker, if any: the browser tests
+    share a demo server and a Chromium; a module's (or class's) tests share what their
+    module- or class-scoped fixtures build, which should be built once."""
+    if item.get_closest_marker("browser"):
+        return "browser"
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in info.name2fixturedefs.values() if info else ():
+        scope = defs[-1].scope if defs else "function"
+        if scope in ("module", "class", "package"):
+            module = item.nodeid.split("::", 1)[0]
+            return f"{module}::{item.cls.__name__}" if scope == "class" and item.cls else module
+    return None
+
+
+def _worker_postgres_url(url: str) -> str:
+    """The worker's own database under pytest-xdist (created when missing), else `url`."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    parsed = sa.engine.make_url(url)
+    name = f"{parsed.database}_{worker}"
+    admin = make_engine(url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        found = conn.execute(
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        ).first()
+        if found is None:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 def _reset_postgres(url: str) -> None:
@@ -66,7 +115,7 @@ def _reset_postgres(url: str) -> None:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     if BACKEND == "postgres":
-        url = Settings(database_url=POSTGRES_URL).database_url
+        url = _worker_postgres_url(Settings(database_url=POSTGRES_URL).database_url)
         _reset_postgres(url)
         return url
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"

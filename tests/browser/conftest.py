@@ -1,7 +1,8 @@
 """One real server with the demo region, one Debian Chromium, for every browser test.
 
 `server` starts `otklik serve` on a fresh SQLite database seeded by `otklik demo` (the
-same commands `make run` uses) and knows the printed users. `browser` launches
+same commands `make run` uses, through tests/hashing.py: cheap password hashes) and
+knows the printed users. `browser` launches
 /usr/bin/chromium through Playwright (never a downloaded browser). `desktop` and `phone`
 give a new page at 1280 px and 390 px width; `signed_in(page, login)` signs a page in.
 Screenshots: `shoot(page, name)` writes PNGs under the test output directory
@@ -29,6 +30,8 @@ import pytest
 from tests.browser.platforms import FakePlatforms
 
 CHROMIUM = "/usr/bin/chromium"
+# `otklik`, with the tests' cheap password hashing (signing in is not what is tested here).
+OTKLIK = [sys.executable, "-m", "tests.hashing"]
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = Path(os.environ.get("OTKLIK_TEST_OUTPUT", ROOT / "var" / "test-output" / "browser"))
 DESKTOP = {"width": 1280, "height": 900}
@@ -52,8 +55,9 @@ class Server:
     def cli(self, *args: str) -> str:
         """Runs `otklik <args>` against this server's database."""
         done = subprocess.run(
-            [sys.executable, "-m", "app.cli", *args],
+            [*OTKLIK, *args],
             env=self.env,
+            cwd=ROOT,
             check=True,
             capture_output=True,
             text=True,
@@ -83,10 +87,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         OTKLIK_MAX_API_URL=platforms.url("max"),
         OTKLIK_WORKER_INTERVAL="1",
     )
-    run = [sys.executable, "-m", "app.cli"]
-    subprocess.run([*run, "migrate"], env=env, check=True, capture_output=True)
+    run = OTKLIK
+    subprocess.run([*run, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
     demo = subprocess.run(
-        [*run, "demo"], env=env, check=True, capture_output=True, text=True
+        [*run, "demo"], env=env, cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout
     users = {
         m.group(1): (m.group(2), m.group(3), m.group(4).strip())
@@ -94,7 +98,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     }
     assert "admin" in users, demo
     port = _free_port()
-    process = subprocess.Popen([*run, "serve", "--port", str(port)], env=env)
+    process = subprocess.Popen([*run, "serve", "--port", str(port)], env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(150):
