@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,38 +102,66 @@ def _env(url: str, var: Path) -> dict[str, str]:
     return env
 
 
-def _status(engine: sa.Engine) -> tuple[int, int, float | None]:
-    """(stored, still to do (pending or waiting), seconds since epoch of the last processed).
-    A read that takes no write lock (on SQLite a worker may hold it for long)."""
+def _status(engine: sa.Engine) -> tuple[int, int, float | None, float | None]:
+    """(stored, still to do (pending or waiting), and seconds since epoch of the first and
+    of the last processed). A read that takes no write lock (on SQLite a worker may hold
+    it for long)."""
     with reading_engine(engine).connect() as conn:
         row = conn.execute(
             sa.text(
                 "select count(*), count(*) filter (where status in ('pending', 'waiting')),"
-                " max(processed_at) from inbound_event"
+                " min(processed_at), max(processed_at) from inbound_event"
             )
             if engine.dialect.name == "postgresql"
             else sa.text(
-                "select count(*), sum(status in ('pending', 'waiting')), max(processed_at)"
-                " from inbound_event"
+                "select count(*), sum(status in ('pending', 'waiting')), min(processed_at),"
+                " max(processed_at) from inbound_event"
             )
         ).one()
-    last = row[2]
-    if isinstance(last, str):
-        last = datetime.fromisoformat(last)
-    if last is not None and last.tzinfo is None:
-        last = last.replace(tzinfo=UTC)
-    return row[0], row[1] or 0, last.timestamp() if last is not None else None
+    return row[0], row[1] or 0, _epoch(row[2]), _epoch(row[3])
 
 
-def drain(
-    url: str, var: Path, workers: int, timeout: float = 600, split: bool = False
-) -> tuple[float, int, float]:
-    """Start `workers` worker processes on the stored backlog; (events/s, events, seconds).
+def _epoch(value: object) -> float | None:
+    if value is None:
+        return None
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(at, datetime)
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds so far of a process of this machine (user and system, from /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """A drain of the stored backlog by worker processes."""
+
+    events: int
+    seconds: float  # from the start of the workers to the last delivery processed
+    sustained: float  # events/s from the first delivery processed to the last
+    cpu_ms: list[float]  # CPU per event of each processing worker (start-up included)
+    jobs_cpu_ms: float | None  # of the jobs worker (`split`)
+    server_cpu_ms: float | None  # of PostgreSQL's backends of the database
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+def drain(url: str, var: Path, workers: int, timeout: float = 600, split: bool = False) -> Drained:
+    """Start `workers` worker processes on the stored backlog and wait until it is drained.
     `split`: they only process (`otklik worker --only processing`), and one more process
     runs the background jobs (`--only jobs`)."""
     engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    stored, _, _ = _status(engine)
+    stored, _, _, _ = _status(engine)
     env = _env(url, var)
+    server0 = _server_cpu(engine)
     started = time.time()
     command = [sys.executable, "-m", "app.cli", "worker"]
     commands = [[*command, "--only", "processing"] if split else command] * workers
@@ -143,7 +172,7 @@ def drain(
         deadline = started + timeout
         stalled, last_left = time.time(), stored
         while time.time() < deadline:
-            _, left, _ = _status(engine)
+            _, left, _, _ = _status(engine)
             if left == 0:
                 break
             if left != last_left:
@@ -151,15 +180,29 @@ def drain(
             elif time.time() - stalled > 60:
                 break
             time.sleep(0.25)
+        cpu = [_cpu_seconds(p.pid) / stored * 1000 for p in procs]
+        server = _server_cpu(engine)
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(timeout=60)
-    _, _, last = _status(engine)
+    _, _, first, last = _status(engine)
     engine.dispose()
-    seconds = (last or time.time()) - started
-    return stored / seconds, stored, seconds
+    server_ms = (
+        sum(t - server0.get(pid, 0.0) for pid, t in server.items()) / stored * 1000
+        if server
+        else None
+    )
+    end = last or time.time()
+    return Drained(
+        events=stored,
+        seconds=end - started,
+        sustained=(stored - 1) / (end - first) if first is not None and end > first else 0.0,
+        cpu_ms=cpu[:workers],
+        jobs_cpu_ms=cpu[workers] if split else None,
+        server_cpu_ms=server_ms,
+    )
 
 
 def baseline_us(url: str) -> float:
@@ -204,14 +247,7 @@ def _server_cpu(engine: sa.Engine) -> dict[int, float]:
         pids = conn.execute(
             sa.text("select pid from pg_stat_activity where datname = current_database()")
         ).scalars()
-        out = {}
-        for pid in pids:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return out
+        return {pid: _cpu_seconds(pid) for pid in pids}
 
 
 def in_process(url: str) -> tuple[float, float, float, float | None]:
@@ -227,7 +263,7 @@ def in_process(url: str) -> tuple[float, float, float, float | None]:
         nonlocal statements
         statements += 1
 
-    stored, _, _ = _status(engine)
+    stored, _, _, _ = _status(engine)
     server0 = _server_cpu(engine)
     sa.event.listen(engine, "before_cursor_execute", count)
     cipher = Cipher(SECRET_KEY)
@@ -294,7 +330,7 @@ def bench_scale(
             counts = [1] if pg is None or alone else workers
             results[name] = {}
             for n in counts:
-                rates, ratios, lines = [], [], []
+                rates, ratios, lines, sustained = [], [], [], []
                 for r in range(repeat):
                     url = postgres_url(pg) if pg else f"sqlite:///{Path(tmp) / f'scale{n}{r}.db'}"
                     mix = prepare(url, var, comments)
@@ -316,7 +352,25 @@ def bench_scale(
                             f"{statements:.2f} SQL statements per event"
                         )
                     else:
-                        rate, events, seconds = drain(url, var, n, split=split)
+                        drained = drain(url, var, n, split=split)
+                        rate, events, seconds = drained.rate, drained.events, drained.seconds
+                        sustained.append(drained.sustained)
+                        jobs = (
+                            f", jobs worker {drained.jobs_cpu_ms:.2f} ms"
+                            if drained.jobs_cpu_ms is not None
+                            else ""
+                        )
+                        server = (
+                            f", PostgreSQL {drained.server_cpu_ms:.2f} ms"
+                            if drained.server_cpu_ms is not None
+                            else ""
+                        )
+                        workers_ms = ", ".join(f"{ms:.2f}" for ms in drained.cpu_ms)
+                        print(
+                            f"  {name:<10} {n} worker(s) run {r + 1}: {drained.sustained:6.0f} "
+                            f"events/s sustained (first to last processed); CPU per event: "
+                            f"worker(s) {workers_ms} ms (start-up included){jobs}{server}"
+                        )
                     engine = make_engine(url)
                     _, line = applied(engine, mix.expected)
                     engine.dispose()
@@ -335,6 +389,11 @@ def bench_scale(
                     f"{name:<10} {n} worker(s): {results[name][n]:6.0f} events/s median "
                     f"({', '.join(f'{x:.0f}' for x in rates)}); parse-only is "
                     f"{statistics.median(ratios):.0f}x faster"
+                    + (
+                        f"; sustained {statistics.median(sustained):.0f} events/s median"
+                        if sustained
+                        else ""
+                    )
                 )
     return results
 
