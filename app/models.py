@@ -7,6 +7,7 @@ from app.intake import models as intake_models
 from app.jobs import models as jobs_models
 from app.outbox import models as outbox_models
 from app.questions import models as questions_models
+from app.reports import models as reports_models
 from app.routing import models as routing_models
 from app.sla import models as sla_models
 
@@ -18,6 +19,7 @@ __all__ = [
     "jobs_models",
     "outbox_models",
     "questions_models",
+    "reports_models",
     "routing_models",
     "sla_models",
 ]

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -42,17 +43,9 @@ from sqlmodel import Session, col
 
 from app.auth.models import User
 from app.directory.models import Institution, Territory
-from app.questions.models import (
-    OPEN_STATUSES,
-    Direction,
-    DismissReason,
-    Message,
-    MessageSource,
-    Question,
-    QuestionStatus,
-    TimelineEntry,
-)
-from app.reports import sql
+from app.questions.models import DismissReason
+from app.reports import facts, sql
+from app.reports.models import ReportDay, ReportFact, ReportTransfer
 from app.reports.population import (
     ReportFilter,
     Scope,
@@ -62,10 +55,7 @@ from app.reports.population import (
     row_key,
     visible_conditions,
 )
-from app.sla.models import ClockState, SlaClock, Target
 
-_JUDGED = [str(s) for s in (ClockState.met, ClockState.missed, ClockState.breached)]
-_OPEN = [str(s) for s in OPEN_STATUSES]
 AGE_DAYS: tuple[tuple[str, float], ...] = (
     ("under_1d", 1),
     ("1d_3d", 3),
@@ -145,6 +135,7 @@ def sla_report(
     weeks). `now` (default: the period's end) dates the backlog's ages; with `compare`,
     each row carries its figures of the previous period of the same length."""
     scope = report_scope(session, f, user)
+    facts.current(session)
     rows = _rows(session, user, f, scope, now or f.end)
     names = group_names(session, f.group_by, set(rows))
     for row in rows.values():
@@ -175,28 +166,39 @@ def _rows(
             )
         return rows[key]
 
-    for values in session.execute(_counts(session, user, f, scope, now)):
-        r = row(values[0])
-        (
-            r.questions,
-            r.answered,
-            r.on_time,
-            judged,
-            r.open,
-            r.dismissed,
-            r.breached,
-            r.answered_otklik,
-            *ages,
-        ) = (int(v or 0) for v in values[1:])
+    # The additive counts: one grouped pass, per group and dismissal reason.
+    sums: dict[str, list[float]] = {}
+    for value, reason, *values in session.execute(_sums(session, user, f, scope)):
+        r = row(value)
+        total = sums.setdefault(r.key, [0.0] * len(ADDITIVE))
+        for i, v in enumerate(values):
+            total[i] += float(v or 0)
+        if reason:
+            code = reason if reason in DismissReason.__members__ else str(DismissReason.other)
+            dismissed = int(values[ADDITIVE.index("dismissed")] or 0)
+            r.dismissed_by_reason[code] = r.dismissed_by_reason.get(code, 0) + dismissed
+    for key, total in sums.items():
+        r = rows[key]
+        n = dict(zip(ADDITIVE, total, strict=True))
+        r.questions, r.answered, r.on_time = (
+            int(n["questions"]),
+            int(n["answered"]),
+            int(n["on_time"]),
+        )
+        judged = int(n["judged"])
+        r.open, r.dismissed, r.breached = int(n["open"]), int(n["dismissed"]), int(n["breached"])
+        r.answered_otklik = int(n["answered_otklik"])
         r.late = judged - r.on_time
         r.answered_native = r.answered - r.answered_otklik
         r.on_time_rate = _rate(r.on_time, judged)
         r.dismissal_share = _rate(r.dismissed, r.questions)
-        r.backlog_by_age = dict(zip([k for k, _ in AGE_DAYS], ages, strict=True))
-    for value, reason, n in session.execute(_dismissals(session, user, f, scope)):
-        code = reason if reason in DismissReason.__members__ else str(DismissReason.other)
+        r.transferred_out = int(n["transferred_out"])
+        r.wrong_queue_wall_minutes = round(n["held_wall_minutes"], 1)
+        r.wrong_queue_working_minutes = round(n["held_working_minutes"], 1)
+        r.dismissed_by_reason = {k: v for k, v in r.dismissed_by_reason.items() if v}
+    for value, *ages in session.execute(_ages(session, user, f, scope, now)):
         r = row(value)
-        r.dismissed_by_reason[code] = r.dismissed_by_reason.get(code, 0) + int(n)
+        r.backlog_by_age = {k: int(v or 0) for (k, _), v in zip(AGE_DAYS, ages, strict=True)}
     found = sql.percentiles(session, _response_times(session, user, f, scope), ("working", "wall"))
     for value, measures in found.items():
         r = row(value)
@@ -206,167 +208,185 @@ def _rows(
         (r.median_first_response_wall_minutes, r.p90_first_response_wall_minutes) = (
             _round(v) for v in measures["wall"]
         )
-    for value, n, wall, working in session.execute(_transfers(session, user, f, scope)):
-        r = row(value)
-        r.transferred_out = int(n)
-        r.wrong_queue_wall_minutes = round(float(wall or 0.0), 1)
-        r.wrong_queue_working_minutes = round(float(working or 0.0), 1)
     return rows
 
 
-def _population(
-    session: Session, user: User, f: ReportFilter, scope: Scope, *columns: Any
-) -> tuple[Any, sa.Select[Any]]:
-    """The key expression and a SELECT of the period's questions in scope, joined to
-    their institution and territory."""
-    key = group_key(
+# The counts that add up across questions, days and institutions (report_day's columns).
+ADDITIVE = (
+    "questions",
+    "answered",
+    "answered_otklik",
+    "on_time",
+    "judged",
+    "open",
+    "dismissed",
+    "breached",
+    "transferred_out",
+    "held_wall_minutes",
+    "held_working_minutes",
+)
+
+
+def _local_days(f: ReportFilter, scope: Scope) -> tuple[date, date] | None:
+    """The period as local dates [first, end) of the scope's zone, when it runs from
+    one local midnight to another; else None."""
+    tz = ZoneInfo(scope.timezone)
+    a, b = f.start.astimezone(tz), f.end.astimezone(tz)
+    if a.time() != time() or b.time() != time():
+        return None
+    return a.date(), b.date()
+
+
+def _daily(session: Session, user: User, f: ReportFilter, scope: Scope) -> tuple[date, date] | None:
+    """Whether the daily rollup answers the period exactly: whole local days of the
+    scope's zone, and every institution in scope keeps its days in that zone."""
+    days = _local_days(f, scope)
+    if days is None:
+        return None
+    zones = session.execute(
+        sa.select(col(Territory.timezone))
+        .distinct()
+        .select_from(Institution)
+        .join(Territory, col(Territory.id) == col(Institution.territory_id))
+        .where(*visible_conditions(session, user, f, col(Institution.id)))
+    )
+    return days if {z for (z,) in zones} <= {scope.timezone} else None
+
+
+def _key(session: Session, f: ReportFilter, scope: Scope, source: Any, daily: bool) -> Any:
+    """The group key over a source with institution_id, page_id, classification and
+    created_at (or, from the rollup, day) columns, joined to Institution and Territory."""
+    if daily and f.group_by == "day":
+        return (
+            sa.cast(source.c.day, sa.String)
+            if sql.dialect(session) == "postgresql"
+            else source.c.day
+        )
+    if daily and f.group_by == "week":
+        return sql.week_of_day(session, source.c.day)
+    return group_key(
         session,
         f,
         scope,
         institution=Institution,
         territory=Territory,
-        page_id=col(Question.page_id),
-        created_at=col(Question.created_at),
-        classification=col(Question.classification),
-    )
-    query = (
-        sa.select(key.label("key"), *columns)
-        .select_from(Question)
-        .join(Institution, col(Institution.id) == col(Question.institution_id))
-        .join(Territory, col(Territory.id) == col(Institution.territory_id))
-        .where(
-            col(Question.created_at) >= f.start,
-            col(Question.created_at) < f.end,
-            *visible_conditions(session, user, f, col(Question.institution_id)),
-        )
-    )
-    return key, query
-
-
-def _flag(condition: Any) -> Any:
-    return sa.func.sum(sa.case((condition, 1), else_=0))
-
-
-def _counts(
-    session: Session, user: User, f: ReportFilter, scope: Scope, now: datetime
-) -> sa.Select[Any]:
-    first = sa.orm.aliased(SlaClock)
-    other = sa.orm.aliased(SlaClock)
-    breached = (
-        sa.select(sa.literal(1))
-        .where(
-            col(other.question_id) == col(Question.id),
-            sa.or_(
-                col(other.breached_at).is_not(None),
-                col(other.state).in_([str(ClockState.breached), str(ClockState.missed)]),
-            ),
-        )
-        .exists()
-    )
-    by_otklik = (
-        sa.select(sa.literal(1))
-        .where(
-            col(Message.question_id) == col(Question.id),
-            col(Message.direction) == Direction.outbound,
-            col(Message.source) == MessageSource.otklik,
-        )
-        .exists()
-    )
-    is_open = col(Question.status).in_(_OPEN)
-    answered = col(Question.first_response_at).is_not(None)
-    ages = []
-    newer = None
-    for _, days in AGE_DAYS:
-        cond: list[Any] = [is_open]
-        if days != math.inf:
-            cond.append(col(Question.created_at) > now - timedelta(days=days))
-        if newer is not None:
-            cond.append(col(Question.created_at) <= newer)
-        ages.append(_flag(sa.and_(*cond)))
-        newer = None if days == math.inf else now - timedelta(days=days)
-    key, query = _population(
-        session,
-        user,
-        f,
-        scope,
-        sa.func.count(),
-        _flag(answered),
-        _flag(col(first.state) == ClockState.met),
-        _flag(col(first.state).in_(_JUDGED)),
-        _flag(is_open),
-        _flag(col(Question.status) == QuestionStatus.dismissed),
-        _flag(breached),
-        _flag(sa.and_(answered, by_otklik)),
-        *ages,
-    )
-    return query.outerjoin(
-        first,
-        sa.and_(
-            col(first.question_id) == col(Question.id),
-            col(first.target) == Target.first_response,
-        ),
-    ).group_by(key)
-
-
-def _dismissals(session: Session, user: User, f: ReportFilter, scope: Scope) -> sa.Select[Any]:
-    key, query = _population(session, user, f, scope, col(Question.dismiss_reason), sa.func.count())
-    return query.where(col(Question.status) == QuestionStatus.dismissed).group_by(
-        key, col(Question.dismiss_reason)
+        page_id=source.c.page_id,
+        created_at=source.c.created_at if not daily else None,
+        classification=source.c.classification,
     )
 
 
-def _response_times(session: Session, user: User, f: ReportFilter, scope: Scope) -> sa.Subquery:
-    _, query = _population(
-        session,
-        user,
-        f,
-        scope,
-        col(SlaClock.working_minutes).label("working"),
-        sa.func.coalesce(col(SlaClock.wall_minutes), 0.0).label("wall"),
-    )
+def _grouped(source: Any, key: Any, *columns: Any) -> sa.Select[Any]:
     return (
-        query.join(SlaClock, col(SlaClock.question_id) == col(Question.id))
+        sa.select(key.label("key"), *columns)
+        .select_from(source)
+        .join(Institution, col(Institution.id) == source.c.institution_id)
+        .join(Territory, col(Territory.id) == col(Institution.territory_id))
+    )
+
+
+def _sums(session: Session, user: User, f: ReportFilter, scope: Scope) -> sa.Select[Any]:
+    """Per group and dismissal reason, the sums of the ADDITIVE counts: from the daily
+    rollup when it answers the period exactly, else from the facts and transfers."""
+    days = _daily(session, user, f, scope)
+    if days is not None:
+        d = ReportDay
+        source: Any = (
+            sa.select(ReportDay)
+            .where(
+                col(d.day) >= days[0],
+                col(d.day) < days[1],
+                *visible_conditions(session, user, f, col(d.institution_id)),
+            )
+            .subquery()
+        )
+    else:
+        fact, moved = ReportFact, ReportTransfer
+        zero, none = sa.literal(0), sa.literal(0.0)
+        flags = [
+            sa.literal(1),
+            *(sa.case((getattr(fact, k), 1), else_=0) for k in ADDITIVE[1:8]),
+        ]
+        facts_part = sa.select(
+            col(fact.institution_id).label("institution_id"),
+            col(fact.page_id).label("page_id"),
+            col(fact.classification).label("classification"),
+            col(fact.created_at).label("created_at"),
+            col(fact.dismiss_reason).label("dismiss_reason"),
+            *(v.label(k) for k, v in zip(ADDITIVE[:8], flags, strict=True)),
+            zero.label("transferred_out"),
+            none.label("held_wall_minutes"),
+            none.label("held_working_minutes"),
+        ).where(
+            col(fact.created_at) >= f.start,
+            col(fact.created_at) < f.end,
+            *visible_conditions(session, user, f, col(fact.institution_id)),
+        )
+        moves_part = sa.select(
+            col(moved.holder_id),
+            col(moved.page_id),
+            col(moved.classification),
+            col(moved.created_at),
+            sa.literal(""),
+            *([zero] * 8),
+            sa.literal(1),
+            col(moved.held_wall_minutes),
+            col(moved.held_working_minutes),
+        ).where(
+            col(moved.created_at) >= f.start,
+            col(moved.created_at) < f.end,
+            *visible_conditions(session, user, f, col(moved.holder_id)),
+        )
+        source = sa.union_all(facts_part, moves_part).subquery()
+    key = _key(session, f, scope, source, days is not None)
+    reason = source.c.dismiss_reason
+    return _grouped(source, key, reason, *(sa.func.sum(source.c[k]) for k in ADDITIVE)).group_by(
+        key, reason
+    )
+
+
+def _facts(session: Session, user: User, f: ReportFilter, *where: Any) -> Any:
+    fact = ReportFact
+    return (
+        sa.select(
+            col(fact.institution_id).label("institution_id"),
+            col(fact.page_id).label("page_id"),
+            col(fact.classification).label("classification"),
+            col(fact.created_at).label("created_at"),
+            col(fact.first_working).label("working"),
+            col(fact.first_wall).label("wall"),
+        )
         .where(
-            col(SlaClock.target) == Target.first_response,
-            col(SlaClock.state).in_([str(ClockState.met), str(ClockState.missed)]),
-            col(SlaClock.working_minutes).is_not(None),
+            *where,
+            col(fact.created_at) >= f.start,
+            col(fact.created_at) < f.end,
+            *visible_conditions(session, user, f, col(fact.institution_id)),
         )
         .subquery()
     )
 
 
-def _transfers(session: Session, user: User, f: ReportFilter, scope: Scope) -> sa.Select[Any]:
-    """Time in the wrong queue, charged to the institution that held the question."""
-    data = col(TimelineEntry.data)
-    holder = data["from_institution_id"].as_integer()
-    held = sa.orm.aliased(Institution)
-    place = sa.orm.aliased(Territory)
-    key = group_key(
-        session,
-        f,
-        scope,
-        institution=held,
-        territory=place,
-        page_id=col(Question.page_id),
-        created_at=col(Question.created_at),
-        classification=col(Question.classification),
-    )
-    return (
-        sa.select(
-            key.label("key"),
-            sa.func.count(),
-            sa.func.sum(data["held_wall_minutes"].as_float()),
-            sa.func.sum(data["held_working_minutes"].as_float()),
-        )
-        .select_from(TimelineEntry)
-        .join(Question, col(Question.id) == col(TimelineEntry.question_id))
-        .join(held, col(held.id) == holder)
-        .join(place, col(place.id) == col(held.territory_id))
-        .where(
-            col(TimelineEntry.kind) == "transferred",
-            col(Question.created_at) >= f.start,
-            col(Question.created_at) < f.end,
-            *visible_conditions(session, user, f, holder),
-        )
-        .group_by(key)
-    )
+def _ages(
+    session: Session, user: User, f: ReportFilter, scope: Scope, now: datetime
+) -> sa.Select[Any]:
+    """The period's open questions per group by wall-clock age at `now`."""
+    source = _facts(session, user, f, col(ReportFact.open).is_(True))
+    ages = []
+    newer = None
+    for _, days in AGE_DAYS:
+        cond: list[Any] = []
+        if days != math.inf:
+            cond.append(source.c.created_at > now - timedelta(days=days))
+        if newer is not None:
+            cond.append(source.c.created_at <= newer)
+        ages.append(sa.func.sum(sa.case((sa.and_(sa.true(), *cond), 1), else_=0)))
+        newer = None if days == math.inf else now - timedelta(days=days)
+    key = _key(session, f, scope, source, False)
+    return _grouped(source, key, *ages).group_by(key)
+
+
+def _response_times(session: Session, user: User, f: ReportFilter, scope: Scope) -> sa.Subquery:
+    """First-response times of the period's answered first-response clocks."""
+    source = _facts(session, user, f, col(ReportFact.first_working).is_not(None))
+    key = _key(session, f, scope, source, False)
+    return _grouped(source, key, source.c.working, source.c.wall).subquery()

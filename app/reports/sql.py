@@ -120,6 +120,13 @@ def local_week(session: Session, column: Any, timezone: str, at: datetime) -> An
     return sa.func.date(column, _shift(timezone, at), "weekday 0", "-6 days")
 
 
+def week_of_day(session: Session, day: Any) -> Any:
+    """The date ('YYYY-MM-DD') of the Monday that starts the ISO week of a date column."""
+    if dialect(session) == "postgresql":
+        return sa.func.to_char(sa.func.date_trunc("week", day), "YYYY-MM-DD")
+    return sa.func.date(day, "weekday 0", "-6 days")
+
+
 def _shift(timezone: str, at: datetime) -> str:
     offset = at.astimezone(ZoneInfo(timezone)).utcoffset() or timedelta(0)
     return f"{int(offset.total_seconds() // 60):+d} minutes"

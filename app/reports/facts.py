@@ -1,0 +1,356 @@
+"""What each question counts as in the SLA figures, kept as one narrow row per question.
+
+The per-question half of the figures' definitions (the per-group half is
+:mod:`app.reports.figures`, which reads these rows):
+
+- `open`: new, in progress or waiting for the citizen; `dismissed` with its reason
+  code (unknown codes count as "other");
+- `answered`: the question has a public response of the page (`first_response_at`);
+  `answered_otklik`: answered, and a reply was written in Otklik;
+- `on_time`: its first-response clock was met; `judged`: met, missed or breached (the
+  denominator of the on-time rate);
+- `breached`: any of its clocks was breached or missed;
+- `first_working`, `first_wall`: the first-response time of a met or missed clock, in
+  working minutes (the policy's calendar) and wall-clock minutes;
+- a transfer is charged to the institution that held the question, with the time it
+  sat there (`report_transfer`).
+
+`day` is the question's local date in the zone of its institution's territory; the
+daily rollup (`report_day`) sums the rows per institution, day, page, classification
+and dismissal reason.
+
+Keeping them current: triggers (migration `2026-12-06_1900_report_facts`) put a
+question in `report_dirty` in the same transaction as any change to its status,
+classification, institution, page, clocks, Otklik replies or transfers. `refresh`
+folds the dirty questions in: their fact and transfer rows are computed again from
+the sources, and the rollup rows of every (institution, day) they left or entered are
+summed again from the facts. Reports call it before they read, so figures never lag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from app.directory.models import Institution, Territory
+from app.questions.models import (
+    OPEN_STATUSES,
+    Direction,
+    DismissReason,
+    Message,
+    MessageSource,
+    Question,
+    QuestionStatus,
+    TimelineEntry,
+)
+from app.reports.models import ReportDay, ReportDirty, ReportFact, ReportTransfer
+from app.sla.models import ClockState, SlaClock, Target
+
+# Folded per statement; a larger backlog (a fresh upgrade) is rebuilt in one pass.
+CHUNK = 5000
+REBUILD_FROM = 100_000
+# pg_advisory_xact_lock key: one fold at a time (two would sum the same days twice).
+_LOCK = 0x5E9077
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def local_date(session: Session, instant: Any, timezone: Any) -> Any:
+    """The local date of an instant column in the zone named by a text column."""
+    if _dialect(session) == "postgresql":
+        return sa.cast(sa.func.timezone(timezone, instant), sa.Date)
+    # SQLite has no zone database: each zone's offset now (Russia keeps no daylight
+    # saving time since 2014, so one offset holds for every date since).
+    now = datetime.now(UTC)
+    zones = [z for (z,) in session.execute(sa.select(col(Territory.timezone)).distinct())]
+    shifts = {z: _shift(z, now) for z in zones if z}
+    if not shifts:
+        return sa.func.date(instant)
+    shift = sa.case(*((timezone == z, s) for z, s in shifts.items()), else_="+0 minutes")
+    return sa.func.date(instant, shift)
+
+
+def _shift(zone: str, at: datetime) -> str:
+    try:
+        offset = at.astimezone(ZoneInfo(zone)).utcoffset() or timedelta(0)
+    except (KeyError, ValueError):
+        offset = timedelta(0)
+    return f"{int(offset.total_seconds() // 60):+d} minutes"
+
+
+def fact_rows(session: Session, ids: Sequence[int] | None) -> sa.Select[Any]:
+    """The fact row of each question (of `ids`, or of every question)."""
+    first = sa.orm.aliased(SlaClock)
+    other = sa.orm.aliased(SlaClock)
+    breached = (
+        sa.select(sa.literal(1))
+        .where(
+            col(other.question_id) == col(Question.id),
+            sa.or_(
+                col(other.breached_at).is_not(None),
+                col(other.state).in_([str(ClockState.breached), str(ClockState.missed)]),
+            ),
+        )
+        .exists()
+    )
+    by_otklik = (
+        sa.select(sa.literal(1))
+        .where(
+            col(Message.question_id) == col(Question.id),
+            col(Message.direction) == Direction.outbound,
+            col(Message.source) == MessageSource.otklik,
+        )
+        .exists()
+    )
+    answered = col(Question.first_response_at).is_not(None)
+    dismissed = col(Question.status) == QuestionStatus.dismissed
+    reason = sa.case(
+        (sa.not_(dismissed), ""),
+        (
+            col(Question.dismiss_reason).in_(list(DismissReason.__members__)),
+            Question.dismiss_reason,
+        ),
+        else_=str(DismissReason.other),
+    )
+    timed = sa.and_(
+        col(first.state).in_([str(ClockState.met), str(ClockState.missed)]),
+        col(first.working_minutes).is_not(None),
+    )
+    judged = [str(s) for s in (ClockState.met, ClockState.missed, ClockState.breached)]
+    query = (
+        sa.select(
+            col(Question.id),
+            col(Question.institution_id),
+            col(Question.page_id),
+            col(Question.classification),
+            col(Question.created_at),
+            local_date(session, col(Question.created_at), col(Territory.timezone)),
+            _bool(col(Question.status).in_([str(s) for s in OPEN_STATUSES])),
+            _bool(dismissed),
+            reason,
+            _bool(answered),
+            _bool(sa.and_(answered, by_otklik)),
+            _bool(col(first.state) == ClockState.met),
+            _bool(col(first.state).in_(judged)),
+            _bool(breached),
+            sa.case((timed, first.working_minutes)),
+            sa.case((timed, sa.func.coalesce(col(first.wall_minutes), 0.0))),
+        )
+        .select_from(Question)
+        .join(Institution, col(Institution.id) == col(Question.institution_id))
+        .join(Territory, col(Territory.id) == col(Institution.territory_id))
+        .outerjoin(
+            first,
+            sa.and_(
+                col(first.question_id) == col(Question.id),
+                col(first.target) == Target.first_response,
+            ),
+        )
+    )
+    return query if ids is None else query.where(col(Question.id).in_(ids))
+
+
+def transfer_rows(session: Session, ids: Sequence[int] | None) -> sa.Select[Any]:
+    """Each transfer of the questions (of `ids`, or of all): who held it, how long."""
+    data = col(TimelineEntry.data)
+    holder = data["from_institution_id"].as_integer()
+    held = sa.orm.aliased(Institution)
+    place = sa.orm.aliased(Territory)
+    query = (
+        sa.select(
+            col(TimelineEntry.id),
+            col(TimelineEntry.question_id),
+            col(held.id),
+            col(Question.page_id),
+            col(Question.classification),
+            col(Question.created_at),
+            local_date(session, col(Question.created_at), col(place.timezone)),
+            sa.func.coalesce(data["held_wall_minutes"].as_float(), 0.0),
+            sa.func.coalesce(data["held_working_minutes"].as_float(), 0.0),
+        )
+        .select_from(TimelineEntry)
+        .join(Question, col(Question.id) == col(TimelineEntry.question_id))
+        .join(held, col(held.id) == holder)
+        .join(place, col(place.id) == col(held.territory_id))
+        .where(col(TimelineEntry.kind) == "transferred")
+    )
+    return query if ids is None else query.where(col(TimelineEntry.question_id).in_(ids))
+
+
+def _bool(condition: Any) -> Any:
+    return sa.case((condition, sa.true()), else_=sa.false())
+
+
+FACT_COLUMNS = [c.name for c in ReportFact.__table__.columns]  # type: ignore[attr-defined]
+TRANSFER_COLUMNS = [c.name for c in ReportTransfer.__table__.columns]  # type: ignore[attr-defined]
+
+
+def _insert(session: Session, ids: Sequence[int] | None) -> None:
+    fact = ReportFact.__table__  # type: ignore[attr-defined]
+    transfer = ReportTransfer.__table__  # type: ignore[attr-defined]
+    session.execute(fact.insert().from_select(FACT_COLUMNS, fact_rows(session, ids)))
+    session.execute(transfer.insert().from_select(TRANSFER_COLUMNS, transfer_rows(session, ids)))
+
+
+def _days(session: Session, ids: Sequence[int]) -> set[tuple[int, Any]]:
+    """The (institution, day) pairs the questions' facts and transfers are summed in."""
+    facts = sa.select(col(ReportFact.institution_id), col(ReportFact.day)).where(
+        col(ReportFact.question_id).in_(ids)
+    )
+    moves = sa.select(col(ReportTransfer.holder_id), col(ReportTransfer.day)).where(
+        col(ReportTransfer.question_id).in_(ids)
+    )
+    return {(int(i), d) for i, d in session.execute(sa.union(facts, moves))}
+
+
+def _flag(column: Any) -> Any:
+    return sa.case((column, 1), else_=0)
+
+
+DAY_COLUMNS = [c.name for c in ReportDay.__table__.columns]  # type: ignore[attr-defined]
+
+
+def _sum_days(session: Session, pairs: Iterable[tuple[int, Any]] | None) -> None:
+    """Sum the rollup rows of (institution, day) `pairs` (all, for None) from the facts."""
+    f = ReportFact
+    t = ReportTransfer
+    zero, nothing = sa.literal(0), sa.literal(0.0)
+    facts = sa.select(
+        col(f.institution_id).label("institution_id"),
+        col(f.day).label("day"),
+        col(f.page_id).label("page_id"),
+        col(f.classification).label("classification"),
+        col(f.dismiss_reason).label("dismiss_reason"),
+        sa.literal(1).label("questions"),
+        _flag(f.answered).label("answered"),
+        _flag(f.answered_otklik).label("answered_otklik"),
+        _flag(f.on_time).label("on_time"),
+        _flag(f.judged).label("judged"),
+        _flag(f.open).label("open"),
+        _flag(f.dismissed).label("dismissed"),
+        _flag(f.breached).label("breached"),
+        zero.label("transferred_out"),
+        nothing.label("held_wall_minutes"),
+        nothing.label("held_working_minutes"),
+    )
+    moves = sa.select(
+        col(t.holder_id),
+        col(t.day),
+        col(t.page_id),
+        col(t.classification),
+        sa.literal(""),
+        *([zero] * 8),
+        sa.literal(1),
+        col(t.held_wall_minutes),
+        col(t.held_working_minutes),
+    )
+    if pairs is not None:
+        pairs = list(pairs)
+        facts = facts.where(sa.tuple_(col(f.institution_id), col(f.day)).in_(pairs))
+        moves = moves.where(sa.tuple_(col(t.holder_id), col(t.day)).in_(pairs))
+    both = sa.union_all(facts, moves).subquery()
+    keys = [both.c[k] for k in DAY_COLUMNS[:5]]
+    grouped = sa.select(*keys, *(sa.func.sum(both.c[k]) for k in DAY_COLUMNS[5:])).group_by(*keys)
+    day = ReportDay.__table__  # type: ignore[attr-defined]
+    session.execute(day.insert().from_select(DAY_COLUMNS, grouped))
+
+
+def _fold(session: Session, ids: list[int]) -> None:
+    before = _days(session, ids)
+    session.execute(sa.delete(ReportFact).where(col(ReportFact.question_id).in_(ids)))
+    session.execute(sa.delete(ReportTransfer).where(col(ReportTransfer.question_id).in_(ids)))
+    _insert(session, ids)
+    pairs = sorted(before | _days(session, ids))
+    for i in range(0, len(pairs), 500):
+        part = pairs[i : i + 500]
+        session.execute(
+            sa.delete(ReportDay).where(
+                sa.tuple_(col(ReportDay.institution_id), col(ReportDay.day)).in_(part)
+            )
+        )
+        _sum_days(session, part)
+
+
+def _lock(session: Session) -> None:
+    if _dialect(session) == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+
+
+def pending(session: Session) -> bool:
+    return session.execute(sa.select(col(ReportDirty.question_id)).limit(1)).first() is not None
+
+
+def refresh(session: Session, *, limit: int | None = None) -> int:
+    """Fold the dirty questions into the facts and the rollup (at most `limit`, else
+    all); returns how many. The caller commits."""
+    if not pending(session):
+        return 0
+    _lock(session)
+    count = session.execute(sa.select(sa.func.count()).select_from(ReportDirty)).scalar_one()
+    if limit is None and count >= REBUILD_FROM:
+        return rebuild(session)
+    done = 0
+    while limit is None or done < limit:
+        size = CHUNK if limit is None else min(CHUNK, limit - done)
+        # Rows a writer is marking right now wait for its commit and the next fold.
+        chosen = (
+            sa.select(col(ReportDirty.question_id))
+            .limit(size)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        taken = session.execute(
+            sa.delete(ReportDirty)
+            .where(col(ReportDirty.question_id).in_(chosen))
+            .returning(col(ReportDirty.question_id))
+        )
+        ids = sorted(int(i) for (i,) in taken)
+        if not ids:
+            break
+        _fold(session, ids)
+        done += len(ids)
+    return done
+
+
+def rebuild(session: Session) -> int:
+    """Every fact, transfer and rollup row from the sources, in one pass; returns the
+    number of questions. The caller commits."""
+    _lock(session)
+    session.execute(sa.delete(ReportDirty))
+    session.execute(sa.delete(ReportDay))
+    session.execute(sa.delete(ReportTransfer))
+    session.execute(sa.delete(ReportFact))
+    _insert(session, None)
+    _sum_days(session, None)
+    return int(session.execute(sa.select(sa.func.count()).select_from(ReportFact)).scalar_one())
+
+
+def current(session: Session) -> None:
+    """Fold in what changed since the last fold, before a report reads: exact figures.
+
+    A session bound to one connection (the tests) or writing on SQLite (it holds the
+    write lock) folds in place. Otherwise the fold runs in a transaction of its own:
+    on PostgreSQL the next statement sees it; a SQLite reader's transaction starts
+    again after it, since its snapshot was taken before the fold.
+    """
+    if not pending(session):
+        return
+    bind = session.get_bind()
+    begin = bind.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    sqlite = bind.dialect.name == "sqlite"
+    if isinstance(bind, sa.Connection) or (sqlite and begin != "DEFERRED"):
+        refresh(session)
+        session.flush()
+        return
+    engine = bind.execution_options(sqlite_begin="IMMEDIATE") if sqlite else bind
+    with Session(engine) as own, own.begin():
+        refresh(own)
+    if sqlite:
+        session.commit()  # a reader's: ends its snapshot, nothing to write
