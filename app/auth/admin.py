@@ -38,7 +38,7 @@ from app.core.db import SessionDep
 from app.core.errors import Invalid
 from app.core.json_api import PathId
 from app.core.web import View, ViewDep
-from app.directory.models import Institution, Territory
+from app.directory.models import SECTOR_NAMES_RU, Institution, Sector, Territory
 
 router = APIRouter(include_in_schema=False)
 
@@ -90,6 +90,10 @@ def _names(session: Session, model: Any, ids: set[int]) -> dict[int, str]:
     return {int(i): str(n) for i, n in rows}
 
 
+def _sector_name(code: str) -> str:
+    return SECTOR_NAMES_RU[Sector(code)] if code in Sector.__members__ else code
+
+
 def _scopes(session: Session, people: list[User]) -> dict[int, str]:
     """What each user sees, in words: «Весь регион», institutions, or a subtree."""
     ids = [u.id for u in people if u.id is not None]
@@ -126,6 +130,8 @@ def _scopes(session: Session, people: list[User]) -> dict[int, str]:
             if u.institution_id:
                 parts.append(f"учреждение «{institution_names.get(u.institution_id, '?')}»")
             scopes[u.id] = ", ".join(parts) + " с подчинёнными"
+            if u.sector:
+                scopes[u.id] = f"отрасль «{_sector_name(u.sector)}»: {scopes[u.id]}"
     return scopes
 
 
@@ -140,6 +146,7 @@ class UserForm:
     role: str = ""
     institution_ids: tuple[int, ...] = ()
     scope: str = ""  # a supervisor's: "t:<territory id>" or "i:<institution id>"
+    sector: str = ""  # a supervisor's sector within the territory; "" for every sector
     credential: str = "password"  # password | invite
 
     @classmethod
@@ -157,6 +164,7 @@ class UserForm:
             role=str(user.role),
             institution_ids=tuple(auth_service.institution_ids_of(session, user.id)),
             scope=scope,
+            sector=user.sector or "",
         )
 
     def role_or_none(self) -> Role | None:
@@ -190,6 +198,7 @@ def _render_form(
         roles=ROLE_NAMES_RU,
         territories=_territories(session),
         institutions=_institutions(session),
+        sectors=SECTOR_NAMES_RU,
         **context,
     )
 
@@ -271,6 +280,7 @@ def user_create(
     role: Annotated[str, Form(max_length=20)] = "",
     institution_ids: Annotated[list[str] | None, Form()] = None,
     scope: Annotated[str, Form(max_length=20)] = "",
+    sector: Annotated[str, Form(max_length=32)] = "",
     credential: Annotated[str, Form(max_length=20)] = "password",
 ) -> Response:
     form = UserForm(
@@ -280,6 +290,7 @@ def user_create(
         role=role,
         institution_ids=_ids(institution_ids or []),
         scope=scope,
+        sector=sector.strip(),
         credential="invite" if credential == "invite" else "password",
     )
     chosen = form.role_or_none()
@@ -304,6 +315,7 @@ def user_create(
                 institution_ids=list(form.institution_ids),
                 territory_id=territory_id if chosen == Role.supervisor else None,
                 institution_id=institution_id if chosen == Role.supervisor else None,
+                sector=form.sector or None if chosen == Role.supervisor else None,
             ),
             by=admin,
             now=clock(),
@@ -376,6 +388,7 @@ def user_save(
     role: Annotated[str, Form(max_length=20)] = "",
     institution_ids: Annotated[list[str] | None, Form()] = None,
     scope: Annotated[str, Form(max_length=20)] = "",
+    sector: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
     person = users.get_user(session, user_id)
     form = UserForm(
@@ -385,6 +398,7 @@ def user_save(
         role=role,
         institution_ids=_ids(institution_ids or []),
         scope=scope,
+        sector=sector.strip(),
     )
     chosen = form.role_or_none()
     territory_id, institution_id = form.scope_ids()
@@ -403,6 +417,7 @@ def user_save(
                 institution_ids=list(form.institution_ids),
                 territory_id=territory_id,
                 institution_id=institution_id,
+                sector=form.sector or None,
             ),
             by=admin,
             now=clock(),
@@ -662,6 +677,7 @@ FIELD_NAMES_RU = {
     "password": "Пароль",
     "by_link": "По ссылке",
     "sector": "Отрасль",
+    "retention_days": "Срок хранения персональных данных, дней",
     "parent_id": "Входит в",
     "url": "Адрес",
     "platform": "Платформа",
@@ -743,6 +759,8 @@ def change_rows(
                 names.get((model.__name__, v), f"№{v}") if isinstance(v, int) else str(v)
                 for v in items
             )
+        if key == "sector" and isinstance(value, str):
+            return _sector_name(value)
         return value_text(value)
 
     def rows(event: AuditEvent) -> list[tuple[str, str, str]]:

@@ -118,6 +118,7 @@ def _check_scope(
     territory_id: int | None,
     institution_id: int | None,
     errors: dict[str, str],
+    sector: str | None = None,
 ) -> None:
     ids = list(institution_ids)
     if role == Role.operator:
@@ -138,6 +139,15 @@ def _check_scope(
             errors["scope"] = "Такой территории нет — выберите территорию из списка"
         if institution_id is not None and session.get(Institution, institution_id) is None:
             errors["scope"] = "Такого учреждения нет — выберите учреждение из списка"
+        if sector is not None and sector not in Sector.__members__:
+            errors["sector"] = "Такой отрасли нет — выберите отрасль из списка"
+        elif sector is not None and territory_id is None:
+            # A sector department sees that sector's institutions of a territory
+            # subtree; under an institution the sector would mean the whole directory.
+            errors["sector"] = (
+                "Отрасль задаётся вместе с территорией: выберите в поле «Что видит куратор» "
+                "территорию или оставьте «Все отрасли»"
+            )
 
 
 def _check_contact(name: str, email: str | None, errors: dict[str, str]) -> None:
@@ -188,7 +198,9 @@ def create(
     ids = list(dict.fromkeys(data.institution_ids))
     if data.role == Role.operator and data.institution_id is not None:
         ids.append(data.institution_id)
-    _check_scope(session, data.role, ids, data.territory_id, data.institution_id, errors)
+    _check_scope(
+        session, data.role, ids, data.territory_id, data.institution_id, errors, data.sector
+    )
     if data.password and (why := passwords.problem(data.password, login)):
         errors["password"] = why
     if errors:
@@ -261,8 +273,6 @@ def update(
         territory_id = None
     sector = changes.sector if "sector" in given else user.sector
     errors: dict[str, str] = {}
-    if sector is not None and sector not in Sector.__members__:
-        errors["sector"] = "Такой отрасли нет — выберите отрасль из списка"
     if user.id == by.id and role != Role.admin:
         errors["role"] = (
             "Нельзя снять с себя роль администратора — попросите другого администратора"
@@ -274,7 +284,7 @@ def update(
     if not name:
         errors["name"] = "Введите имя: его видят коллеги в очереди и на вопросах"
     _check_contact(name, email, errors)
-    _check_scope(session, role, ids, territory_id, institution_id, errors)
+    _check_scope(session, role, ids, territory_id, institution_id, errors, sector)
     if errors:
         raise FormInvalid(errors)
     user.name = name

@@ -133,3 +133,30 @@ def test_admin_imports_a_registry_and_adds_a_rule(
     assert "праздник" in phone.inner_text("#deadlines")
     no_sideways_scroll(phone)
     keep(phone, shoot, "admin-policies-phone")
+
+
+def test_an_institutions_retention_period_is_set_on_its_page(
+    server: Server, new_page: Any, phone: Any, signed_in: Any, shoot: Any
+) -> None:
+    page = new_page({"width": 1280, "height": 900})
+    signed_in(page, "admin", "/admin/directory")
+    page.locator("a[href^='/admin/directory/institutions/']").first.click()
+    page.wait_for_url(re.compile(r"/admin/directory/institutions/\d+"))
+    address = page.url.split("?")[0]
+    assert "Пусто — срок по умолчанию" in page.inner_text("main")
+    page.fill("#retention_days", "три года")
+    page.click("button:has-text('Сохранить')")
+    assert "Ошибка:" in page.title()
+    assert "Укажите число дней от 0 до 36500" in page.locator(".error-summary").inner_text()
+    assert page.input_value("#retention_days") == "три года"  # kept for correction
+    page.fill("#retention_days", "1095")
+    page.click("button:has-text('Сохранить')")
+    page.wait_for_url(re.compile(r"done=institution"))
+    assert page.input_value("#retention_days") == "1095"
+    keep(page, shoot, "admin-institution-retention-desktop")
+    page.goto(f"{server.base}/admin/audit?action=institution.update")
+    assert "Срок хранения персональных данных" in page.locator(".audit__item").first.inner_text()
+    small = signed_in(phone, "admin", address.removeprefix(server.base))
+    no_sideways_scroll(small)
+    assert small.locator("#retention_days").is_visible()
+    keep(small, shoot, "admin-institution-retention-phone")

@@ -119,3 +119,52 @@ def test_people_pages_fit_a_phone(
         page.goto(f"{server.base}{path}")
         no_sideways_scroll(page)
         shoot(page, name)
+
+
+def test_a_sector_supervisor_is_made_on_the_form_and_audited(
+    server: Server,
+    desktop: Any,
+    phone: Any,
+    signed_in: Callable[..., Any],
+    shoot: Callable[[Any, str], Any],
+) -> None:
+    admin = server.logins("admin")[0]
+    page = signed_in(desktop, admin, "/admin/users/new")
+    page.fill("#login", "h1.education")
+    page.fill("#name", "Отдел образования Проверочный")
+    page.check("input[name=role][value=supervisor]")
+    # A sector under an institution would mean the sector everywhere: refused, explained.
+    institution = page.locator("#scope option[value^='i:']").first.get_attribute("value")
+    page.select_option("#scope", institution)
+    page.select_option("#sector", "education")
+    page.click("button:has-text('Создать пользователя')")
+    assert "Ошибка:" in page.title()
+    summary = page.locator(".error-summary").inner_text()
+    assert "Отрасль задаётся вместе с территорией" in summary
+    assert page.input_value("#sector") == "education"  # kept for correction
+    page.locator(".error-summary a[href='#sector']").click()
+    assert page.evaluate("document.activeElement.id") == "sector"
+    shoot(page, "admin-users-sector-error-desktop")
+
+    region = page.locator("#scope option[value^='t:']").first.get_attribute("value")
+    page.select_option("#scope", region)
+    page.click("button:has-text('Создать пользователя')")
+    page.wait_for_load_state()
+    assert "Пользователь «h1.education» создан" in page.locator("h1").inner_text()
+
+    page.goto(f"{server.base}/admin/users?q=h1.education")
+    assert "отрасль «Образование»" in page.locator("#people").inner_text()
+    page.click("text=Отдел образования Проверочный")
+    page.wait_for_url(re.compile(r"/admin/users/\d+$"))
+    assert page.input_value("#sector") == "education"
+    shoot(page, "admin-user-sector-desktop")
+    user_url = page.url
+
+    page.goto(f"{server.base}/admin/audit?action=user.create")
+    created = page.locator(".audit__item").first.inner_text()
+    assert "h1.education" in created and "Отрасль" in created and "Образование" in created
+
+    small = signed_in(phone, admin, user_url.removeprefix(server.base))
+    no_sideways_scroll(small)
+    assert small.locator("#sector").is_visible()
+    shoot(small, "admin-user-sector-phone")
