@@ -33,6 +33,7 @@ from app.core.web import SECURITY_HEADERS, STATIC_DIR, View
 from app.jobs.context import JobContext
 from app.jobs.runner import Job, Runner
 from app.processing.processor import Processor
+from app.questions import queue
 
 log = logging.getLogger("otklik")
 
@@ -282,6 +283,8 @@ def create_app(
     # Intake stores and wakes; processing is handed in here, so intake never imports it.
     app.state.processor_factory = Processor
     app.state.engine = engine or make_engine(settings.database_url)
+    # The queue's counts are cached per process; a new application starts afresh.
+    queue.clear_cache()
     app.state.clock = clock or utcnow
     app.state.cipher = Cipher(settings.resolved_secret_key())
     app.state.http = http or httpx.Client(

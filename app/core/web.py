@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
+from starlette.datastructures import URL, URLPath
 
 from app.core import format as fmt
 
@@ -67,7 +68,39 @@ templates.env.filters.update(
     local=_dt_filter(short=False),
     minutes=_duration,
 )
+
+
+_PATHS_KEPT = 4096
+
+
+def _path_for(router: Any, name: str, params: dict[str, Any]) -> URLPath:
+    """`router.url_path_for`, remembered on the router per name and parameters."""
+    cache: dict[tuple[str, tuple[tuple[str, Any], ...]], URLPath] | None = getattr(
+        router, "_otklik_paths", None
+    )
+    if cache is None:
+        cache = {}
+        router._otklik_paths = cache
+    key = (name, tuple(sorted(params.items())))
+    path = cache.get(key)
+    if path is None:
+        if len(cache) >= _PATHS_KEPT:
+            cache.clear()
+        path = cache[key] = cast(URLPath, router.url_path_for(name, **params))
+    return path
+
+
+@pass_context
+def _url_for(context: Context, name: str, /, **path_params: Any) -> URL:
+    """Starlette's `url_for`, with the path looked up once per name and parameters: the
+    lookup walks every route (a page's four static links cost more than its SQL)."""
+    request: Request = context["request"]
+    router = request.scope.get("router") or request.scope.get("app")
+    return _path_for(router, name, path_params).make_absolute_url(base_url=request.base_url)
+
+
 templates.env.globals.update(
+    url_for=_url_for,
     plural=fmt.plural,
     count=fmt.count,
     platform_name=fmt.platform_name,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -68,10 +68,18 @@ def _scoped_ids(user: User) -> sa.Select[Any]:
 def _load_in_order(session: Session, ids_query: sa.Select[Any]) -> list[Question]:
     """Sort on the ids (from the queue's covering index), then load only the rows shown:
     sorting thousands of whole rows, texts included, cost more than the rest of /inbox."""
-    ids = list(session.execute(ids_query).scalars())
+    return load_in_order(session, list(session.execute(ids_query).scalars()))
+
+
+def load_in_order(session: Session, ids: Sequence[int], user: User | None = None) -> list[Question]:
+    """These questions, in this order; an id no longer there, or no longer in the user's
+    scope when one is given, is left out."""
     if not ids:
         return []
-    found = {q.id: q for q in session.exec(select(Question).where(col(Question.id).in_(ids)))}
+    query = select(Question).where(col(Question.id).in_(ids))
+    if user is not None:
+        query = query.where(auth_service.scope_filter(user, Question.institution_id))
+    found = {q.id: q for q in session.exec(query)}
     return [found[i] for i in ids if i in found]
 
 
@@ -86,7 +94,7 @@ def get_question(session: Session, user: User, question_id: int) -> Question:
 _Q = TypeVar("_Q", bound=sa.Select[*tuple[Any, ...]])
 
 
-def _apply(query: _Q, f: QuestionFilter) -> _Q:
+def apply_filter(query: _Q, f: QuestionFilter) -> _Q:
     if f.institution_id is not None:
         query = query.where(col(Question.institution_id) == f.institution_id)
     if f.page_id is not None:
@@ -149,7 +157,7 @@ def list_questions(
     """
     rank = _rank()
     due = sa.func.coalesce(col(Question.due_at), sa.literal(_FAR_FUTURE, UTCDateTime()))
-    query = _apply(_scoped_ids(user), f)
+    query = apply_filter(_scoped_ids(user), f)
     if after is not None:
         try:
             a_rank, a_due, a_created, a_id = after
@@ -181,127 +189,12 @@ def list_questions(
     return rows[:limit], next_after
 
 
-# --- the operator's queue (/inbox) ------------------------------------------------
-
-CLOSED_STATUSES = (
-    QuestionStatus.answered,
-    QuestionStatus.closed,
-    QuestionStatus.dismissed,
-    QuestionStatus.withdrawn,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Tab:
-    key: str
-    title: str
-    counted: bool = True  # the closed tab grows forever: no count
-    recent: bool = False  # newest first instead of most urgent first
-
-
-TABS = (
-    Tab("mine", "Мои"),
-    Tab("new", "Новые"),
-    Tab("in_progress", "В работе"),
-    Tab("waiting", "Ждут гражданина"),
-    Tab("overdue", "Просрочены"),
-    Tab("open", "Все открытые"),
-    Tab("closed", "Закрытые", counted=False, recent=True),
-    Tab("no_answer", "Не требуют ответа", recent=True),
-)
-TAB_BY_KEY = {tab.key: tab for tab in TABS}
-DEFAULT_TAB = "open"
-
-
-def tab_filter(tab: str, base: QuestionFilter, user: User, now: datetime) -> QuestionFilter:
-    """The filter of a queue tab on top of the user's filters. Work tabs hold what needs
-    an answer; gratitude, spam and reactions (triage's NO_ANSWER) have their own tab."""
-    open_ = [str(s) for s in OPEN_STATUSES]
-    work = replace(base, status=open_, needs_answer=True)
-    if tab == "mine":
-        return replace(work, assignee_id=user.id)
-    if tab == "new":
-        return replace(work, status=[QuestionStatus.new])
-    if tab == "in_progress":
-        return replace(work, status=[QuestionStatus.in_progress])
-    if tab == "waiting":
-        return replace(work, status=[QuestionStatus.waiting_citizen])
-    if tab == "overdue":
-        return replace(work, due_by=now)
-    if tab == "closed":
-        return replace(base, status=[str(s) for s in CLOSED_STATUSES])
-    if tab == "no_answer":
-        return replace(base, status=open_, needs_answer=False)
-    return work
-
-
-@dataclass(frozen=True, slots=True)
-class QueueState:
-    """The counts of a queue's tabs and the version a poll compares (`queue_state`)."""
-
-    counts: dict[str, int]
-    version: str
-
-
-def queue_state(session: Session, user: User, base: QuestionFilter, now: datetime) -> QueueState:
-    """How many open questions each counted tab holds under the user's filters, and a
-    cheap mark of their state, from one grouped query over the open questions in scope.
-
-    The version changes when a question arrives, leaves the open statuses or changes
-    (`updated_at`), and once a minute, so that a polling queue re-renders its SLA times
-    (the browser never counts down). Its first part is the newest open question's id
-    (`new_since`)."""
-    no_answer = col(Question.classification).in_([str(c) for c in NO_ANSWER])
-    overdue = sa.case((col(Question.due_at) <= now, 1), else_=0)
-    mine = sa.case((col(Question.assignee_id) == user.id, 1), else_=0)
-    query = _apply(
-        sa.select(
-            col(Question.status),
-            sa.case((no_answer, 1), else_=0),
-            overdue,
-            mine,
-            sa.func.count(),
-            sa.func.max(col(Question.id)),
-            sa.func.max(col(Question.updated_at)),
-        )
-        .select_from(Question)
-        .where(auth_service.scope_filter(user, Question.institution_id))
-        # By position: PostgreSQL would not match the CASEs' separately bound values.
-        .group_by(sa.text("1, 2, 3, 4")),
-        replace(base, status=[str(s) for s in OPEN_STATUSES], needs_answer=None, due_by=None),
-    )
-    counts = dict.fromkeys(("open", "new", "in_progress", "waiting", "overdue", "mine"), 0)
-    counts["no_answer"] = 0
-    total, newest, updated = 0, 0, None
-    for status, is_no_answer, is_overdue, is_mine, n, top, changed in session.execute(query):
-        total += n
-        newest = max(newest, top or 0)
-        if changed is not None and (updated is None or changed > updated):
-            updated = changed
-        if is_no_answer:
-            counts["no_answer"] += n
-            continue
-        counts["open"] += n
-        counts[_STATUS_TAB[str(status)]] += n
-        counts["overdue"] += n if is_overdue else 0
-        counts["mine"] += n if is_mine else 0
-    stamp = int(updated.timestamp()) if isinstance(updated, datetime) else (updated or 0)
-    return QueueState(counts, f"{newest}-{total}-{stamp}-{int(now.timestamp()) // 60}")
-
-
-_STATUS_TAB: dict[str, str] = {
-    QuestionStatus.new: "new",
-    QuestionStatus.in_progress: "in_progress",
-    QuestionStatus.waiting_citizen: "waiting",
-}
-
-
 def list_recent(
     session: Session, user: User, f: QuestionFilter, *, after: list[object] | None, limit: int
 ) -> tuple[Sequence[Question], list[object] | None]:
     """Newest activity first (the closed tab, what needs no answer); the cursor is the
     last row's (updated_at, id)."""
-    query = _apply(_scoped_ids(user), f)
+    query = apply_filter(_scoped_ids(user), f)
     if after is not None:
         try:
             a_updated, a_id = after
@@ -321,15 +214,9 @@ def list_recent(
     return rows[:limit], next_after
 
 
-def newest_id(version: str) -> int | None:
-    """The newest open question's id a version was taken at (None: not a version)."""
-    head = version.split("-", 1)[0]
-    return int(head) if head.isdigit() else None
-
-
 def new_since(session: Session, user: User, f: QuestionFilter, after_id: int) -> int:
     """How many questions of a tab's filter arrived after the question `after_id`."""
-    query = _apply(
+    query = apply_filter(
         sa.select(sa.func.count())
         .select_from(Question)
         .where(auth_service.scope_filter(user, Question.institution_id)),
@@ -441,4 +328,4 @@ def _apply_drill(query: _Q, f: QuestionFilter) -> _Q:
 def filtered_ids(user: User, f: QuestionFilter) -> sa.Select[tuple[int]]:
     """The ids of the questions a filter selects in the user's scope, unordered: for
     exports that stream them (`app.reports.question_export`)."""
-    return _apply(_scoped_ids(user), f)
+    return apply_filter(_scoped_ids(user), f)

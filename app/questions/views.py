@@ -29,7 +29,7 @@ from app.core.json_api import decode_cursor, encode_cursor
 from app.core.web import ViewDep
 from app.directory import snapshots as directory
 from app.directory.models import Institution, Page
-from app.questions import queries
+from app.questions import queries, queue
 from app.questions.models import Question, TimelineEntry
 from app.routing.models import Category
 from app.sla import display
@@ -64,7 +64,7 @@ def _int(value: str | None) -> int | None:
 class QueueParams:
     """The queue's state as the URL holds it; unknown values are dropped, not errors."""
 
-    tab: str = queries.DEFAULT_TAB
+    tab: str = queue.DEFAULT_TAB
     q: str = ""
     filters: dict[str, str] = field(default_factory=dict)
     cursor: str | None = None
@@ -85,7 +85,7 @@ class QueueParams:
             if checks.get(k, lambda v: _int(v) is not None)(v)  # ids otherwise
         }
         return cls(
-            tab=tab if tab in queries.TAB_BY_KEY else queries.DEFAULT_TAB,
+            tab=tab if tab in queue.TAB_BY_KEY else queue.DEFAULT_TAB,
             q=query.get("q", "").strip()[:200],
             filters=filters,
             cursor=query.get("cursor") or None,
@@ -110,7 +110,7 @@ class QueueParams:
         """/inbox with these params changed (None drops one); a new view starts at the top."""
         params: dict[str, str | None] = {"tab": self.tab, **self.filters, "q": self.q}
         params.update(changes)
-        if params.get("tab") == queries.DEFAULT_TAB:
+        if params.get("tab") == queue.DEFAULT_TAB:
             params.pop("tab")
         kept = {k: v for k, v in params.items() if v}
         return "/inbox" + ("?" + urlencode(kept) if kept else "")
@@ -282,26 +282,29 @@ def inbox(
     now = clock()
     params = QueueParams.parse(request.query_params)
     base = params.question_filter(user)
-    tab = queries.TAB_BY_KEY[params.tab]
-    f = queries.tab_filter(params.tab, base, user, now)
-    state = queries.queue_state(session, user, base, now)
+    tab = queue.TAB_BY_KEY[params.tab]
+    f = queue.tab_filter(params.tab, base, user, now)
+    state = queue.queue_state(session, user, base, now)
     version = state.version
     shown_version = request.query_params.get("v")
-    if shown_version is not None and shown_version == version:
+    if queue.unchanged(shown_version, state):
         return Response(status_code=204, headers={"Vary": "HX-Request"})
 
-    lister = queries.list_recent if tab.recent else queries.list_questions
     try:
         after = decode_cursor(params.cursor)
-        questions, next_after = lister(session, user, f, after=after, limit=PAGE_SIZE)
+        questions, next_after = queue.page(
+            session, user, tab, f, state, after=after, limit=PAGE_SIZE
+        )
     except Invalid:
         # A stale or hand-edited cursor: start from the top rather than fail.
         params.cursor = None
-        questions, next_after = lister(session, user, f, after=None, limit=PAGE_SIZE)
+        questions, next_after = queue.page(
+            session, user, tab, f, state, after=None, limit=PAGE_SIZE
+        )
     counts = state.counts
     arrived = 0
     if shown_version is not None:
-        seen = queries.newest_id(shown_version)
+        seen = queue.newest_id(shown_version)
         if seen is not None:
             arrived = queries.new_since(session, user, f, seen)
     options = _options(session, user, base.institution_id)
@@ -310,7 +313,7 @@ def inbox(
         "now": now,
         "params": params,
         "tab": tab,
-        "tabs": queries.TABS,
+        "tabs": queue.TABS,
         "counts": counts,
         "rows": _rows(session, questions, now),
         "next_url": params.url(cursor=encode_cursor(next_after)) if next_after else None,

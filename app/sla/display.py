@@ -50,28 +50,37 @@ def _wall(start: datetime, end: datetime) -> float:
     return max(0.0, (end - start) / timedelta(minutes=1))
 
 
-def clock_urgency(session: Session, clock: SlaClock, now: datetime) -> Urgency:
-    """One clock as of `now` (UTC-aware)."""
+def _state_now(clock: SlaClock, now: datetime) -> ClockState:
+    """A clock's state as of `now`: a running clock past its deadline reads breached
+    before the watcher gets to it, past its warning point warning."""
     state = ClockState(clock.state)
-    working_time = bool(clock.details.get("working_time", True))
     due = clock.due_at
     if state in (ClockState.running, ClockState.warning) and due is not None:
         if due <= now:
-            state = ClockState.breached
-        elif state == ClockState.running and clock.warn_at is not None and clock.warn_at <= now:
-            state = ClockState.warning
-    basis = clock_ops.clock_basis(session, clock)
+            return ClockState.breached
+        if state == ClockState.running and clock.warn_at is not None and clock.warn_at <= now:
+            return ClockState.warning
+    return state
+
+
+def clock_urgency(session: Session, clock: SlaClock, now: datetime) -> Urgency:
+    """One clock as of `now` (UTC-aware)."""
+    state = _state_now(clock, now)
+    working_time = bool(clock.details.get("working_time", True))
+    due = clock.due_at
     left: float | None = None
     wall: float | None = None
-    if state in (ClockState.running, ClockState.warning) and due is not None:
-        left, wall = basis.between(now, due), _wall(now, due)
-    elif state == ClockState.breached and due is not None:
-        left, wall = basis.between(due, now), _wall(due, now)
-    elif state == ClockState.paused and due is not None:
-        paused_at = clock.paused_at or now
-        left, wall = basis.between(paused_at, due), _wall(paused_at, due)
-    elif state in (ClockState.met, ClockState.missed):
+    if state in (ClockState.met, ClockState.missed):
         left, wall = clock.working_minutes, clock.wall_minutes
+    elif due is not None and state in _TIMED:
+        basis = clock_ops.clock_basis(session, clock)
+        if state == ClockState.breached:
+            left, wall = basis.between(due, now), _wall(due, now)
+        elif state == ClockState.paused:
+            paused_at = clock.paused_at or now
+            left, wall = basis.between(paused_at, due), _wall(paused_at, due)
+        else:
+            left, wall = basis.between(now, due), _wall(now, due)
     return Urgency(
         state=str(state),
         target=str(clock.target),
@@ -82,34 +91,44 @@ def clock_urgency(session: Session, clock: SlaClock, now: datetime) -> Urgency:
     )
 
 
-def most_urgent(session: Session, clocks: Iterable[SlaClock], now: datetime) -> Urgency:
+_TIMED = (ClockState.running, ClockState.warning, ClockState.breached, ClockState.paused)
+
+
+def _pick(clocks: Sequence[SlaClock], now: datetime) -> SlaClock | None:
     """The clock a queue row shows (Chatwoot's `findMostUrgentSLAStatus`): the active one
     nearest to (or furthest past) its deadline, breached before warning before running;
-    else a paused one; else the first response's outcome (missed before met)."""
-    shown = [clock_urgency(session, clock, now) for clock in clocks]
-    active = [u for u in shown if u.state in _ACTIVE_RANK]
+    else a paused one; else the first response's outcome (missed before met). Chosen on
+    states and deadlines alone, so only the shown clock's working time is computed."""
+    states = [(clock, _state_now(clock, now)) for clock in clocks]
+    active = [(c, s) for c, s in states if s in _ACTIVE_RANK]
     if active:
         return min(
             active,
-            key=lambda u: (
-                _ACTIVE_RANK[ClockState(u.state)],
-                u.due_at or now,
-                _TARGET_ORDER.get(Target(u.target), 9) if u.target else 9,
+            key=lambda cs: (
+                _ACTIVE_RANK[cs[1]],
+                cs[0].due_at or now,
+                _TARGET_ORDER.get(Target(cs[0].target), 9),
             ),
-        )
-    paused = [u for u in shown if u.state == ClockState.paused]
+        )[0]
+    paused = [c for c, s in states if s == ClockState.paused]
     if paused:
-        return min(paused, key=lambda u: u.due_at or now)
-    settled = [u for u in shown if u.state in (ClockState.met, ClockState.missed)]
+        return min(paused, key=lambda c: c.due_at or now)
+    settled = [(c, s) for c, s in states if s in (ClockState.met, ClockState.missed)]
     for target in (Target.first_response, Target.next_response, Target.final_answer):
-        for u in settled:
-            if u.target == target and u.state == ClockState.missed:
-                return u
+        for c, s in settled:
+            if c.target == target and s == ClockState.missed:
+                return c
     for target in (Target.first_response, Target.next_response, Target.final_answer):
-        for u in settled:
-            if u.target == target:
-                return u
-    return NONE
+        for c, _ in settled:
+            if c.target == target:
+                return c
+    return None
+
+
+def most_urgent(session: Session, clocks: Iterable[SlaClock], now: datetime) -> Urgency:
+    """The most urgent clock as shown (`_pick`), or NONE without one."""
+    chosen = _pick(list(clocks), now)
+    return NONE if chosen is None else clock_urgency(session, chosen, now)
 
 
 def clocks_by_question(session: Session, question_ids: Sequence[int]) -> dict[int, list[SlaClock]]:
