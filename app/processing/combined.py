@@ -131,6 +131,15 @@ class Writes:
         """Set the columns of `row` on the row of `table` whose `key` is `row[key]`."""
         self._add("update", table, key, dict(row))
 
+    def extend(self, other: Writes) -> None:
+        """Add the writes of `other` after these (rows of the same shape join)."""
+        for kind, table, key, rows in other._parts:
+            for row in rows:
+                self._add(kind, table, key, row)
+
+    def __bool__(self) -> bool:
+        return bool(self._parts)
+
     def send(self, db: sa.Connection) -> None:
         if not self._parts:
             return

@@ -23,7 +23,7 @@ from app.directory import service as directory_service
 from app.directory import snapshots as directory
 from app.directory.snapshots import PageInfo
 from app.intake.models import EventStatus, InboundEvent
-from app.processing import bounds, replies
+from app.processing import bounds, held, replies
 from app.processing import new_question as intake
 from app.processing.new_question import Delivery
 from app.questions import timeline
@@ -111,6 +111,7 @@ def process(
         # Events of one thread are applied one at a time across all processes,
         # so two workers never open two questions for one citizen's thread.
         thread_locks(session, threads(page, items))
+    held.before_event(session, page.id, items)
     attempts = getattr(event, "attempts", 0) or 0
     found: dict[str, replies.Targets] = {}
     missing = _missing(session, page, items, found)

@@ -5,7 +5,8 @@ routing (`app.routing.arrival.decide`), the SLA policy version and clocks
 (`app.sla.service.arrival`), the outgoing webhooks. Then the question, its message,
 timeline entries, clocks and outbox rows are inserted without ORM objects or a
 flush: on PostgreSQL in one statement (`combined.Writes`; the question's id comes
-from its sequence, read with the thread lookup), on SQLite one INSERT per table.
+from its sequence, read with the thread lookup), held back to go with the rows of
+the batch's other events (`held`); on SQLite one INSERT per table.
 A page's native reply is written the same way (`answer`). Nothing reads these rows back
 as objects in the same event; a later event of the same transaction loads them from
 the database like any other. This is the one way a question comes to be: tests make
@@ -24,7 +25,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from app.directory.snapshots import PageInfo
-from app.processing import combined
+from app.processing import combined, held
 from app.questions import outgoing
 from app.questions.models import (
     OPEN_STATUSES,
@@ -334,7 +335,7 @@ def open_question(
         ],
     )
     writes.insert(_OUTBOX, outgoing.outbox_rows(session, "question.created", question, now))
-    writes.send(db)
+    held.send(session, db, writes)
     return question_id
 
 
@@ -405,7 +406,7 @@ def answer(
             _OUTBOX,
             outgoing.outbox_rows(session, "question.answered", values, now, {"source": "native"}),
         )
-    writes.send(db)
+    held.send(session, db, writes)
     _expire(session, Question, [question_id])
     _expire(session, SlaClock, [row.id for row in clocks.values()])
 

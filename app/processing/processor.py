@@ -12,6 +12,7 @@ they take turns on the write lock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -28,8 +29,8 @@ from app.core.db import reading_engine
 from app.directory import snapshots as directory
 from app.intake.models import EventStatus, InboundEvent
 from app.intake.turns import intake_signal
+from app.processing import held, order
 from app.processing import ingest as inbox_service
-from app.processing import order
 from webhooks import Malformed
 
 log = logging.getLogger("otklik.ingest")
@@ -199,12 +200,26 @@ def _process(
     work = (
         [order.Ready(e, None) for e in events] if sqlite else order.ready(session, events, cipher)
     )
-    for item in work:
-        event = item.event
-        ids.append(event.id)
-        try:
-            if careful:
-                with session.begin_nested():
+    # PostgreSQL: the events' rows are held back and go in one statement at the end
+    # (`held.holding`); one by one (`careful`), each event writes its own.
+    hold = not sqlite and not careful
+    with held.holding(session) if hold else contextlib.nullcontext():
+        for item in work:
+            event = item.event
+            ids.append(event.id)
+            try:
+                if careful:
+                    with session.begin_nested():
+                        inbox_service.process(
+                            session,
+                            event,
+                            cipher=cipher,
+                            now=clock(),
+                            settled=settled,
+                            parsed=item.parsed,
+                            locked=not sqlite,
+                        )
+                else:
                     inbox_service.process(
                         session,
                         event,
@@ -214,43 +229,40 @@ def _process(
                         parsed=item.parsed,
                         locked=not sqlite,
                     )
-            else:
-                inbox_service.process(
-                    session,
-                    event,
-                    cipher=cipher,
-                    now=clock(),
-                    settled=settled,
-                    parsed=item.parsed,
-                    locked=not sqlite,
-                )
-        except Exception as exc:
-            if not careful:
+            except Exception as exc:
+                if not careful:
+                    return False
+                _log_failure(event.id, exc)
+                inbox_service.mark_failed(session, event.id, exc, clock())
+            if not sqlite:
+                continue
+            waits = intake is not None and intake.raised()
+            if not careful and (waits or time.perf_counter() > deadline):
+                # A webhook waits for the write lock, or the batch has held it for its
+                # budget (the jobs of this process may be waiting): commit what is done,
+                # stand aside, and go on with the rest of the batch in a new transaction
+                # (claiming the batch again would cost more than the event).
+                if settled:
+                    session.connection().execute(inbox_service.SETTLE, settled)
+                    settled.clear()
+                session.commit()
+                if waits and intake is not None:
+                    intake.release()
+                    intake.wait_lowered()
+                    intake.hold()
+                deadline = time.perf_counter() + SQLITE_BUDGET
+            elif time.perf_counter() > deadline or waits:
+                break  # commit now: others wait for the lock
+        if hold:
+            # The rows the batch's events held back, in one statement (`held.holding`).
+            # Should it fail, the batch is done again event by event, nothing held.
+            try:
+                held.flush(session)
+            except Exception:
                 return False
-            _log_failure(event.id, exc)
-            inbox_service.mark_failed(session, event.id, exc, clock())
-        if not sqlite:
-            continue
-        waits = intake is not None and intake.raised()
-        if not careful and (waits or time.perf_counter() > deadline):
-            # A webhook waits for the write lock, or the batch has held it for its
-            # budget (the jobs of this process may be waiting): commit what is done,
-            # stand aside, and go on with the rest of the batch in a new transaction
-            # (claiming the batch again would cost more than the event).
-            if settled:
-                session.connection().execute(inbox_service.SETTLE, settled)
-                settled.clear()
-            session.commit()
-            if waits and intake is not None:
-                intake.release()
-                intake.wait_lowered()
-                intake.hold()
-            deadline = time.perf_counter() + SQLITE_BUDGET
-        elif time.perf_counter() > deadline or waits:
-            break  # commit now: others wait for the lock
-    if settled:
-        session.connection().execute(inbox_service.SETTLE, settled)
-    return True
+        if settled:
+            session.connection().execute(inbox_service.SETTLE, settled)
+        return True
 
 
 class Processor:

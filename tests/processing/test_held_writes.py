@@ -1,0 +1,150 @@
+"""A batch on PostgreSQL holds its events' rows back and writes them in one statement
+(`combined.holding`). Whatever the events of one batch read of each other (a native
+reply to a question of the same batch, the citizen's follow-up after that reply,
+another citizen in the same thread, the same citizen in another thread), the
+outcome is the one of processing them one at a time (on SQLite, where nothing is
+held, too)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app.directory.models import Platform
+from app.intake.models import InboundEvent
+from app.processing.processor import process_pending
+from app.questions.models import Message, Question, TimelineEntry
+from app.sla.models import SlaClock
+from tests.factories.directory import cipher, make_page
+
+NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
+
+
+def _scenario() -> list[dict[str, Any]]:
+    """Deliveries in arrival order: (id, thread, author or None for the page, reply_to,
+    minutes before NOW). The first question is overdue when it arrives."""
+    rows = [
+        ("m1", "t1", "c1", None, 3000),
+        ("m2", "t1", "c2", None, 2990),
+        ("r1", "t1", None, "m1", 2980),
+        ("m3", "t1", "c1", None, 2970),  # c1's follow-up after the answer
+        ("m4", "t2", "c1", None, 2960),  # c1 again, in another thread
+        ("m5", "t3", "c3", None, 30),
+        ("r2", "t3", None, None, 20),  # no reply_to: answers the thread's open question
+        ("r3", "t1", None, "m2", 10),
+        ("m6", "t1", "c2", None, 5),  # c2's follow-up after the answer
+    ]
+    out = []
+    for key, thread, author, reply_to, minutes in rows:
+        body: dict[str, Any] = {
+            "id": key,
+            "thread_id": thread,
+            "kind": "comment",
+            "author": {"id": author or "page", "name": "Страница" if author is None else author},
+            "text": f"Когда починят дорогу на улице Ленина? ({key})",
+            "sent_at": (NOW - timedelta(minutes=minutes)).isoformat(),
+            "from_page": author is None,
+        }
+        if reply_to is not None:
+            body["reply_to"] = reply_to
+        out.append(body)
+    return out
+
+
+def _store(engine: sa.Engine, page_id: int) -> None:
+    with Session(engine) as session:
+        for body in _scenario():
+            session.add(
+                InboundEvent(
+                    platform="generic",
+                    page_id=page_id,
+                    delivery_key=body["id"],
+                    body=json.dumps(body).encode(),
+                    received_at=NOW,
+                )
+            )
+        session.commit()
+
+
+def _outcome(engine: sa.Engine, page_id: int) -> list[Any]:
+    """The page's questions with their messages, clocks and timeline, by platform keys."""
+    with Session(engine) as session:
+        out: list[Any] = []
+        questions = session.exec(
+            select(Question).where(col(Question.page_id) == page_id).order_by(col(Question.id))
+        ).all()
+        for q in questions:
+            messages = session.exec(
+                select(Message.external_id, Message.source)
+                .where(col(Message.question_id) == q.id)
+                .order_by(col(Message.id))
+            ).all()
+            clocks = session.exec(
+                select(SlaClock.target, SlaClock.state, SlaClock.due_at, SlaClock.done_at)
+                .where(col(SlaClock.question_id) == q.id)
+                .order_by(col(SlaClock.target))
+            ).all()
+            kinds = session.exec(
+                select(TimelineEntry.kind)
+                .where(col(TimelineEntry.question_id) == q.id)
+                .order_by(col(TimelineEntry.kind))
+            ).all()
+            out.append(
+                (
+                    q.thread_key,
+                    q.citizen_platform_id,
+                    str(q.status),
+                    q.first_response_at,
+                    q.due_at,
+                    q.linked_question_id is not None,
+                    [tuple(m) for m in messages],
+                    [tuple(c) for c in clocks],
+                    list(kinds),
+                )
+            )
+        return out
+
+
+def _page(engine: sa.Engine) -> int:
+    with Session(engine) as session:
+        page = make_page(session, platform=Platform.generic)
+        session.commit()
+        assert page.id is not None
+        return page.id
+
+
+def test_a_batch_with_held_rows_ends_as_one_event_at_a_time(live_engine: sa.Engine) -> None:
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    together, alone = _page(live_engine), _page(live_engine)
+    _store(live_engine, together)
+    sa.event.listen(live_engine, "before_cursor_execute", seen)
+    try:
+        assert process_pending(live_engine, cipher(), lambda: NOW) == len(_scenario())
+    finally:
+        sa.event.remove(live_engine, "before_cursor_execute", seen)
+    if live_engine.dialect.name == "postgresql":
+        combined = [s for s in statements if s.startswith("WITH w0 AS (INSERT")]
+        # Five new questions and three replies in fewer statements: rows were held.
+        assert 0 < len(combined) < 8
+
+    _store(live_engine, alone)
+    while process_pending(live_engine, cipher(), lambda: NOW, limit=1):
+        pass
+
+    expected = _outcome(live_engine, alone)
+    # m1, m2, m4, m5 (m3 and m6 join the questions of m1 and m2).
+    assert [(q[0], q[1], q[2]) for q in expected] == [
+        ("t1", "c1", "in_progress"),
+        ("t1", "c2", "in_progress"),
+        ("t2", "c1", "new"),
+        ("t3", "c3", "answered"),
+    ]
+    assert _outcome(live_engine, together) == expected
