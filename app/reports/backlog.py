@@ -13,7 +13,8 @@ from sqlmodel import Session, col
 
 from app.auth.models import User
 from app.directory.models import Institution, Territory
-from app.questions.models import OPEN_STATUSES, Question
+from app.reports import facts
+from app.reports.models import ReportFact
 from app.reports.population import (
     ReportFilter,
     group_key,
@@ -24,8 +25,6 @@ from app.reports.population import (
 )
 from app.sla import service as sla_service
 from app.sla.models import ClockState, SlaClock
-
-_OPEN = [str(s) for s in OPEN_STATUSES]
 
 AGE_BUCKETS: tuple[tuple[str, float], ...] = (
     ("under_1h", 60),
@@ -63,36 +62,39 @@ def backlog(
     """Open questions and complaints now, per group, by age (days and weeks: creation date)."""
     f = ReportFilter(now - timedelta(days=1), now, territory_id, institution_id, group_by, sector)
     scope = report_scope(session, f, user)
+    facts.current(session)
+    # The open questions are found through their fact rows (a short index range), not
+    # by reading the question table past every answered one.
     key = group_key(
         session,
         f,
         scope,
         institution=Institution,
         territory=Territory,
-        page_id=col(Question.page_id),
-        created_at=col(Question.created_at),
-        classification=col(Question.classification),
+        page_id=col(ReportFact.page_id),
+        created_at=col(ReportFact.created_at),
+        classification=col(ReportFact.classification),
     )
     warned = (
         sa.select(sa.literal(1))
         .where(
-            col(SlaClock.question_id) == col(Question.id),
+            col(SlaClock.question_id) == col(ReportFact.question_id),
             col(SlaClock.state).in_([str(ClockState.running), str(ClockState.warning)]),
             col(SlaClock.warn_at) <= now,
             col(SlaClock.due_at) > now,
         )
         .exists()
     )
-    overdue = col(Question.due_at) <= now
+    overdue = col(ReportFact.due_at) <= now
     ages: list[Any] = []
     newer: datetime | None = None
     for _, minutes in AGE_BUCKETS:
         cond: list[Any] = []
         older = None if minutes == math.inf else now - timedelta(minutes=minutes)
         if older is not None:
-            cond.append(col(Question.created_at) > older)
+            cond.append(col(ReportFact.created_at) > older)
         if newer is not None:
-            cond.append(col(Question.created_at) <= newer)
+            cond.append(col(ReportFact.created_at) <= newer)
         ages.append(sa.func.sum(sa.case((sa.and_(sa.true(), *cond), 1), else_=0)))
         newer = older
     query = (
@@ -101,17 +103,17 @@ def backlog(
             sa.func.count(),
             sa.func.sum(sa.case((overdue, 1), else_=0)),
             sa.func.sum(sa.case((sa.and_(sa.not_(overdue), warned), 1), else_=0)),
-            sa.func.min(col(Question.created_at)),
+            sa.func.min(col(ReportFact.created_at)),
             *ages,
         )
-        .select_from(Question)
-        .join(Institution, col(Institution.id) == col(Question.institution_id))
+        .select_from(ReportFact)
+        .join(Institution, col(Institution.id) == col(ReportFact.institution_id))
         .join(Territory, col(Territory.id) == col(Institution.territory_id))
         .where(
-            col(Question.status).in_(_OPEN),
+            col(ReportFact.open).is_(True),
             # Greetings and thanks left open are no debt to anyone.
-            col(Question.classification).in_(sla_service.ANSWERABLE),
-            *visible_conditions(session, user, f, col(Question.institution_id)),
+            col(ReportFact.classification).in_(sla_service.ANSWERABLE),
+            *visible_conditions(session, user, f, col(ReportFact.institution_id)),
         )
         .group_by(key)
     )

@@ -230,12 +230,27 @@ def dashboard(
         session,
         period,
         trend_by,
-        figures.sla_report(session, user, replace(f, group_by=trend_by), now=now),
+        figures.sla_report(
+            session, user, replace(f, group_by=trend_by), now=now, percentiles=False
+        ),
     )
-    by_sector = figures.sla_report(session, user, replace(f, group_by="sector"), now=now)
-    by_class = figures.sla_report(session, user, replace(f, group_by="classification"), now=now)
+    # The trend and breakdowns show counts and rates; their percentiles (a sort each)
+    # are in the SLA report by day, week, sector or classification.
+    by_sector = figures.sla_report(
+        session, user, replace(f, group_by="sector"), now=now, percentiles=False
+    )
+    by_class = figures.sla_report(
+        session, user, replace(f, group_by="classification"), now=now, percentiles=False
+    )
     rank_by = ranking_group(session, f, user)
-    ranking = figures.sla_report(session, user, replace(f, group_by=rank_by), now=now, compare=True)
+    ranking = figures.sla_report(
+        session,
+        user,
+        replace(f, group_by=rank_by),
+        now=now,
+        compare=True,
+        previous_percentiles=False,
+    )
     own_key = str(scope.root_id) if rank_by == "territory" and scope.root_id else None
     for ranked in ranking:
         if ranked.key == own_key:

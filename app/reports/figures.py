@@ -130,18 +130,27 @@ def sla_report(
     *,
     now: datetime | None = None,
     compare: bool = False,
+    percentiles: bool = True,
+    previous_percentiles: bool = True,
 ) -> list[SlaRow]:
     """Rows of SLA figures per group, ordered by group (names, or time for days and
     weeks). `now` (default: the period's end) dates the backlog's ages; with `compare`,
-    each row carries its figures of the previous period of the same length."""
+    each row carries its figures of the previous period of the same length.
+
+    The percentiles are the one figure that cannot be summed from the daily rollup: each
+    is a sort of the period's response times. Callers that show none of them (the
+    dashboard's trend and breakdowns, its ranking's previous period) pass
+    `percentiles=False` / `previous_percentiles=False` and get None there."""
     scope = report_scope(session, f, user)
     facts.current(session)
-    rows = _rows(session, user, f, scope, now or f.end)
+    rows = _rows(session, user, f, scope, now or f.end, WORKING_AND_WALL if percentiles else ())
     names = group_names(session, f.group_by, set(rows))
     for row in rows.values():
         row.name = names.get(row.key, row.key)
     if compare:
-        before = _rows(session, user, f.previous(), scope, f.start)
+        # Previous carries the working-time percentiles only.
+        measures = ("working",) if previous_percentiles else ()
+        before = _rows(session, user, f.previous(), scope, f.start, measures)
         for key, row in rows.items():
             old = before.get(key)
             fields = set(Previous.model_fields)
@@ -150,8 +159,16 @@ def sla_report(
     return sorted(rows.values(), key=lambda r: r.key if chronological else (r.name.lower(), r.key))
 
 
+WORKING_AND_WALL = ("working", "wall")
+
+
 def _rows(
-    session: Session, user: User, f: ReportFilter, scope: Scope, now: datetime
+    session: Session,
+    user: User,
+    f: ReportFilter,
+    scope: Scope,
+    now: datetime,
+    measures: tuple[str, ...] = WORKING_AND_WALL,
 ) -> dict[str, SlaRow]:
     rows: dict[str, SlaRow] = {}
 
@@ -166,9 +183,12 @@ def _rows(
             )
         return rows[key]
 
+    # Whole local days of one zone: the rollup answers the counts, and days and weeks
+    # are read from the facts' own local dates.
+    days = _daily(session, user, f, scope)
     # The additive counts: one grouped pass, per group and dismissal reason.
     sums: dict[str, list[float]] = {}
-    for value, reason, *values in session.execute(_sums(session, user, f, scope)):
+    for value, reason, *values in session.execute(_sums(session, user, f, scope, days)):
         r = row(value)
         total = sums.setdefault(r.key, [0.0] * len(ADDITIVE))
         for i, v in enumerate(values):
@@ -196,18 +216,21 @@ def _rows(
         r.wrong_queue_wall_minutes = round(n["held_wall_minutes"], 1)
         r.wrong_queue_working_minutes = round(n["held_working_minutes"], 1)
         r.dismissed_by_reason = {k: v for k, v in r.dismissed_by_reason.items() if v}
-    for value, *ages in session.execute(_ages(session, user, f, scope, now)):
+    for value, *ages in session.execute(_ages(session, user, f, scope, now, days is not None)):
         r = row(value)
         r.backlog_by_age = {k: int(v or 0) for (k, _), v in zip(AGE_DAYS, ages, strict=True)}
-    found = sql.percentiles(session, _response_times(session, user, f, scope), ("working", "wall"))
-    for value, measures in found.items():
+    if not measures:
+        return rows
+    times = _response_times(session, user, f, scope, days is not None)
+    for value, found in sql.percentiles(session, times, measures).items():
         r = row(value)
         (r.median_first_response_working_minutes, r.p90_first_response_working_minutes) = (
-            _round(v) for v in measures["working"]
+            _round(v) for v in found["working"]
         )
-        (r.median_first_response_wall_minutes, r.p90_first_response_wall_minutes) = (
-            _round(v) for v in measures["wall"]
-        )
+        if "wall" in found:
+            (r.median_first_response_wall_minutes, r.p90_first_response_wall_minutes) = (
+                _round(v) for v in found["wall"]
+            )
     return rows
 
 
@@ -285,10 +308,11 @@ def _grouped(source: Any, key: Any, *columns: Any) -> sa.Select[Any]:
     )
 
 
-def _sums(session: Session, user: User, f: ReportFilter, scope: Scope) -> sa.Select[Any]:
+def _sums(
+    session: Session, user: User, f: ReportFilter, scope: Scope, days: tuple[date, date] | None
+) -> sa.Select[Any]:
     """Per group and dismissal reason, the sums of the ADDITIVE counts: from the daily
     rollup when it answers the period exactly, else from the facts and transfers."""
-    days = _daily(session, user, f, scope)
     if days is not None:
         d = ReportDay
         source: Any = (
@@ -353,6 +377,7 @@ def _facts(session: Session, user: User, f: ReportFilter, *where: Any) -> Any:
             col(fact.page_id).label("page_id"),
             col(fact.classification).label("classification"),
             col(fact.created_at).label("created_at"),
+            col(fact.day).label("day"),
             col(fact.first_working).label("working"),
             col(fact.first_wall).label("wall"),
         )
@@ -367,7 +392,7 @@ def _facts(session: Session, user: User, f: ReportFilter, *where: Any) -> Any:
 
 
 def _ages(
-    session: Session, user: User, f: ReportFilter, scope: Scope, now: datetime
+    session: Session, user: User, f: ReportFilter, scope: Scope, now: datetime, daily: bool
 ) -> sa.Select[Any]:
     """The period's open questions per group by wall-clock age at `now`."""
     source = _facts(session, user, f, col(ReportFact.open).is_(True))
@@ -381,12 +406,14 @@ def _ages(
             cond.append(source.c.created_at <= newer)
         ages.append(sa.func.sum(sa.case((sa.and_(sa.true(), *cond), 1), else_=0)))
         newer = None if days == math.inf else now - timedelta(days=days)
-    key = _key(session, f, scope, source, False)
+    key = _key(session, f, scope, source, daily)
     return _grouped(source, key, *ages).group_by(key)
 
 
-def _response_times(session: Session, user: User, f: ReportFilter, scope: Scope) -> sa.Subquery:
+def _response_times(
+    session: Session, user: User, f: ReportFilter, scope: Scope, daily: bool
+) -> sa.Subquery:
     """First-response times of the period's answered first-response clocks."""
     source = _facts(session, user, f, col(ReportFact.first_working).is_not(None))
-    key = _key(session, f, scope, source, False)
+    key = _key(session, f, scope, source, daily)
     return _grouped(source, key, source.c.working, source.c.wall).subquery()

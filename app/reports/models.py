@@ -33,8 +33,17 @@ class ReportFact(SQLModel, table=True):
             "first_working",
             "first_wall",
         ),
-        # The open ones of a period (the backlog's ages), a short range.
-        sa.Index("ix_report_fact_open", "open", "institution_id", "created_at"),
+        # A period's questions of a whole region: one range of the index alone.
+        sa.Index(
+            "ix_report_fact_created",
+            "created_at",
+            "institution_id",
+            "first_working",
+            "first_wall",
+            "day",
+        ),
+        # The open ones (the backlog now, a period's by age), a short range.
+        sa.Index("ix_report_fact_open", "open", "institution_id", "created_at", "due_at"),
         # Refolding an (institution, local day) of the rollup.
         sa.Index("ix_report_fact_institution_day", "institution_id", "day"),
     )
@@ -54,6 +63,8 @@ class ReportFact(SQLModel, table=True):
     on_time: bool = False
     judged: bool = False
     breached: bool = False
+    # The question's earliest open deadline (the queue's `due_at`).
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # First-response time of an answered (met or missed) first-response clock.
     first_working: float | None = None
     first_wall: float | None = None

@@ -40,6 +40,7 @@ _QUESTION_CHANGED = " OR ".join(
         "first_response_at",
         "dismiss_reason",
         "created_at",
+        "due_at",
     )
 )
 _CLOCK_CHANGED = " OR ".join(
@@ -92,6 +93,7 @@ def _create_tables() -> None:
         sa.Column("on_time", sa.Boolean(), nullable=False),
         sa.Column("judged", sa.Boolean(), nullable=False),
         sa.Column("breached", sa.Boolean(), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("first_working", sa.Float(), nullable=True),
         sa.Column("first_wall", sa.Float(), nullable=True),
         sa.PrimaryKeyConstraint("question_id", name=op.f("pk_report_fact")),
@@ -101,7 +103,14 @@ def _create_tables() -> None:
         "report_fact",
         ["institution_id", "created_at", "first_working", "first_wall"],
     )
-    op.create_index("ix_report_fact_open", "report_fact", ["open", "institution_id", "created_at"])
+    op.create_index(
+        "ix_report_fact_created",
+        "report_fact",
+        ["created_at", "institution_id", "first_working", "first_wall", "day"],
+    )
+    op.create_index(
+        "ix_report_fact_open", "report_fact", ["open", "institution_id", "created_at", "due_at"]
+    )
     op.create_index("ix_report_fact_institution_day", "report_fact", ["institution_id", "day"])
     op.create_table(
         "report_transfer",
