@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from app.answering import canned as canned_mod
 from app.answering.models import CannedResponse, CannedResponseCreate, CannedResponseUpdate
 from app.auth import audit
-from app.auth.deps import WebAdminDep, WebAdminFormDep
+from app.auth.deps import WebAdminDep, WebAdminFormDep, client_address
 from app.auth.models import User
 from app.core.clock import ClockDep
 from app.core.db import SessionDep
@@ -34,10 +34,6 @@ router = APIRouter(include_in_schema=False)
 
 CANNED_FIELDS = ("institution_id", "title", "text")
 SAMPLE_CITIZEN = "Ирина Смирнова"
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _int(value: str | None) -> int | None:
@@ -111,7 +107,7 @@ def _save_category(
         object_id=saved.id,
         before=before,
         after=audit.snapshot(saved, ("name", "sector")),
-        address=_address(request),
+        address=client_address(request),
         summary=f"Категория «{saved.name}»",
     )
     session.commit()
@@ -326,7 +322,7 @@ def _save_canned(
         object_id=saved.id,
         before=before,
         after=audit.snapshot(saved, CANNED_FIELDS),
-        address=_address(request),
+        address=client_address(request),
         summary=f"Шаблон «{saved.title}»",
     )
     session.commit()
@@ -392,7 +388,7 @@ def canned_delete(
         object_type="canned_response",
         object_id=canned_id,
         before=before,
-        address=_address(request),
+        address=client_address(request),
         summary=f"Шаблон «{before['title']}»",
     )
     session.commit()

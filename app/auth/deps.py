@@ -41,10 +41,12 @@ def login_url(request: Request) -> str:
     return "/login?" + urlencode({"next": target})
 
 
-def client_address(request: Request) -> str:
-    """The caller's address for the throttle and the audit log. uvicorn has already
-    replaced it with X-Forwarded-For's when the peer is a trusted proxy."""
-    return request.client.host if request.client else "unknown"
+def client_address(request: Request) -> str | None:
+    """The caller's address for the audit log and the sign-in throttle; None when the
+    server was not told one (the audit log then records no address rather than a
+    made-up one). uvicorn has already replaced it with X-Forwarded-For's when the peer
+    is a trusted proxy."""
+    return request.client.host if request.client else None
 
 
 def get_settings_dep(request: Request) -> Settings:

@@ -112,7 +112,8 @@ def login(
             password,
             clock(),
             settings.session_hours,
-            address=client_address(request),
+            # Sign-ins are throttled even from no known address (one shared bucket).
+            address=client_address(request) or "unknown",
         )
     except TooManyAttempts as exc:
         session.rollback()

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from app.auth import audit
 from app.auth import service as auth_service
-from app.auth.deps import SettingsDep, WebAdminDep, WebAdminFormDep
+from app.auth.deps import SettingsDep, WebAdminDep, WebAdminFormDep, client_address
 from app.auth.models import User
 from app.core.crypto import get_cipher
 from app.core.db import SessionDep
@@ -54,10 +54,6 @@ DONE = {
 }
 INST_FIELDS = ("name", "territory_id", "sector", "parent_id", "retention_days")
 PAGE_FIELDS = ("name", "url", "institution_id", "staff_ids", "is_active")
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _messages(exc: ValidationError) -> dict[str, str]:
@@ -185,7 +181,7 @@ def territory_create(
         object_type="territory",
         object_id=territory.id,
         after=audit.snapshot(territory, ("full_name", "kind", "timezone")),
-        address=_address(request),
+        address=client_address(request),
         summary=f"Территория «{territory.full_name}»",
     )
     session.commit()
@@ -271,7 +267,7 @@ def territory_save(
         object_id=territory_id,
         before=before,
         after=audit.snapshot(territory, ("full_name", "kind", "timezone")),
-        address=_address(request),
+        address=client_address(request),
         summary=f"Территория «{territory.full_name}»",
     )
     session.commit()
@@ -324,7 +320,7 @@ def institution_create(
         object_type="institution",
         object_id=institution.id,
         after=audit.snapshot(institution, INST_FIELDS),
-        address=_address(request),
+        address=client_address(request),
         summary=f"Учреждение «{institution.name}»",
     )
     session.commit()
@@ -488,7 +484,7 @@ def institution_save(
         object_id=institution_id,
         before=before,
         after=audit.snapshot(institution, INST_FIELDS),
-        address=_address(request),
+        address=client_address(request),
         summary=f"Учреждение «{institution.name}»",
     )
     session.commit()
@@ -598,7 +594,7 @@ def page_save(
         object_id=page_id,
         before=before,
         after=audit.snapshot(page, PAGE_FIELDS),
-        address=_address(request),
+        address=client_address(request),
         summary=f"Страница «{page.name}»",
     )
     session.commit()
@@ -618,7 +614,7 @@ def _switch(request: Request, session: Session, user: User, page_id: int, active
             object_id=page_id,
             before={"is_active": was},
             after={"is_active": active},
-            address=_address(request),
+            address=client_address(request),
             summary=f"Страница «{page.name}»",
         )
     session.commit()

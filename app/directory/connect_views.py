@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
 from app.auth import audit
-from app.auth.deps import SettingsDep, WebAdminDep, WebAdminFormDep
+from app.auth.deps import SettingsDep, WebAdminDep, WebAdminFormDep, client_address
 from app.auth.models import User
 from app.core.crypto import get_cipher
 from app.core.db import SessionDep
@@ -113,10 +113,6 @@ def _platform(name: str) -> Platform:
         return Platform(name)
     except ValueError:
         raise NotFound("Страница не найдена") from None
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _masked(token: str) -> str:
@@ -264,7 +260,7 @@ def submit(
                 object_type="page",
                 object_id=outcome.page.id,
                 after={"webhook_url": outcome.webhook_url},
-                address=_address(request),
+                address=client_address(request),
                 summary=f"Сервер Callback API ВКонтакте для «{outcome.page.name}»",
             )
             session.commit()
@@ -308,6 +304,6 @@ def _record(session: Session, user: User, request: Request, outcome: Outcome) ->
         object_id=page.id,
         before=outcome.before or None,
         after=after,
-        address=_address(request),
+        address=client_address(request),
         summary=f"{PLATFORM_RU[page.platform]}: страница «{page.name}» {verb}",
     )

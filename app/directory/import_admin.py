@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from app.auth import audit
-from app.auth.deps import WebAdminDep, WebAdminFormDep
+from app.auth.deps import WebAdminDep, WebAdminFormDep, client_address
 from app.core.clock import ClockDep
 from app.core.db import SessionDep
 from app.core.errors import DomainError
@@ -26,10 +26,6 @@ from app.directory.models import DirectoryImport, ImportStatus
 router = APIRouter(include_in_schema=False)
 
 DONE = {"cancelled": "Импорт отменён, справочник не изменён."}
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 # --- export ------------------------------------------------------------------------
@@ -171,7 +167,7 @@ def import_apply(
                     "created": item.preview.get("created"),
                     "updated": item.preview.get("updated"),
                 },
-                address=_address(request),
+                address=client_address(request),
                 summary=imports.summary(item.preview, item.filename),
             )
         session.commit()
@@ -198,7 +194,7 @@ def import_cancel(
         action="directory.import_cancel",
         object_type="directory_import",
         object_id=item.id,
-        address=_address(request),
+        address=client_address(request),
         summary=f"Импорт «{item.filename}» отменён",
     )
     session.commit()

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from app.auth import audit
 from app.auth import service as auth_service
-from app.auth.deps import ApiAdminDep, ApiUserDep, SettingsDep
+from app.auth.deps import ApiAdminDep, ApiUserDep, SettingsDep, client_address
 from app.auth.models import User
 from app.core.crypto import get_cipher
 from app.core.db import SessionDep
@@ -70,7 +70,7 @@ def _audit(
         object_id=row.id,
         before=before,
         after=audit.snapshot(row, fields),
-        address=request.client.host if request.client else None,
+        address=client_address(request),
         summary=f"{label} (API)",
     )
 
@@ -309,7 +309,7 @@ def import_directory(
             "created": report["created"],
             "updated": report["updated"],
         },
-        address=request.client.host if request.client else None,
+        address=client_address(request),
         summary=imports.summary(report, file.filename or ""),
     )
     session.commit()

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from app.auth import audit
-from app.auth.deps import SettingsDep, WebAdminDep, WebAdminFormDep
+from app.auth.deps import SettingsDep, WebAdminDep, WebAdminFormDep, client_address
 from app.auth.models import User
 from app.core.clock import ClockDep
 from app.core.crypto import CipherDep
@@ -48,10 +48,6 @@ DONE = {
     "test": "Проверочное событие поставлено в очередь: его судьба — в списке доставок.",
 }
 AUDIT_FIELDS = ("url", "events", "is_active")
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _errors(exc: ValidationError) -> dict[str, str]:
@@ -167,7 +163,7 @@ def _record(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    record_change(session, user, _address(request), action, subscription, before, after)
+    record_change(session, user, client_address(request), action, subscription, before, after)
 
 
 def _edit_page(

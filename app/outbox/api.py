@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from app.auth import audit
-from app.auth.deps import ApiAdminDep, SettingsDep
+from app.auth.deps import ApiAdminDep, SettingsDep, client_address
 from app.core.clock import ClockDep
 from app.core.crypto import CipherDep
 from app.core.db import SessionDep
@@ -59,7 +59,7 @@ def create_subscription(
         allow_private=settings.outgoing_webhooks_allow_private,
     )
     admin_pages.record_change(
-        session, admin, _address(request), "subscription.create", subscription, None
+        session, admin, client_address(request), "subscription.create", subscription, None
     )
     session.commit()
     read = SubscriptionRead.model_validate(subscription)
@@ -118,7 +118,7 @@ def update_subscription(
         session, subscription_id, data, allow_private=settings.outgoing_webhooks_allow_private
     )
     admin_pages.record_change(
-        session, admin, _address(request), "subscription.update", subscription, before
+        session, admin, client_address(request), "subscription.update", subscription, before
     )
     session.commit()
     return SubscriptionRead.model_validate(subscription)
@@ -137,7 +137,7 @@ def delete_subscription(
     subscription = subscriptions.get(session, subscription_id)
     before = audit.snapshot(subscription, admin_pages.AUDIT_FIELDS)
     admin_pages.record_change(
-        session, admin, _address(request), "subscription.delete", subscription, before, {}
+        session, admin, client_address(request), "subscription.delete", subscription, before, {}
     )
     subscriptions.delete(session, subscription_id)
     session.commit()
@@ -170,7 +170,7 @@ def queue_test(
     admin_pages.record_change(
         session,
         admin,
-        _address(request),
+        client_address(request),
         "subscription.test",
         subscription,
         None,
@@ -178,10 +178,6 @@ def queue_test(
     )
     session.commit()
     return TestQueued(delivery_id=item.id)
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 # The administration's pages (/admin/subscriptions) have no /api/v1 prefix: this

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from starlette.datastructures import FormData
 
 from app.auth import audit
-from app.auth.deps import WebAdminDep, WebAdminFormDep
+from app.auth.deps import WebAdminDep, WebAdminFormDep, client_address
 from app.auth.models import User
 from app.core.clock import Clock, ClockDep
 from app.core.db import SessionDep
@@ -52,10 +52,6 @@ _FIELD_OF = {
     "territory_id": "territory_id",
     "route_to_institution_id": "route_to_institution_id",
 }
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _int(value: str) -> int | None:
@@ -353,7 +349,7 @@ def _save_or_try(
         object_id=saved.id,
         before=before,
         after=audit.snapshot(saved, RULE_FIELDS),
-        address=_address(request),
+        address=client_address(request),
         summary=f"Правило «{saved.name}»",
     )
     session.commit()
@@ -429,7 +425,7 @@ def rule_move(
             object_id=rule_id,
             before={"order": before},
             after={"order": [r.id for r in ordered]},
-            address=_address(request),
+            address=client_address(request),
             summary=f"Правило «{rule.name}» {'выше' if direction == 'up' else 'ниже'}",
         )
         session.commit()
@@ -456,7 +452,7 @@ def rule_toggle(
         object_id=rule_id,
         before={"enabled": not enabled},
         after={"enabled": enabled},
-        address=_address(request),
+        address=client_address(request),
         summary=f"Правило «{rule.name}»",
     )
     session.commit()

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from starlette.datastructures import FormData
 
 from app.auth import audit
-from app.auth.deps import WebAdminDep, WebAdminFormDep
+from app.auth.deps import WebAdminDep, WebAdminFormDep, client_address
 from app.core.clock import ClockDep
 from app.core.db import SessionDep
 from app.core.errors import DomainError
@@ -51,10 +51,6 @@ POLICY_FIELDS = (
     "effective_from",
 )
 PREVIEW_DAYS_MAX = 31
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _int(value: str | None) -> int | None:
@@ -350,7 +346,7 @@ def policy_create(
         object_type="sla_policy",
         object_id=policy.id,
         after=audit.snapshot(policy, POLICY_FIELDS),
-        address=_address(request),
+        address=client_address(request),
         summary=f"Норматив «{policy.name}» с {policy.effective_from:%d.%m.%Y}",
     )
     session.commit()

@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 
 from app.auth import audit
 from app.auth import service as auth_service
-from app.auth.deps import WebAdminDep, WebAdminFormDep
+from app.auth.deps import WebAdminDep, WebAdminFormDep, client_address
 from app.core.clock import ClockDep
 from app.core.db import SessionDep
 from app.core.errors import DomainError, NotFound
@@ -36,10 +36,6 @@ CALENDAR_FIELDS = (
     "extra_days_off",
     "extra_working_days",
 )
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 async def _form(request: Request) -> FormData:
@@ -247,7 +243,7 @@ def _save_calendar(
         object_id=saved.id,
         before=before,
         after=audit.snapshot(saved, CALENDAR_FIELDS),
-        address=_address(request),
+        address=client_address(request),
         summary=f"Календарь «{saved.name}»",
     )
     session.commit()
@@ -316,7 +312,7 @@ def calendar_delete(
         object_type="business_calendar",
         object_id=calendar_id,
         before=before,
-        address=_address(request),
+        address=client_address(request),
         summary=f"Календарь «{before['name']}»",
     )
     session.commit()
