@@ -164,10 +164,12 @@ ViewDep = Annotated[View, Depends(get_view)]
 
 # Sent with every response (RequestIdMiddleware adds them). Scripts only from our own
 # files: no inline script, no eval (htmx's `allowEval` is off), so text that slipped
-# past escaping could not run. Inline style attributes stay allowed (layout only).
+# past escaping could not run. Styles only from our own files too: no style attribute,
+# no <style> element (htmx's own indicator style is off: includeIndicatorStyles), so
+# injected markup cannot restyle a page to mislead (a fake button over a real one).
 # Images: citizens' attachments are shown from the platforms' hosts over https.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; "
     "img-src 'self' data: https:; connect-src 'self'; font-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )

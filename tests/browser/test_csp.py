@@ -14,6 +14,30 @@ from tests.browser.test_question import SCHOOL_OPERATOR, VkPage, vk  # noqa: F40
 pytestmark = [pytest.mark.browser, pytest.mark.sqlite_run]
 
 PAGES = ["/inbox", "/dashboard", "/notifications", "/profile", "/admin"]
+# Every administration section and the dashboard's list: no inline style anywhere.
+MORE_PAGES = [
+    "/inbox?tab=all",
+    "/dashboard/questions",
+    *(
+        f"/admin/{section}"
+        for section in (
+            "directory",
+            "connect",
+            "import",
+            "policies",
+            "calendars",
+            "rules",
+            "categories",
+            "canned",
+            "users",
+            "users/new",
+            "tokens",
+            "audit",
+            "subscriptions",
+            "failed",
+        )
+    ),
+]
 
 
 def _watch(page: Any) -> list[str]:
@@ -48,6 +72,14 @@ def test_pages_and_api_docs_run_under_the_policy(
         # htmx is loaded and has eval off; the bell was loaded by it (a request, no eval).
         assert desktop.evaluate("window.htmx && htmx.config.allowEval") is False, path
         assert desktop.locator("#bell[data-when-visible]").count() == 1, path
+        # htmx injects no <style> of its own (includeIndicatorStyles is off).
+        assert desktop.locator("head style").count() == 0, path
+    for path in MORE_PAGES:
+        response = desktop.goto(f"{server.base}{path}")
+        assert response is not None and response.status < 400, path
+        assert "style-src 'self';" in response.headers["content-security-policy"]
+        desktop.wait_for_load_state("networkidle")
+        assert desktop.locator("[style]").count() == 0, path
     # An operator's queue and a question page (the reply form, the thread's poll).
     operator = new_page()
     problems += _watch(operator)
@@ -57,6 +89,9 @@ def test_pages_and_api_docs_run_under_the_policy(
     operator.wait_for_load_state("networkidle")
     assert operator.url.endswith(f"/questions/{question_id}")
     assert operator.locator("form textarea").count() >= 1
+    operator.goto(f"{server.base}/questions/{question_id}/transfer")
+    operator.wait_for_load_state("networkidle")
+    assert operator.locator("[style]").count() == 0
     desktop.goto(f"{server.base}/api/docs")
     desktop.locator(".swagger-ui .info .title").wait_for(timeout=15000)
     assert "Otklik API" in desktop.locator(".swagger-ui .info .title").inner_text()

@@ -84,6 +84,9 @@ def test_the_policy_allows_no_inline_script_and_no_framing() -> None:
     assert directives["frame-ancestors"] == "'none'"
     assert directives["object-src"] == "'none'"
     assert "unsafe-eval" not in CONTENT_SECURITY_POLICY
+    # Styles only from our files: no style attribute nor <style> element applies.
+    assert directives["style-src"] == "'self'"
+    assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
 
 
 # What the policy would block (or htmx would eval) in a template or a static script.
@@ -94,6 +97,8 @@ _FORBIDDEN = {
     "hx-on handler": re.compile(r"\b(?:hx|data-hx)-on", re.I),
     "hx-trigger filter (eval)": re.compile(r"hx-trigger=\"[^\"]*\[", re.I),
     "js: value (eval)": re.compile(r"hx-(?:vals|vars)='?\"?\s*js:", re.I),
+    "inline <style>": re.compile(r"<style\b", re.I),
+    "style attribute": re.compile(r"<[^>]*\sstyle\s*=", re.I | re.S),
 }
 
 
@@ -101,7 +106,7 @@ def _templates() -> list[Path]:
     return sorted(TEMPLATES_DIR.rglob("*.html"))
 
 
-def test_templates_need_no_inline_script_nor_eval() -> None:
+def test_templates_need_no_inline_script_style_nor_eval() -> None:
     found = []
     for path in _templates():
         text = path.read_text(encoding="utf-8")
@@ -114,10 +119,14 @@ def test_templates_need_no_inline_script_nor_eval() -> None:
 def test_htmx_eval_is_off() -> None:
     base = (TEMPLATES_DIR / "base.html").read_text(encoding="utf-8")
     assert '"allowEval": false' in base
+    # Nor does htmx add a <style> of its own (the policy would refuse it).
+    assert '"includeIndicatorStyles": false' in base
     # Our scripts neither eval nor write handlers as strings.
     for script in STATIC_DIR.glob("*.js"):
         text = script.read_text(encoding="utf-8")
         assert not re.search(r"\beval\(|new Function\(|setTimeout\(\s*[\"']", text), script
+        # Nor set style attributes from strings (CSSOM `element.style.x` is allowed).
+        assert not re.search(r"setAttribute\(\s*[\"']style|\.cssText\b|<style", text), script
 
 
 @pytest.mark.parametrize("url", ["/api/docs"])
