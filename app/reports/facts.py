@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from app.directory.models import Institution, Territory
+from app.jobs.context import JobContext
 from app.questions.models import (
     OPEN_STATUSES,
     Direction,
@@ -55,6 +56,9 @@ from app.sla.models import ClockState, SlaClock, Target
 # Folded per statement; a larger backlog (a fresh upgrade) is rebuilt in one pass.
 CHUNK = 5000
 REBUILD_FROM = 100_000
+# Folded per transaction by the worker's job: short, so that on SQLite the webhook
+# writer never waits long behind it.
+JOB_CHUNK = 500
 # pg_advisory_xact_lock key: one fold at a time (two would sum the same days twice).
 _LOCK = 0x5E9077
 
@@ -332,6 +336,13 @@ def rebuild(session: Session) -> int:
     _insert(session, None)
     _sum_days(session, None)
     return int(session.execute(sa.select(sa.func.count()).select_from(ReportFact)).scalar_one())
+
+
+def fold_marks(ctx: JobContext) -> int:
+    """The worker's job: fold what changed in the background, so that a report finds
+    little left to fold before it reads. How many questions were folded."""
+    with ctx.transaction() as session:
+        return refresh(session, limit=JOB_CHUNK)
 
 
 def _tune(session: Session) -> None:

@@ -26,6 +26,7 @@ def test_the_registry_names_every_background_job() -> None:
         "citizen_names",
         "alert_bot",
         "weekly_reports",
+        "report_facts",
         "personal_data",
         "old_deliveries",
     ]

@@ -218,7 +218,9 @@ def test_the_page_and_the_question_exports_show_the_same_figures(
     sheet = load_workbook(io.BytesIO(book.content)).active
     assert sheet is not None
     values = list(sheet.iter_rows(min_row=2, values_only=True))
-    table = [dict(zip(values[0], line, strict=True)) for line in values[1:]]
+    table: list[dict[str, Any]] = [
+        dict(zip([str(h) for h in values[0]], line, strict=True)) for line in values[1:]
+    ]
     assert len(table) == KNOWN["questions"]
     cells = _answered_minutes(table)
     assert sorted(cells) == sorted(minutes)

@@ -21,7 +21,14 @@ from app.reports.population import ReportFilter
 from app.routing import service as routing
 from app.sla import watcher
 from tests.conftest import FrozenClock
-from tests.outbox.outbox_helpers import FakePlatform, reply, run, vk_ok, vk_wall
+from tests.outbox.outbox_helpers import (
+    FakePlatform,
+    job_context,
+    reply,
+    run,
+    vk_ok,
+    vk_wall,
+)
 from tests.reports import world
 
 # March 2026 in the world's zone (UTC+5): whole local days, so the rollup answers.
@@ -194,3 +201,21 @@ def test_a_backlog_of_marks_is_rebuilt_or_folded_in_chunks_exactly(
     )
     assert facts.refresh(session) == 8
     assert _report(session, w["boss"], replace(MARCH, group_by="institution")) == expected
+
+
+def test_the_worker_folds_marks_in_short_transactions(
+    session: Session,
+    connection: sa.Connection,
+    settings: Settings,
+    clock: FrozenClock,
+    w: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(facts, "JOB_CHUNK", 2)
+    for _ in range(3):
+        world.question(session, w["clinic"].id)
+    session.commit()
+    ctx = job_context(connection, settings, clock, FakePlatform([vk_ok({})]))
+    assert [facts.fold_marks(ctx) for _ in range(3)] == [2, 1, 0]
+    assert not facts.pending(session)
+    assert _consistent(session, w["boss"])["questions"] == 10
