@@ -18,7 +18,7 @@ from app.core.db import SessionDep
 from app.core.errors import NotFound
 from app.core.json_api import ERROR_RESPONSES, Listing, clamp_limit, decode_cursor, encode_cursor
 from app.directory.models import Institution, Territory
-from app.questions import queries
+from app.questions import queries, queue
 from app.questions.models import (
     CitizenRead,
     ClockRead,
@@ -205,7 +205,10 @@ def list_questions(
         source=source,
     )
     after = decode_cursor(cursor)
-    rows, next_after = queries.list_questions(session, user, f, after=after, limit=size)
+    if after is None and queue.only_open(f):
+        rows, next_after = queue.first_open_page(session, user, f, now=clock(), limit=size)
+    else:
+        rows, next_after = queries.list_questions(session, user, f, after=after, limit=size)
     return Listing(
         items=question_reads(session, rows),
         next_cursor=encode_cursor(next_after) if next_after else None,

@@ -229,6 +229,47 @@ _STATUS_TAB: dict[str, str] = {
 }
 
 Lister = Callable[..., tuple[Sequence[Question], list[object] | None]]
+_OPEN = {str(s) for s in OPEN_STATUSES} | {"open"}
+
+
+def only_open(f: QuestionFilter) -> bool:
+    """Whether a filter selects open questions only: the mark then covers every change
+    that can move them (a closed question's changes do not move it)."""
+    return bool(f.status) and all(str(s) in _OPEN for s in f.status or ())
+
+
+def first_open_page(
+    session: Session, user: User, f: QuestionFilter, *, now: datetime, limit: int
+) -> tuple[Sequence[Question], list[object] | None]:
+    """The first page of open questions under `f`, most urgent first, its ids kept under
+    the scope's mark like the counts (a queue's tab, the API's `status=open`)."""
+    if not only_open(f):
+        raise ValueError("first_open_page: the filter must select open questions only")
+    _, mark = _mark(session, user, now)
+    return _first_page(session, user, f, mark, queries.list_questions, limit)
+
+
+def _first_page(
+    session: Session, user: User, f: QuestionFilter, mark: str, lister: Lister, limit: int
+) -> tuple[Sequence[Question], list[object] | None]:
+    # An overdue filter holds the request's instant: the minute in the mark stands for it.
+    key = (
+        _scope_key(user),
+        lister.__name__,
+        repr(replace(f, due_by=None)),
+        f.due_by is None,
+        limit,
+        mark,
+    )
+    cached = _FIRST_PAGES.get(key)
+    if cached is not None:
+        ids, next_after = cached
+        loaded = queries.load_in_order(session, ids, user)
+        if len(loaded) == len(ids):
+            return loaded, next_after
+    rows, next_after = lister(session, user, f, after=None, limit=limit)
+    _FIRST_PAGES.put(key, ([q.id for q in rows], next_after))
+    return rows, next_after
 
 
 def page(
@@ -242,19 +283,9 @@ def page(
     limit: int,
 ) -> tuple[Sequence[Question], list[object] | None]:
     """A page of a tab, most urgent first (newest first in the recent tabs). The first
-    page's ids are kept under the mark, like the counts; later pages are read afresh."""
+    page of a tab of open questions is kept under the mark, like the counts; later
+    pages, and the closed tab, are read afresh."""
     lister: Lister = queries.list_recent if tab.recent else queries.list_questions
-    if after is not None:
+    if after is not None or not only_open(f):
         return lister(session, user, f, after=after, limit=limit)
-    # The overdue tab's filter holds the request's instant: the minute in the mark
-    # stands for it.
-    key = (_scope_key(user), tab.key, repr(replace(f, due_by=None)), limit, state.mark)
-    cached = _FIRST_PAGES.get(key)
-    if cached is not None:
-        ids, next_after = cached
-        loaded = queries.load_in_order(session, ids, user)
-        if len(loaded) == len(ids):
-            return loaded, next_after
-    rows, next_after = lister(session, user, f, after=None, limit=limit)
-    _FIRST_PAGES.put(key, ([q.id for q in rows], next_after))
-    return rows, next_after
+    return _first_page(session, user, f, state.mark, lister, limit)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -136,3 +137,38 @@ def test_each_user_has_their_own_counts(
     client.cookies.clear()
     _sign_in(client, colleague)
     assert _counts(client.get("/inbox").text)["Все открытые"] == 2
+
+
+def test_the_api_open_list_follows_changes_and_pages_on(
+    client: TestClient, session: Session, page: Page, operator: User, clock: FrozenClock
+) -> None:
+    from tests.factories.auth import auth_headers
+
+    questions = [
+        make_question(session, page_id=page.id, created_at=CREATED_AT + timedelta(minutes=n))
+        for n in range(3)
+    ]
+    headers = auth_headers(session, operator)
+    session.commit()
+
+    def listed(**params: str) -> dict[str, Any]:
+        query = "&".join(f"{k}={v}" for k, v in {"status": "open", **params}.items())
+        return client.get(f"/api/v1/questions?{query}", headers=headers).json()
+
+    assert [i["id"] for i in listed()["items"]] == [q.id for q in questions]
+    first = listed(limit="2")
+    assert [i["id"] for i in first["items"]] == [q.id for q in questions[:2]]
+    rest = listed(limit="2", cursor=first["next_cursor"])
+    assert [i["id"] for i in rest["items"]] == [questions[2].id]
+
+    answering.set_status(
+        session, questions[0], answering.StatusChange.waiting_citizen, by=operator, now=clock()
+    )
+    session.commit()
+    statuses = {i["id"]: i["status"] for i in listed()["items"]}
+    assert statuses[questions[0].id] == "waiting_citizen"
+    session.execute(
+        sa.update(Question).where(col(Question.id) == questions[1].id).values(status="closed")
+    )
+    session.commit()
+    assert {i["id"] for i in listed()["items"]} == {questions[0].id, questions[2].id}
