@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.reports.figures import AGE_DAYS
+from app.reports.sources import AGE_DAYS
 
 # The period's figures (questions created in the period), as list filters.
 PERIOD_FIGURES: dict[str, dict[str, str]] = {

@@ -1,0 +1,212 @@
+"""Where the SLA figures are read from, for :mod:`app.reports.figures`: the daily rollup
+(`report_day`) when it answers a period exactly, else the facts and transfers
+(`report_fact`, `report_transfer`, kept by :mod:`app.reports.facts`); the facts for the
+open ones' ages and the percentiles' response times. Each is one grouped SELECT.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from app.auth.models import User
+from app.directory.models import Institution, Territory
+from app.reports import sql
+from app.reports.models import ReportDay, ReportFact, ReportTransfer
+from app.reports.population import ReportFilter, Scope, group_key, visible_conditions
+
+AGE_DAYS: tuple[tuple[str, float], ...] = (
+    ("under_1d", 1),
+    ("1d_3d", 3),
+    ("3d_7d", 7),
+    ("over_7d", math.inf),
+)
+
+# The counts that add up across questions, days and institutions (report_day's columns).
+ADDITIVE = (
+    "questions",
+    "answered",
+    "answered_otklik",
+    "on_time",
+    "judged",
+    "open",
+    "dismissed",
+    "breached",
+    "transferred_out",
+    "held_wall_minutes",
+    "held_working_minutes",
+)
+
+
+def _local_days(f: ReportFilter, scope: Scope) -> tuple[date, date] | None:
+    """The period as local dates [first, end) of the scope's zone, when it runs from
+    one local midnight to another; else None."""
+    tz = ZoneInfo(scope.timezone)
+    a, b = f.start.astimezone(tz), f.end.astimezone(tz)
+    if a.time() != time() or b.time() != time():
+        return None
+    return a.date(), b.date()
+
+
+def daily(session: Session, user: User, f: ReportFilter, scope: Scope) -> tuple[date, date] | None:
+    """Whether the daily rollup answers the period exactly: whole local days of the
+    scope's zone, and every institution in scope keeps its days in that zone."""
+    days = _local_days(f, scope)
+    if days is None:
+        return None
+    zones = session.execute(
+        sa.select(col(Territory.timezone))
+        .distinct()
+        .select_from(Institution)
+        .join(Territory, col(Territory.id) == col(Institution.territory_id))
+        .where(*visible_conditions(session, user, f, col(Institution.id)))
+    )
+    return days if {z for (z,) in zones} <= {scope.timezone} else None
+
+
+def _key(session: Session, f: ReportFilter, scope: Scope, source: Any, daily: bool) -> Any:
+    """The group key over a source with institution_id, page_id, classification and
+    created_at (or, from the rollup, day) columns, joined to Institution and Territory."""
+    if daily and f.group_by == "day":
+        return (
+            sa.cast(source.c.day, sa.String)
+            if sql.dialect(session) == "postgresql"
+            else source.c.day
+        )
+    if daily and f.group_by == "week":
+        return sql.week_of_day(session, source.c.day)
+    return group_key(
+        session,
+        f,
+        scope,
+        institution=Institution,
+        territory=Territory,
+        page_id=source.c.page_id,
+        created_at=source.c.created_at if not daily else None,
+        classification=source.c.classification,
+    )
+
+
+def _grouped(source: Any, key: Any, *columns: Any) -> sa.Select[Any]:
+    return (
+        sa.select(key.label("key"), *columns)
+        .select_from(source)
+        .join(Institution, col(Institution.id) == source.c.institution_id)
+        .join(Territory, col(Territory.id) == col(Institution.territory_id))
+    )
+
+
+def sums(
+    session: Session, user: User, f: ReportFilter, scope: Scope, days: tuple[date, date] | None
+) -> sa.Select[Any]:
+    """Per group and dismissal reason, the sums of the ADDITIVE counts: from the daily
+    rollup when it answers the period exactly, else from the facts and transfers."""
+    if days is not None:
+        d = ReportDay
+        source: Any = (
+            sa.select(ReportDay)
+            .where(
+                col(d.day) >= days[0],
+                col(d.day) < days[1],
+                *visible_conditions(session, user, f, col(d.institution_id)),
+            )
+            .subquery()
+        )
+    else:
+        fact, moved = ReportFact, ReportTransfer
+        zero, none = sa.literal(0), sa.literal(0.0)
+        flags = [
+            sa.literal(1),
+            *(sa.case((getattr(fact, k), 1), else_=0) for k in ADDITIVE[1:8]),
+        ]
+        facts_part = sa.select(
+            col(fact.institution_id).label("institution_id"),
+            col(fact.page_id).label("page_id"),
+            col(fact.classification).label("classification"),
+            col(fact.created_at).label("created_at"),
+            col(fact.dismiss_reason).label("dismiss_reason"),
+            *(v.label(k) for k, v in zip(ADDITIVE[:8], flags, strict=True)),
+            zero.label("transferred_out"),
+            none.label("held_wall_minutes"),
+            none.label("held_working_minutes"),
+        ).where(
+            col(fact.created_at) >= f.start,
+            col(fact.created_at) < f.end,
+            *visible_conditions(session, user, f, col(fact.institution_id)),
+        )
+        moves_part = sa.select(
+            col(moved.holder_id),
+            col(moved.page_id),
+            col(moved.classification),
+            col(moved.created_at),
+            sa.literal(""),
+            *([zero] * 8),
+            sa.literal(1),
+            col(moved.held_wall_minutes),
+            col(moved.held_working_minutes),
+        ).where(
+            col(moved.created_at) >= f.start,
+            col(moved.created_at) < f.end,
+            *visible_conditions(session, user, f, col(moved.holder_id)),
+        )
+        source = sa.union_all(facts_part, moves_part).subquery()
+    key = _key(session, f, scope, source, days is not None)
+    reason = source.c.dismiss_reason
+    return _grouped(source, key, reason, *(sa.func.sum(source.c[k]) for k in ADDITIVE)).group_by(
+        key, reason
+    )
+
+
+def _facts(session: Session, user: User, f: ReportFilter, *where: Any) -> Any:
+    fact = ReportFact
+    return (
+        sa.select(
+            col(fact.institution_id).label("institution_id"),
+            col(fact.page_id).label("page_id"),
+            col(fact.classification).label("classification"),
+            col(fact.created_at).label("created_at"),
+            col(fact.day).label("day"),
+            col(fact.first_working).label("working"),
+            col(fact.first_wall).label("wall"),
+        )
+        .where(
+            *where,
+            col(fact.created_at) >= f.start,
+            col(fact.created_at) < f.end,
+            *visible_conditions(session, user, f, col(fact.institution_id)),
+        )
+        .subquery()
+    )
+
+
+def ages(
+    session: Session, user: User, f: ReportFilter, scope: Scope, now: datetime, daily: bool
+) -> sa.Select[Any]:
+    """The period's open questions per group by wall-clock age at `now`."""
+    source = _facts(session, user, f, col(ReportFact.open).is_(True))
+    ages = []
+    newer = None
+    for _, days in AGE_DAYS:
+        cond: list[Any] = []
+        if days != math.inf:
+            cond.append(source.c.created_at > now - timedelta(days=days))
+        if newer is not None:
+            cond.append(source.c.created_at <= newer)
+        ages.append(sa.func.sum(sa.case((sa.and_(sa.true(), *cond), 1), else_=0)))
+        newer = None if days == math.inf else now - timedelta(days=days)
+    key = _key(session, f, scope, source, daily)
+    return _grouped(source, key, *ages).group_by(key)
+
+
+def response_times(
+    session: Session, user: User, f: ReportFilter, scope: Scope, daily: bool
+) -> sa.Subquery:
+    """First-response times of the period's answered first-response clocks."""
+    source = _facts(session, user, f, col(ReportFact.first_working).is_not(None))
+    key = _key(session, f, scope, source, daily)
+    return _grouped(source, key, source.c.working, source.c.wall).subquery()
