@@ -11,18 +11,16 @@ answer to the POST that made it, never stored in a page that can be reopened.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, select
 
-from app.auth import audit, tokens, users
+from app.auth import audit, audit_text, tokens, user_form, users
 from app.auth import service as auth_service
 from app.auth.deps import (
     CSRF_COOKIE,
@@ -31,14 +29,14 @@ from app.auth.deps import (
     WebAdminFormDep,
     client_address,
 )
-from app.auth.models import ROLE_NAMES_RU, AuditEvent, Role, User, UserCreate, UserUpdate
+from app.auth.models import ROLE_NAMES_RU, Role, User, UserCreate, UserUpdate
 from app.core.clock import ClockDep
 from app.core.config import Settings
 from app.core.db import SessionDep
 from app.core.errors import Invalid
 from app.core.json_api import PathId
 from app.core.web import View, ViewDep
-from app.directory.models import SECTOR_NAMES_RU, Institution, Sector, Territory
+from app.directory.models import SECTOR_NAMES_RU
 
 router = APIRouter(include_in_schema=False)
 
@@ -53,139 +51,12 @@ DONE_RU = {
 }
 
 
-# --- choices for the forms ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Choice:
-    id: int
-    label: str
-    depth: int = 0
-    group: str = ""
-
-
-def _territories(session: Session) -> list[Choice]:
-    rows = session.exec(select(Territory).order_by(col(Territory.path))).all()
-    return [
-        Choice(t.id or 0, t.name, depth=max(0, t.path.count("/") - 2), group=t.full_name)
-        for t in rows
-    ]
-
-
-def _institutions(session: Session) -> list[Choice]:
-    rows = session.execute(
-        sa.select(col(Institution.id), col(Institution.name), col(Territory.full_name))
-        .join(Territory, col(Territory.id) == col(Institution.territory_id))
-        .order_by(col(Territory.path), col(Institution.path), col(Institution.name))
-    ).all()
-    return [Choice(i, name, group=territory) for i, name, territory in rows]
-
-
-def _names(session: Session, model: Any, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = session.execute(
-        sa.select(col(model.id), col(model.name)).where(col(model.id).in_(ids))
-    ).all()
-    return {int(i): str(n) for i, n in rows}
-
-
-def _sector_name(code: str) -> str:
-    return SECTOR_NAMES_RU[Sector(code)] if code in Sector.__members__ else code
-
-
-def _scopes(session: Session, people: list[User]) -> dict[int, str]:
-    """What each user sees, in words: «Весь регион», institutions, or a subtree."""
-    ids = [u.id for u in people if u.id is not None]
-    links: dict[int, list[int]] = {}
-    if ids:
-        for user_id, institution_id in session.execute(
-            sa.text(
-                "SELECT user_id, institution_id FROM user_institution "
-                "WHERE user_id IN :ids ORDER BY institution_id"
-            ).bindparams(sa.bindparam("ids", expanding=True)),
-            {"ids": ids},
-        ).all():
-            links.setdefault(user_id, []).append(institution_id)
-    institution_names = _names(
-        session,
-        Institution,
-        {i for v in links.values() for i in v}
-        | {u.institution_id for u in people if u.institution_id},
-    )
-    territory_names = _names(session, Territory, {u.territory_id for u in people if u.territory_id})
-    scopes: dict[int, str] = {}
-    for u in people:
-        assert u.id is not None
-        if u.role == Role.admin:
-            scopes[u.id] = "Все территории и учреждения"
-        elif u.role == Role.operator:
-            names = [institution_names.get(i, "?") for i in links.get(u.id, [])]
-            more = len(names) - 3
-            scopes[u.id] = ", ".join(names[:3]) + (f" и ещё {more}" if more > 0 else "")
-        else:
-            parts = []
-            if u.territory_id:
-                parts.append(f"территория «{territory_names.get(u.territory_id, '?')}»")
-            if u.institution_id:
-                parts.append(f"учреждение «{institution_names.get(u.institution_id, '?')}»")
-            scopes[u.id] = ", ".join(parts) + " с подчинёнными"
-            if u.sector:
-                scopes[u.id] = f"отрасль «{_sector_name(u.sector)}»: {scopes[u.id]}"
-    return scopes
-
-
-# --- the form of a user -----------------------------------------------------------------
-
-
-@dataclass
-class UserForm:
-    login: str = ""
-    name: str = ""
-    email: str = ""
-    role: str = ""
-    institution_ids: tuple[int, ...] = ()
-    scope: str = ""  # a supervisor's: "t:<territory id>" or "i:<institution id>"
-    sector: str = ""  # a supervisor's sector within the territory; "" for every sector
-    credential: str = "password"  # password | invite
-
-    @classmethod
-    def of(cls, session: Session, user: User) -> UserForm:
-        assert user.id is not None
-        scope = ""
-        if user.territory_id:
-            scope = f"t:{user.territory_id}"
-        elif user.institution_id:
-            scope = f"i:{user.institution_id}"
-        return cls(
-            login=user.login,
-            name=user.name,
-            email=user.email or "",
-            role=str(user.role),
-            institution_ids=tuple(auth_service.institution_ids_of(session, user.id)),
-            scope=scope,
-            sector=user.sector or "",
-        )
-
-    def role_or_none(self) -> Role | None:
-        return Role(self.role) if self.role in Role.__members__ else None
-
-    def scope_ids(self) -> tuple[int | None, int | None]:
-        kind, _, raw = self.scope.partition(":")
-        value = int(raw) if raw.isdigit() and len(raw) < 10 else None
-        return (value if kind == "t" else None), (value if kind == "i" else None)
-
-
-def _ids(values: list[str]) -> tuple[int, ...]:
-    return tuple(dict.fromkeys(int(v) for v in values if v.isdigit() and len(v) < 10))
-
-
 def _render_form(
     view: View,
     session: Session,
     template: str,
     *,
-    form: UserForm,
+    form: user_form.UserForm,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
     **context: Any,
@@ -196,8 +67,8 @@ def _render_form(
         form=form,
         errors=errors or {},
         roles=ROLE_NAMES_RU,
-        territories=_territories(session),
-        institutions=_institutions(session),
+        territories=user_form.territories(session),
+        institutions=user_form.institutions(session),
         sectors=SECTOR_NAMES_RU,
         **context,
     )
@@ -227,7 +98,7 @@ def user_list(
     return view.render(
         template,
         people=people,
-        scopes=_scopes(session, people),
+        scopes=user_form.scopes(session, people),
         more=more,
         next_after=people[-1].id if more and people else None,
         filters={"q": q, "role": role if role_filter else "", "active": active},
@@ -239,7 +110,9 @@ def user_list(
 
 @router.get("/admin/users/new", name="admin:user_new", response_class=HTMLResponse)
 def user_new(session: SessionDep, admin: WebAdminDep, view: ViewDep) -> HTMLResponse:
-    return _render_form(view, session, "admin/users_new.html", form=UserForm(role="operator"))
+    return _render_form(
+        view, session, "admin/users_new.html", form=user_form.UserForm(role="operator")
+    )
 
 
 def _credential_page(
@@ -283,12 +156,12 @@ def user_create(
     sector: Annotated[str, Form(max_length=32)] = "",
     credential: Annotated[str, Form(max_length=20)] = "password",
 ) -> Response:
-    form = UserForm(
+    form = user_form.UserForm(
         login=login.strip(),
         name=name.strip(),
         email=email.strip(),
         role=role,
-        institution_ids=_ids(institution_ids or []),
+        institution_ids=user_form.ids_from(institution_ids or []),
         scope=scope,
         sector=sector.strip(),
         credential="invite" if credential == "invite" else "password",
@@ -337,7 +210,7 @@ def _render_user(
     session: Session,
     person: User,
     *,
-    form: UserForm | None = None,
+    form: user_form.UserForm | None = None,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
@@ -350,11 +223,11 @@ def _render_user(
         view,
         session,
         "admin/users_detail.html",
-        form=form or UserForm.of(session, person),
+        form=form or user_form.UserForm.of(session, person),
         errors=errors,
         status_code=status_code,
         person=person,
-        scope=_scopes(session, [person])[person.id],
+        scope=user_form.scopes(session, [person])[person.id],
         recent=recent,
         own_tokens=[t for t, _ in own_tokens],
         done=DONE_RU.get(request.query_params.get("done", "")),
@@ -391,12 +264,12 @@ def user_save(
     sector: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
     person = users.get_user(session, user_id)
-    form = UserForm(
+    form = user_form.UserForm(
         login=person.login,
         name=name.strip(),
         email=email.strip(),
         role=role,
-        institution_ids=_ids(institution_ids or []),
+        institution_ids=user_form.ids_from(institution_ids or []),
         scope=scope,
         sector=sector.strip(),
     )
@@ -618,168 +491,6 @@ def token_revoke(
 
 # --- /admin/audit ---------------------------------------------------------------------
 
-OBJECT_NAMES_RU = {
-    "user": "Пользователь",
-    "token": "Токен API",
-    "territory": "Территория",
-    "institution": "Учреждение",
-    "page": "Страница",
-    "policy": "Норматив",
-    "calendar": "Календарь",
-    "rule": "Правило",
-    "category": "Категория",
-    "canned": "Шаблон ответа",
-    "subscription": "Исходящий вебхук",
-    "delivery": "Доставка",
-    "event": "Событие",
-    "import": "Импорт",
-    "directory": "Справочник",
-}
-VERB_NAMES_RU = {
-    "create": "создание",
-    "update": "изменение",
-    "delete": "удаление",
-    "deactivate": "отключение",
-    "activate": "включение",
-    "move": "перенос",
-    "reorder": "порядок",
-    "enable": "включение",
-    "disable": "выключение",
-    "revoke": "отзыв",
-    "replay": "повтор",
-    "replay_all": "повтор всех",
-    "import": "импорт",
-    "apply": "применение",
-    "connect": "подключение",
-    "test": "проверка",
-    "password_reset": "сброс пароля",
-    "password_change": "смена пароля",
-    "password_set": "пароль по ссылке",
-}
-SPECIAL_ACTIONS_RU = {
-    "sign_in.success": "Вход",
-    "sign_in.failed": "Неудачный вход",
-}
-FIELD_NAMES_RU = {
-    "login": "Логин",
-    "name": "Название или имя",
-    "email": "Почта",
-    "role": "Роль",
-    "institution_ids": "Учреждения",
-    "institution_id": "Учреждение",
-    "territory_id": "Территория",
-    "is_active": "Включён",
-    "active": "Включён",
-    "api_access_revoked": "Отозвано токенов",
-    "revoked_at": "Отозван",
-    "prefix": "Начало токена",
-    "user_id": "Пользователь",
-    "password": "Пароль",
-    "by_link": "По ссылке",
-    "sector": "Отрасль",
-    "retention_days": "Срок хранения персональных данных, дней",
-    "parent_id": "Входит в",
-    "url": "Адрес",
-    "platform": "Платформа",
-}
-# Where an audited object is shown (rooms add theirs as their pages land).
-OBJECT_LINKS = {
-    "user": "/admin/users/{}",
-    "page": "/admin/pages/{}",
-}
-
-
-def action_text(action: str) -> str:
-    if action in SPECIAL_ACTIONS_RU:
-        return SPECIAL_ACTIONS_RU[action]
-    kind, _, verb = action.partition(".")
-    obj = OBJECT_NAMES_RU.get(kind, kind)
-    return f"{obj}: {VERB_NAMES_RU.get(verb, verb)}" if verb else obj
-
-
-def value_text(value: Any) -> str:
-    if value is None or value == "":
-        return "—"
-    if value is True:
-        return "да"
-    if value is False:
-        return "нет"
-    if isinstance(value, list):
-        return ", ".join(value_text(v) for v in value) or "—"
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {value_text(v)}" for k, v in value.items()) or "—"
-    if isinstance(value, str) and value in ROLE_NAMES_RU:
-        return ROLE_NAMES_RU[Role(value)]
-    return str(value)
-
-
-# Fields holding ids of the directory or of users, shown by name.
-_ID_FIELDS: dict[str, Any] = {
-    "institution_ids": Institution,
-    "institution_id": Institution,
-    "territory_id": Territory,
-}
-
-
-def _id_names(session: Session, events: list[AuditEvent]) -> dict[tuple[str, int], str]:
-    """Names of the institutions, territories and users the entries' fields refer to."""
-    wanted: dict[Any, set[int]] = {Institution: set(), Territory: set(), User: set()}
-    for e in events:
-        for values in (e.before or {}, e.after or {}):
-            for key, value in values.items():
-                model = User if key == "user_id" else _ID_FIELDS.get(key)
-                if model is None:
-                    continue
-                for v in value if isinstance(value, list) else [value]:
-                    if isinstance(v, int) and 0 < v < 2**31:
-                        wanted[model].add(v)
-    names: dict[tuple[str, int], str] = {}
-    for model, ids in wanted.items():
-        if not ids:
-            continue
-        label = col(model.login) if model is User else col(model.name)
-        for i, name in session.execute(
-            sa.select(col(model.id), label).where(col(model.id).in_(ids))
-        ).all():
-            names[(model.__name__, int(i))] = str(name)
-    return names
-
-
-def change_rows(
-    names: dict[tuple[str, int], str],
-) -> Any:
-    """A template function: an entry's (field, before, after) rows, in Russian where the
-    field is known, ids shown with their names; a creation leaves out empty fields."""
-
-    def show(key: str, value: Any) -> str:
-        model = User if key == "user_id" else _ID_FIELDS.get(key)
-        if model is not None and value not in (None, [], ""):
-            items = value if isinstance(value, list) else [value]
-            return ", ".join(
-                names.get((model.__name__, v), f"№{v}") if isinstance(v, int) else str(v)
-                for v in items
-            )
-        if key == "sector" and isinstance(value, str):
-            return _sector_name(value)
-        return value_text(value)
-
-    def rows(event: AuditEvent) -> list[tuple[str, str, str]]:
-        before = event.before or {}
-        after = event.after or {}
-        keys = list(dict.fromkeys([*before.keys(), *after.keys()]))
-        if event.before is None:
-            keys = [k for k in keys if after.get(k) not in (None, "", [], {})]
-        return [
-            (
-                FIELD_NAMES_RU.get(k, k),
-                show(k, before.get(k)) if event.before is not None else "",
-                show(k, after.get(k)) if event.after is not None else "",
-            )
-            for k in keys
-        ]
-
-    return rows
-
 
 def _day_start(value: str, tz: ZoneInfo) -> datetime | None:
     try:
@@ -835,8 +546,8 @@ def audit_page(
         more=more,
         next_before=rows[-1].id if more and rows else None,
         people=people,
-        object_types=sorted({*OBJECT_NAMES_RU, *audit.object_types(session)}),
-        object_names=OBJECT_NAMES_RU,
+        object_types=sorted({*audit_text.OBJECT_NAMES_RU, *audit.object_types(session)}),
+        object_names=audit_text.OBJECT_NAMES_RU,
         filters={
             "actor_id": actor_id,
             "action": action,
@@ -846,9 +557,9 @@ def audit_page(
             "to": until,
         },
         errors=errors,
-        action_text=action_text,
-        changes=change_rows(_id_names(session, rows)),
-        object_links=OBJECT_LINKS,
+        action_text=audit_text.action_text,
+        changes=audit_text.change_rows(audit_text.id_names(session, rows)),
+        object_links=audit_text.OBJECT_LINKS,
         tz=str(zone),
         now=request.app.state.clock(),
     )
