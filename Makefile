@@ -9,7 +9,7 @@ export UV_LINK_MODE := copy
 export UV_COMPILE_BYTECODE := 1
 PG_URL ?= $(OTKLIK_TEST_POSTGRES_URL)
 
-.PHONY: run install dev lint typecheck test test-sqlite test-pg migrate bench clean browser
+.PHONY: run install dev lint typecheck test test-sqlite test-pg test-pg-if-set migrate bench clean browser
 
 $(BIN)/uv:
 	python3 -m venv $(VENV)
@@ -50,19 +50,32 @@ typecheck: dev
 browser:
 	@scripts/ensure-chromium
 
-## test: lint, types, the suite on SQLite, then on PostgreSQL when OTKLIK_TEST_POSTGRES_URL is set
-test: lint typecheck browser test-sqlite
+## test: lint, types, and the suite on SQLite and on PostgreSQL (when OTKLIK_TEST_POSTGRES_URL
+## is set; CI always sets it) all at once, each suite on PYTEST_WORKERS pytest-xdist workers.
+## Much of the suite waits on processes, browsers and sleeps, so the runs share two cores
+## well. Each part's output is printed whole when it ends (make -O); every part runs to its
+## end (make -k) and any failure fails `make test`.
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS := $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadscope) --durations=25
+
+test: dev browser
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory -k -j 4 --output-sync=target lint typecheck test-sqlite test-pg-if-set; \
+	rc=$$?; echo "make test: $$(( $$(date +%s) - start )) s, $$([ $$rc = 0 ] && echo passed || echo FAILED)"; \
+	exit $$rc
+
+test-pg-if-set:
 	@if [ -n "$(PG_URL)" ]; then $(MAKE) --no-print-directory test-pg; \
 	else echo "OTKLIK_TEST_POSTGRES_URL is not set: PostgreSQL run skipped (CI always sets it)"; fi
 
 test-sqlite: dev
 	@echo "=== test suite on SQLite ==="
-	OTKLIK_TEST_BACKEND=sqlite scripts/pytest-run
+	OTKLIK_TEST_BACKEND=sqlite scripts/pytest-run $(PYTEST_ARGS)
 
 test-pg: dev
 	@test -n "$(PG_URL)" || { echo "set OTKLIK_TEST_POSTGRES_URL=postgresql://user@host:5432/db"; exit 2; }
 	@echo "=== test suite on PostgreSQL ==="
-	OTKLIK_TEST_BACKEND=postgres OTKLIK_TEST_POSTGRES_URL="$(PG_URL)" scripts/pytest-run
+	OTKLIK_TEST_BACKEND=postgres OTKLIK_TEST_POSTGRES_URL="$(PG_URL)" scripts/pytest-run $(PYTEST_ARGS)
 
 ## bench: throughput and latency figures (prints ratios against a bare endpoint)
 bench: dev

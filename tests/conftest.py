@@ -5,11 +5,10 @@ which case OTKLIK_TEST_POSTGRES_URL names the database. Tests marked `postgres`
 need PostgreSQL: a SQLite run deselects them (they run in the PostgreSQL run),
 and in CI a missing PostgreSQL URL is an error, never a silent skip.
 
-Under pytest-xdist (`-n 2`, what `make test` runs) each worker has a database of its
-own: its own SQLite file, or on PostgreSQL the named database with the worker's id
-appended (`otklik_ci_gw0`), created when missing. Tests that share an expensive
-module- or class-scoped fixture stay on one worker, and so do the browser tests (one
-demo server and one Chromium), when run with `--dist loadgroup`.
+Under pytest-xdist (`-n 2 --dist loadscope`, what `make test` runs) each worker has a
+database of its own: its own SQLite file, or on PostgreSQL the named database with the
+worker's id appended (`otklik_ci_gw0`), created when missing. A module's tests stay on
+one worker, and so do all the browser tests (one demo server and one Chromium).
 
 Passwords are hashed with cheap argon2 parameters in the tests (tests/hashing.py).
 """
@@ -20,6 +19,7 @@ import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -54,8 +54,6 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"otklik test backend: {BACKEND}"
 
 
-# First, so that pytest-xdist (which names the groups in its own hook) sees the marks.
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Each backend's run deselects the other's tests; CI always makes both runs.
     others = ("sqlite_run", "sqlite") if BACKEND == "postgres" else ("postgres",)
@@ -65,25 +63,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-    for item in items:
-        group = _worker_group(item)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
-def _worker_group(item: pytest.Item) -> str | None:
-    """The group of tests that must share one xdist worker, if any: the browser tests
-    share a demo server and a Chromium; a module's (or class's) tests share what their
-    module- or class-scoped fixtures build, which should be built once."""
-    if item.get_closest_marker("browser"):
-        return "browser"
-    info = getattr(item, "_fixtureinfo", None)
-    for defs in info.name2fixturedefs.values() if info else ():
-        scope = defs[-1].scope if defs else "function"
-        if scope in ("module", "class", "package"):
-            module = item.nodeid.split("::", 1)[0]
-            return f"{module}::{item.cls.__name__}" if scope == "class" and item.cls else module
-    return None
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadscope`, with the whole browser directory as one scope: its tests share
+    one demo server and one Chromium (session fixtures), which one worker starts. The
+    other scopes are modules (and classes), so module-scoped set-ups are built once.
+    (xdist_group marks would do this, but pytest-xdist 3.8's loadgroup rewrites
+    `item._nodeid`, which pytest 9 no longer reads.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class BrowserTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/browser/"):
+                return "tests/browser"
+            return str(super()._split_scope(nodeid))
+
+    return BrowserTogether(config, log)
 
 
 def _worker_postgres_url(url: str) -> str:
