@@ -174,3 +174,71 @@ def test_closing_while_a_follow_up_is_processed_leaves_no_open_question_stopped(
     assert follow_up.status == QuestionStatus.new
     [message] = db.exec(select(Message).where(Message.question_id == follow_up.id)).all()
     assert message.text == "Когда починят фонарь у дома 9188 на улице Садовой?"
+
+
+@pytest.mark.postgres
+def test_a_reply_published_while_the_operator_closes_does_not_reopen_the_question(
+    live_engine: sa.Engine, db: Session, settings: object
+) -> None:
+    import httpx
+
+    from app.core.config import Settings
+    from app.jobs.context import JobContext
+    from app.outbox import sender
+    from app.outbox.outcomes import Claimed
+    from app.questions.models import OutboxItem, OutboxKind
+    from tests.factories.directory import cipher
+    from webhooks.base import Published
+
+    assert isinstance(settings, Settings)
+    question = make_question(
+        db, reply_ref={"method": "wall", "owner_id": "-1", "post_id": "2", "comment_id": "3"}
+    )
+    operator = make_user(db, Role.operator, institution_id=question.institution_id, password=None)
+    db.commit()
+    item = service.reply(
+        db,
+        question,
+        text="Ремонт в плане на май.",
+        interim=False,
+        expected_at=None,
+        by=operator,
+        now=NOW,
+        cipher=cipher(),
+    )
+    db.commit()
+    assert isinstance(item, OutboxItem) and item.id is not None
+    ctx = JobContext(
+        engine=live_engine,
+        settings=settings,
+        clock=lambda: NOW,
+        http=httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(500))),
+        cipher=cipher(),
+    )
+    claimed = Claimed(id=item.id, kind=OutboxKind.reply, attempts=1, stuck=False)
+    published = Published(external_id="3_1", source_key="wall:-1_2:31", sent_at=NOW)
+    failed: list[BaseException] = []
+
+    def record() -> None:
+        try:
+            sender._record_published(ctx, claimed, published)
+        except BaseException as exc:  # reported below, not lost in the thread
+            failed.append(exc)
+
+    with Session(live_engine) as a:
+        mine = a.get(Question, question.id)
+        assert mine is not None
+        service.set_status(a, mine, StatusChange.closed, by=operator, now=NOW)
+        a.flush()  # the operator's transaction holds the row
+        thread = threading.Thread(target=record)
+        thread.start()
+        _wait_for_a_lock_wait(live_engine)
+        a.commit()
+        thread.join(20)
+    assert not failed, failed
+    db.expire_all()
+    kept = db.get(Question, question.id)
+    assert kept is not None
+    # Published (the reply is sent and counted) but the operator's close stands.
+    assert kept.status == QuestionStatus.closed
+    assert kept.first_response_at == NOW
