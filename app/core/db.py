@@ -75,6 +75,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+SQLITE_BUSY_MS = 10_000  # how long a SQLite writer waits for another's lock
+PROBE_WAIT_MS = 2_000  # how long the readiness write probe waits for it
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite's own transaction handling breaks SAVEPOINT; take it over.
     dbapi_connection.isolation_level = None
@@ -82,7 +86,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
     cursor.close()
     # SQLite's lower() folds ASCII only, so ILIKE (lower(a) LIKE lower(b)) missed
     # «Садовой» for «садовой»: fold case as PostgreSQL does, for any alphabet.
@@ -183,14 +187,24 @@ def write_refusal(engine: Engine) -> str | None:
 
     The probe rewrites alembic_version's row with itself and rolls back: it leaves no
     row and changes nothing, but needs SQLite's write lock (BEGIN IMMEDIATE) and a
-    writable file, or a read-write PostgreSQL transaction. Waiting too long behind
-    another writer is no refusal (PostgreSQL gives up on the lock after 2 s)."""
+    writable file, or a read-write PostgreSQL transaction. Waiting behind another
+    writer is no refusal: the probe gives up on the lock after PROBE_WAIT_MS (a load
+    balancer's probe must not hang for SQLite's whole busy timeout) and says writable."""
+    sqlite = engine.dialect.name == "sqlite"
     try:
-        with engine.connect() as conn, conn.begin() as transaction:
-            if engine.dialect.name == "postgresql":
-                conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
-            conn.exec_driver_sql("UPDATE alembic_version SET version_num = version_num")
-            transaction.rollback()
+        with engine.connect() as conn:
+            raw: Any = conn.connection.driver_connection if sqlite else None
+            if raw is not None:  # before BEGIN IMMEDIATE, which is what waits
+                raw.execute(f"PRAGMA busy_timeout={PROBE_WAIT_MS}")
+            try:
+                with conn.begin() as transaction:
+                    if not sqlite:
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {PROBE_WAIT_MS}")
+                    conn.exec_driver_sql("UPDATE alembic_version SET version_num = version_num")
+                    transaction.rollback()
+            finally:
+                if raw is not None:
+                    raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
     except sa.exc.DBAPIError as exc:
         orig = exc.orig
         if getattr(orig, "sqlite_errorname", None) in _BUSY_SQLITE:

@@ -118,3 +118,29 @@ def test_a_postgresql_busy_with_a_migration_is_not_called_read_only(engine: sa.E
     finally:
         release.set()
         thread.join(20)
+
+
+def test_a_sqlite_database_busy_with_another_writer_is_not_called_read_only(
+    sqlite_copy: Path,
+) -> None:
+    import time
+
+    engine = make_engine(f"sqlite:///{sqlite_copy}")
+    holder = sqlite3.connect(sqlite_copy, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock throughout
+        started = time.monotonic()
+        assert write_refusal(engine) is None
+        waited = time.monotonic() - started
+        # It waited for the lock, but only the probe's while, not SQLite's 10 s.
+        assert 1.5 < waited < 6, waited
+        pooled = engine.raw_connection()  # the pooled connection's own wait is back
+        try:
+            [(wait,)] = pooled.driver_connection.execute("PRAGMA busy_timeout").fetchall()  # type: ignore[union-attr]
+        finally:
+            pooled.close()
+        assert wait == 10_000
+    finally:
+        holder.rollback()
+        holder.close()
+        engine.dispose()
