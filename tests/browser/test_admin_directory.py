@@ -87,15 +87,17 @@ def test_admin_imports_a_registry_and_adds_a_rule(
     page.fill("input[name=name]", "Автобусы — в транспортный отдел")
     page.fill("textarea[name=keywords]", "автобус, расписание, когда, почему, подскажите")
     page.select_option("select[name=route_to_institution_id]", index=1)
-    result = ""
-    for _ in range(20):  # the worker turns the deliveries into questions within seconds
+    result, matched = "", None
+    # The worker turns the deliveries into questions within seconds, more on a busy
+    # machine: until then the rule may find only the demo's few questions, none its own.
+    for _ in range(60):
         page.click("button:has-text('Проверить на вопросах')")
         page.wait_for_selector("#try-result >> text=Правило сработало бы")
         result = page.inner_text("#try-result")
-        if "из 0 вопросов" not in result:
+        matched = re.search(r"сработало бы на (\d+) из (\d+)", result)
+        if matched and int(matched.group(1)) > 0:
             break
         page.wait_for_timeout(500)
-    matched = re.search(r"сработало бы на (\d+) из (\d+)", result)
     assert matched and int(matched.group(1)) > 0, result
     assert "/admin/rules/new" in page.url  # htmx: nothing saved, the form stays
     keep(page, shoot, "admin-rule-preview")
