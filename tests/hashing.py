@@ -30,7 +30,7 @@ def cheapen() -> None:
     from app.auth import service
 
     service._hasher = PasswordHash((CHEAP,))
-    service._DUMMY_HASH = service._hasher.hash("otklik-dummy-password")
+    service._DUMMY_HASH = None  # made again, cheaply, on first use
 
 
 if __name__ == "__main__":

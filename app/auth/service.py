@@ -28,8 +28,16 @@ from app.core.errors import Conflict, Invalid, NotFound
 from app.directory.models import Institution, Sector, Territory
 
 _hasher = PasswordHash.recommended()
-# Verifying against this keeps a wrong login as slow as a wrong password.
-_DUMMY_HASH = _hasher.hash("otklik-dummy-password")
+# Verifying against this keeps a wrong login as slow as a wrong password. Made on first
+# use: hashing costs half a second of CPU, which every `otklik` command paid at start.
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _hasher.hash("otklik-dummy-password")
+    return _DUMMY_HASH
 
 
 def hash_password(password: str) -> str:
@@ -38,7 +46,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, password_hash: str | None) -> bool:
     if password_hash is None:
-        _hasher.verify(password, _DUMMY_HASH)
+        _hasher.verify(password, _dummy_hash())
         return False
     return _hasher.verify(password, password_hash)
 
