@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, select
 
 from app.auth import audit
-from app.auth.deps import SettingsDep, WebAdminDep, WebAdminFormDep
+from app.auth.deps import SettingsDep, WebAdminDep, WebAdminFormDep, client_address
 from app.core.clock import ClockDep
 from app.core.crypto import get_cipher
 from app.core.db import SessionDep
@@ -49,10 +49,6 @@ STATUS_RU = {
     EventStatus.orphaned: "осталось без сообщения",
 }
 PAGE_SIZE = 20
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _page_or_404(session: Session, page_id: int) -> Page:
@@ -167,7 +163,7 @@ def test_event(
         object_type="page",
         object_id=page_id,
         after={"delivery_id": event_id},
-        address=_address(request),
+        address=client_address(request),
         summary=f"Тестовое событие для «{page.name}»",
     )
     session.commit()
@@ -314,7 +310,7 @@ def replay_one(
     before = events_api.replay_state(stored)
     session.rollback()  # release the read before the replay writes
     event = events_api.replay(request, event_id)
-    events_api.record_replay(session, user, _address(request), event, before)
+    events_api.record_replay(session, user, client_address(request), event, before)
     session.commit()
     status = str(event.status)
     target = f"/admin/failed/{event_id}" if back == "event" else "/admin/failed"
@@ -332,6 +328,8 @@ def replay_all(request: Request, session: SessionDep, user: WebAdminFormDep) -> 
         event = events_api.replay(request, event_id)
         if event.status in (EventStatus.processed, EventStatus.ignored):
             processed += 1
-        events_api.record_replay(session, user, _address(request), event, befores.get(event_id, {}))
+        events_api.record_replay(
+            session, user, client_address(request), event, befores.get(event_id, {})
+        )
     session.commit()
     return RedirectResponse(f"/admin/failed?done=all:{len(ids)}/{processed}", status_code=303)

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from app.auth import audit
-from app.auth.deps import ApiAdminDep
+from app.auth.deps import ApiAdminDep, client_address
 from app.auth.models import User
 from app.core.db import SessionDep
 from app.core.errors import NotFound
@@ -108,10 +108,6 @@ def record_replay(
     )
 
 
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 @router.get("/events/failed", response_model=Listing[EventRead], name="api:events_failed")
 def list_failed(
     session: SessionDep, user: ApiAdminDep, limit: int | None = None, cursor: str | None = None
@@ -136,7 +132,7 @@ def replay_one(
     before = replay_state(stored)
     session.rollback()  # release the read before the replay writes
     event = replay(request, event_id)
-    record_replay(session, user, _address(request), event, before)
+    record_replay(session, user, client_address(request), event, before)
     session.commit()
     return _read(event)
 
@@ -155,7 +151,7 @@ def replay_failed(request: Request, session: SessionDep, user: ApiAdminDep) -> R
     session.rollback()
     replayed = [replay(request, i) for i in ids]
     for event in replayed:
-        record_replay(session, user, _address(request), event, befores.get(event.id or 0, {}))
+        record_replay(session, user, client_address(request), event, befores.get(event.id or 0, {}))
     session.commit()
     results = [event.status for event in replayed]
     processed = sum(1 for s in results if s in (EventStatus.processed, EventStatus.ignored))
