@@ -32,8 +32,6 @@ def _versions(engine: sa.Engine) -> list[str]:
 @pytest.fixture
 def sqlite_copy(engine: sa.Engine, tmp_path: Path) -> Path:
     """A migrated SQLite file of the test's own."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite files")
     target = tmp_path / "copy.db"
     raw = engine.raw_connection()
     try:
@@ -56,6 +54,7 @@ def test_a_writable_database_is_ready_and_the_probe_changes_nothing(
     assert _versions(engine) == before
 
 
+@pytest.mark.sqlite
 def test_a_sqlite_file_opened_read_only_is_not_ready(settings: Settings, sqlite_copy: Path) -> None:
     # As a read-only mount or file gives it (the tests run as root, which ignores chmod).
     engine = make_engine(f"sqlite:///file:{sqlite_copy}?mode=ro&uri=true")
@@ -68,6 +67,7 @@ def test_a_sqlite_file_opened_read_only_is_not_ready(settings: Settings, sqlite_
     assert ready.headers["retry-after"]
 
 
+@pytest.mark.sqlite
 def test_a_sqlite_database_in_query_only_mode_is_not_ready(
     settings: Settings, sqlite_copy: Path
 ) -> None:
@@ -120,6 +120,7 @@ def test_a_postgresql_busy_with_a_migration_is_not_called_read_only(engine: sa.E
         thread.join(20)
 
 
+@pytest.mark.sqlite
 def test_a_sqlite_database_busy_with_another_writer_is_not_called_read_only(
     sqlite_copy: Path,
 ) -> None:
