@@ -29,7 +29,7 @@ CTEs: there the same writes are separate statements, whose round trips cost noth
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -139,6 +139,13 @@ class Writes:
 
     def __bool__(self) -> bool:
         return bool(self._parts)
+
+    def inserted(self, table: sa.Table) -> Iterator[dict[str, Any]]:
+        """The rows to insert into `table`, as held (the same dicts: `extend` keeps them,
+        so a change to one is what `send` writes; keep each row's keys)."""
+        for kind, part_table, _, rows in self._parts:
+            if kind == "insert" and part_table is table:
+                yield from rows
 
     def send(self, db: sa.Connection) -> None:
         if not self._parts:

@@ -161,7 +161,7 @@ def _missing(
             continue
         db = db or intake.connection(session)
         if e.kind == EventKind.page_reply:
-            targets = replies.targets(db, page.id, e)
+            targets = replies.targets(session, db, page.id, e)
             if n == 0:  # a later event may change what the first one found
                 found[e.source_key] = targets
             if targets.known or targets.replied is not None:

@@ -85,7 +85,7 @@ _CLOCK_TABLE = SlaClock.__table__  # type: ignore[attr-defined]
 _OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
 
 
-def _next_id(table: str) -> Any:
+def next_id(table: str) -> Any:
     """The next id of `table`'s sequence (PostgreSQL), taken once per statement."""
     return sa.select(sa.func.nextval(sa.func.pg_get_serial_sequence(table, "id"))).scalar_subquery()
 
@@ -104,19 +104,25 @@ _SEEN_OR_OPEN_PG = sa.select(
     _PAIR.c.open_id,
     sa.case((_FRESH, sa.func.nextval(sa.func.pg_get_serial_sequence("question", "id")))),
     sa.case((_FRESH, sa.select(sa.func.array_agg(_RECENT.c.text)).scalar_subquery())),
+    sa.case((_FRESH, sa.func.nextval(sa.func.pg_get_serial_sequence("message", "id")))),
 )
 _NEW_QUESTION = sa.select(
-    _next_id("question"), sa.select(sa.func.array_agg(_RECENT.c.text)).scalar_subquery()
+    next_id("question"),
+    sa.select(sa.func.array_agg(_RECENT.c.text)).scalar_subquery(),
+    next_id("message"),
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Fresh:
     """Read with the lookup of a citizen's message that starts a new question
-    (PostgreSQL): the new question's id, and the citizen's recent texts."""
+    (PostgreSQL): the new question's id, the citizen's recent texts, and the id of the
+    message. Ids are taken when the event is applied, so that messages' ids follow the
+    order of events even when their rows are held and written later (`held`)."""
 
     question_id: int
     recent: list[str]
+    message_id: int
 
 
 # A page's reply: the question it answers with its clocks (one row per clock, or one
@@ -143,7 +149,7 @@ _ANSWERED_CLOCKS = (
     .where(_QUESTIONS.c.id == sa.bindparam("question_id"))
     .order_by(_CLOCK_TABLE.c.id)
 )
-_ANSWERED_CLOCKS_PG = _ANSWERED_CLOCKS.add_columns(_next_id("message").label("message_id"))
+_ANSWERED_CLOCKS_PG = _ANSWERED_CLOCKS.add_columns(next_id("message").label("message_id"))
 
 
 class Delivery(Protocol):
@@ -194,8 +200,9 @@ def seen_or_open(
     params |= routing_arrival.recent_params(
         page_id=page_id, author_id=e.author_id, at=e.sent_at, question_id=0
     )
-    seen, open_id, new_id, recent = db.execute(_SEEN_OR_OPEN_PG, params).one()
-    return seen, open_id, Fresh(new_id, list(recent or [])) if new_id is not None else None
+    seen, open_id, new_id, recent, message_id = db.execute(_SEEN_OR_OPEN_PG, params).one()
+    fresh = Fresh(new_id, list(recent or []), message_id) if new_id is not None else None
+    return seen, open_id, fresh
 
 
 def message_row(
@@ -263,13 +270,15 @@ def open_question(
     db = connection(session)
     linked_id = question_of_key(db, page.id, e.reply_to_key) if e.reply_to_key else None
     question_id: int | None = None
+    message: dict[str, Any] = {}  # PostgreSQL: its id
     if fresh is not None:
         question_id, recent = fresh.question_id, fresh.recent
+        message["id"] = fresh.message_id
     elif db.dialect.name == "postgresql":
         params = routing_arrival.recent_params(
             page_id=page.id, author_id=e.author_id, at=e.sent_at, question_id=0
         )
-        question_id, texts = db.execute(_NEW_QUESTION, params).one()
+        question_id, texts, message["id"] = db.execute(_NEW_QUESTION, params).one()
         recent = list(texts or [])
     else:
         recent = routing_arrival.recent_texts(
@@ -292,6 +301,8 @@ def open_question(
         "updated_at": now,
         "last_citizen_at": e.sent_at,
         "linked_question_id": linked_id,
+        # Set by a page's reply in the same batch, which settles the held row (`answer`).
+        "first_response_at": None,
     }
     decision = routing_arrival.decide(
         session,
@@ -324,7 +335,10 @@ def open_question(
     else:
         question["id"] = question_id
         writes.insert(_QUESTIONS, [question])
-    writes.insert(_MESSAGES, [message_row(page.id, question_id, e, event, MessageSource.citizen)])
+    writes.insert(
+        _MESSAGES,
+        [{**message, **message_row(page.id, question_id, e, event, MessageSource.citizen)}],
+    )
     created = ("created", {"platform": str(page.platform)})
     writes.insert(_TIMELINE, _timeline_rows(question_id, e.sent_at, [created, *decision.entries]))
     writes.insert(
@@ -346,21 +360,34 @@ def answer(
     event: Delivery,
     question_id: int,
     now: datetime,
+    message_id: int | None = None,
 ) -> None:
     """Write the page's own reply `e` to question `question_id` with Core statements:
     the message and its timeline entry, the clocks the response settles
     (`sla.service.on_response`), the question answered, the outgoing webhook.
+    `message_id`: the id for the reply's message, if the caller took one.
 
     The one way a page's native reply is written. The question and its clocks may be
     objects of the session (a reply in the same batch as the question's follow-up, a
     test): the session is flushed first, and those objects are expired after, so they
-    read what was written here.
+    read what was written here. A question of the same batch whose rows are still held
+    (PostgreSQL, `held`) is read and settled there, in its held rows.
     """
     db = connection(session)
     postgresql = db.dialect.name == "postgresql"
-    rows = db.execute(
-        _ANSWERED_CLOCKS_PG if postgresql else _ANSWERED_CLOCKS, {"question_id": question_id}
-    ).all()
+    new = held.question(session, question_id)
+    if (
+        new is not None
+        and message_id is not None
+        and _answer_held(session, db, page, e, event, new, now, message_id)
+    ):
+        return
+    # Another reply of the batch may have answered the question with held writes: they
+    # go first (`held.before`), and this one's go after them.
+    mark = (f"answered:{question_id}",)
+    held.before(session, reads=mark, writes=mark)
+    read = _ANSWERED_CLOCKS_PG if postgresql and message_id is None else _ANSWERED_CLOCKS
+    rows = db.execute(read, {"question_id": question_id}).all()
     if not rows:
         return  # gone: nothing to answer
     question = rows[0]
@@ -374,41 +401,102 @@ def answer(
     writes = combined.Writes()
     reply = message_row(page.id, question_id, e, event, MessageSource.native)
     if postgresql:
-        message_id: int = question.message_id
+        message_id = int(message_id if message_id is not None else question.message_id)
         writes.insert(_MESSAGES, [{"id": message_id, **reply}])
     else:
         message_id = insert_message(db, page.id, question_id, e, event, MessageSource.native)
-    old = question.status
-    first_response_at = question.first_response_at
+    values = {name: question._mapping[name] for name in outgoing.PAYLOAD_COLUMNS}
+    settled = _settled(session, e, message_id, values, question.first_response_at, clocks, now)
+    writes.extend(settled.writes)
+    for target, changes in settled.clocks.items():
+        writes.update(_CLOCK_TABLE, "id", {"id": clocks[target].id, **changes})
+    writes.update(_QUESTIONS, "id", {"id": question_id, **settled.question})
+    held.send(session, db, writes)
+    _expire(session, Question, [question_id])
+    _expire(session, SlaClock, [row.id for row in clocks.values()])
+
+
+@dataclass(frozen=True, slots=True)
+class _Settled:
+    """What a page's reply changes: the question's columns, the columns of the clocks it
+    settles, and the rows it adds (its timeline entry, the outgoing webhooks)."""
+
+    question: dict[str, Any]
+    clocks: dict[Target, dict[str, Any]]
+    writes: combined.Writes
+
+
+def _settled(
+    session: Session,
+    e: Event,
+    message_id: int,
+    question: dict[str, Any],
+    first_response_at: datetime | None,
+    clocks: dict[Target, _ClockRow],
+    now: datetime,
+) -> _Settled:
+    """A page's reply `e` (its message `message_id`) to `question` (the columns of
+    `outgoing.PAYLOAD_COLUMNS`) with these clocks."""
+    question_id = question["id"]
+    old = question["status"]
     if first_response_at is None or e.sent_at < first_response_at:
         first_response_at = e.sent_at
     status = QuestionStatus.answered if old in OPEN_STATUSES else old
+    writes = combined.Writes()
     response = {"source": "native", "message_id": message_id, "author_id": e.author_id}
     writes.insert(_TIMELINE, _timeline_rows(question_id, e.sent_at, [("response", response)]))
     finished, due_at = sla_service.response_settles(session, clocks, e.sent_at, interim=False)
-    for target, values in finished.items():
-        writes.update(_CLOCK_TABLE, "id", {"id": clocks[target].id, **values})
-    writes.update(
-        _QUESTIONS,
-        "id",
-        {
-            "id": question_id,
-            "status": status,
-            "updated_at": now,
-            "first_response_at": first_response_at,
-            "due_at": due_at,
-        },
-    )
     if old != status:
-        values = {name: question._mapping[name] for name in outgoing.PAYLOAD_COLUMNS}
-        values["status"] = status
+        values = {**question, "status": status}
         writes.insert(
             _OUTBOX,
             outgoing.outbox_rows(session, "question.answered", values, now, {"source": "native"}),
         )
+    changes = {
+        "status": status,
+        "updated_at": now,
+        "first_response_at": first_response_at,
+        "due_at": due_at,
+    }
+    return _Settled(changes, finished, writes)
+
+
+def _answer_held(
+    session: Session,
+    db: sa.Connection,
+    page: PageInfo,
+    e: Event,
+    event: Delivery,
+    new: held.HeldQuestion,
+    now: datetime,
+    message_id: int,
+) -> bool:
+    """`answer` for a question of this batch whose rows are held: read from them, and
+    settled in them (the question's row and its clocks' rows are changed in place, the
+    reply's rows held beside them). False: the held rows lack a column to set (then
+    `answer` goes the usual way)."""
+    row = new.row
+    by_target = {Target(c["target"]): c for c in new.clocks}
+    clocks = {
+        target: _ClockRow(0, *(c[name] for name in _CLOCK_FIELDS[1:]))
+        for target, c in by_target.items()
+    }
+    question = {name: row[name] for name in outgoing.PAYLOAD_COLUMNS}
+    settled = _settled(session, e, message_id, question, row["first_response_at"], clocks, now)
+    if not settled.question.keys() <= row.keys() or any(
+        not changes.keys() <= by_target[target].keys() for target, changes in settled.clocks.items()
+    ):
+        held.flush(session)
+        return False
+    for target, changes in settled.clocks.items():
+        by_target[target].update(changes)
+    row.update(settled.question)
+    writes = combined.Writes()
+    reply = message_row(page.id, row["id"], e, event, MessageSource.native)
+    writes.insert(_MESSAGES, [{"id": message_id, **reply}])
+    writes.extend(settled.writes)
     held.send(session, db, writes)
-    _expire(session, Question, [question_id])
-    _expire(session, SlaClock, [row.id for row in clocks.values()])
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.directory.snapshots import PageInfo
+from app.processing import held
 from app.processing import new_question as intake
 from app.processing.new_question import Delivery
 from app.questions.models import OPEN_STATUSES, Message, MessageSource, Question
@@ -48,12 +49,15 @@ _TARGETS = sa.select(
     .limit(1)
     .scalar_subquery(),
 )
+# PostgreSQL: and the id of the reply's message, taken now (ids follow the order of events).
+_TARGETS_PG = _TARGETS.add_columns(intake.next_id("message"))
+_OPEN = [str(s) for s in OPEN_STATUSES]
 _THREAD_QUESTION = (
     select(Question.id)
     .where(
         col(Question.page_id) == sa.bindparam("page_id"),
         col(Question.thread_key) == sa.bindparam("thread_key"),
-        intake.one_of(col(Question.status), [str(s) for s in OPEN_STATUSES]),
+        intake.one_of(col(Question.status), _OPEN),
     )
     .order_by(col(Question.id).desc())
     .limit(1)
@@ -76,18 +80,29 @@ class Targets:
     known: bool  # the reply itself is already a message: an echo of ours, or a duplicate
     replied: int | None  # the question of the message it answers (`reply_to_key`)
     pending: int | None  # our own reply to that question, with this text, not yet recorded
+    message_id: int | None = None  # PostgreSQL: the id for the reply's message
 
 
-def targets(db: sa.Connection, page_id: int, e: Event) -> Targets:
-    """What the page's reply `e` refers to, in one statement."""
+def targets(session: Session, db: sa.Connection, page_id: int, e: Event) -> Targets:
+    """What the page's reply `e` refers to, in one statement; messages of the batch that
+    are still held (`held`) are looked up there."""
     params = {
         "page_id": page_id,
         "source_key": e.source_key,
         "reply_to_key": e.reply_to_key or "",
         "text": e.text,
     }
-    known, replied, pending = db.execute(_TARGETS, params).one()
-    return Targets(known is not None, replied, pending)
+    if db.dialect.name == "postgresql":
+        known, replied, pending, message_id = db.execute(_TARGETS_PG, params).one()
+    else:
+        (known, replied, pending), message_id = db.execute(_TARGETS, params).one(), None
+    if held.question_of_key(session, page_id, e.source_key) is not None:
+        known = True  # the same reply, delivered twice in the batch
+    replied_held = held.question_of_key(session, page_id, e.reply_to_key or "")
+    if replied_held is not None:
+        # A question of this batch: no reply of ours can be waiting on it yet.
+        replied, pending = replied_held, None
+    return Targets(known is not None, replied, pending, message_id)
 
 
 def page_reply(
@@ -102,18 +117,24 @@ def page_reply(
     else the thread's latest open question; our own reply's echo only claims its key.
     `found`: `targets(...)` read already in this transaction, before anything changed."""
     db = intake.connection(session)
-    found = found or targets(db, page.id, e)
+    found = found or targets(session, db, page.id, e)
     if found.known:
         return  # the echo of our own published reply, or a duplicate
     question_id, pending_id = found.replied, found.pending
     if question_id is None:
-        question_id = db.execute(
-            _THREAD_QUESTION, {"page_id": page.id, "thread_key": e.thread_key}
-        ).scalar()
+        # The thread's latest open question: a held one of this batch (no reply of ours
+        # can be waiting on it yet), else the database's, with what other replies of the
+        # batch held for the thread written first (`held.before_event`).
+        question_id = held.latest_in_thread(session, page.id, e.thread_key, _OPEN)
         if question_id is None:
-            return  # the page wrote in a thread with no question: nothing to answer
-        params = {"question_id": question_id, "text": e.text}
-        pending_id = db.execute(_PENDING_REPLY, params).scalar()
+            held.before(session, reads=(f"reply:{page.id}:{e.thread_key}",), writes=())
+            question_id = db.execute(
+                _THREAD_QUESTION, {"page_id": page.id, "thread_key": e.thread_key}
+            ).scalar()
+            if question_id is None:
+                return  # the page wrote in a thread with no question: nothing to answer
+            params = {"question_id": question_id, "text": e.text}
+            pending_id = db.execute(_PENDING_REPLY, params).scalar()
     if pending_id is not None:
         # The outbox will record it as published; claim the key so it is not counted twice.
         pending = session.get(Message, pending_id)
@@ -122,4 +143,4 @@ def page_reply(
         session.add(pending)
         session.flush()
         return
-    intake.answer(session, page, e, event, question_id, now)
+    intake.answer(session, page, e, event, question_id, now, found.message_id)

@@ -37,6 +37,9 @@ def _scenario() -> list[dict[str, Any]]:
         ("r2", "t3", None, None, 20),  # no reply_to: answers the thread's open question
         ("r3", "t1", None, "m2", 10),
         ("m6", "t1", "c2", None, 5),  # c2's follow-up after the answer
+        ("m7", "t4", "c4", None, 40),
+        ("r4", "t4", None, "m7", 35),  # two replies to a question of the same batch:
+        ("r5", "t4", None, "m7", 34),  # the second finds it answered by the first
     ]
     out = []
     for key, thread, author, reply_to, minutes in rows:
@@ -140,11 +143,13 @@ def test_a_batch_with_held_rows_ends_as_one_event_at_a_time(live_engine: sa.Engi
         pass
 
     expected = _outcome(live_engine, alone)
-    # m1, m2, m4, m5 (m3 and m6 join the questions of m1 and m2).
+    # m1, m2, m4, m5, m7 (m3 and m6 join the questions of m1 and m2).
     assert [(q[0], q[1], q[2]) for q in expected] == [
         ("t1", "c1", "in_progress"),
         ("t1", "c2", "in_progress"),
         ("t2", "c1", "new"),
         ("t3", "c3", "answered"),
+        ("t4", "c4", "answered"),
     ]
+    assert expected[4][3] == NOW - timedelta(minutes=35)  # the first reply's time
     assert _outcome(live_engine, together) == expected
