@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.core import migrate
 from app.core.config import Settings
@@ -121,6 +121,35 @@ def _status(engine: sa.Engine) -> tuple[int, int, float | None, float | None]:
     return row[0], row[1] or 0, _epoch(row[2]), _epoch(row[3])
 
 
+def _jobs_left(engine: sa.Engine) -> int:
+    """What the background jobs still have to do now: outbox items due and SLA clocks due
+    for a check. A read that takes no write lock."""
+    from app.questions.models import OutboxItem
+    from app.sla.models import SlaClock
+
+    now = datetime.now(UTC)
+    outbox = (
+        sa.select(sa.func.count())
+        .select_from(OutboxItem)
+        .where(
+            col(OutboxItem.status).in_(["pending", "sending"]),
+            sa.or_(
+                col(OutboxItem.next_attempt_at).is_(None), col(OutboxItem.next_attempt_at) <= now
+            ),
+        )
+    )
+    clocks = (
+        sa.select(sa.func.count())
+        .select_from(SlaClock)
+        .where(
+            col(SlaClock.state).in_(["running", "warning", "breached"]),
+            col(SlaClock.check_at) <= now,
+        )
+    )
+    with reading_engine(engine).connect() as conn:
+        return int(conn.execute(outbox).scalar_one()) + int(conn.execute(clocks).scalar_one())
+
+
 def _epoch(value: object) -> float | None:
     if value is None:
         return None
@@ -145,9 +174,16 @@ class Drained:
     events: int
     seconds: float  # from the start of the workers to the last delivery processed
     sustained: float  # events/s from the first delivery processed to the last
+    # events/s from the first delivery processed until the jobs had nothing left to do
+    # (outbox, SLA sweep): when everything about the mix was done
+    with_jobs: float
     cpu_ms: list[float]  # CPU per event of each processing worker (start-up included)
     jobs_cpu_ms: float | None  # of the jobs worker (`split`)
     server_cpu_ms: float | None  # of PostgreSQL's backends of the database
+    # The same from the first delivery processed on (the processes' start-up left out):
+    # what an event costs while the workers run.
+    steady_cpu_ms: list[float]
+    steady_jobs_cpu_ms: float | None
 
     @property
     def rate(self) -> float:
@@ -168,11 +204,14 @@ def drain(url: str, var: Path, workers: int, timeout: float = 600, split: bool =
     if split:
         commands.append([*command, "--only", "jobs"])
     procs = [subprocess.Popen(c, env=env, cwd=ROOT) for c in commands]
+    at_first: list[float] | None = None  # each process's CPU when the first was processed
     try:
         deadline = started + timeout
         stalled, last_left = time.time(), stored
         while time.time() < deadline:
-            _, left, _, _ = _status(engine)
+            _, left, first_at, _ = _status(engine)
+            if at_first is None and first_at is not None:
+                at_first = [_cpu_seconds(p.pid) for p in procs]
             if left == 0:
                 break
             if left != last_left:
@@ -180,7 +219,17 @@ def drain(url: str, var: Path, workers: int, timeout: float = 600, split: bool =
             elif time.time() - stalled > 60:
                 break
             time.sleep(0.25)
-        cpu = [_cpu_seconds(p.pid) / stored * 1000 for p in procs]
+        # Then what the jobs have left of it (the outbox, the SLA sweep), so that their CPU
+        # per event counts all of their work on the mix.
+        jobs_deadline = time.time() + 60
+        while time.time() < jobs_deadline and _jobs_left(engine) > 0:
+            time.sleep(0.25)
+        jobs_done = time.time()
+        seconds = [_cpu_seconds(p.pid) for p in procs]
+        cpu = [t / stored * 1000 for t in seconds]
+        steady = [
+            (t - t0) / stored * 1000 for t, t0 in zip(seconds, at_first or seconds, strict=True)
+        ]
         server = _server_cpu(engine)
     finally:
         for p in procs:
@@ -199,9 +248,16 @@ def drain(url: str, var: Path, workers: int, timeout: float = 600, split: bool =
         events=stored,
         seconds=end - started,
         sustained=(stored - 1) / (end - first) if first is not None and end > first else 0.0,
+        with_jobs=(
+            (stored - 1) / (max(end, jobs_done) - first)
+            if first is not None and max(end, jobs_done) > first
+            else 0.0
+        ),
         cpu_ms=cpu[:workers],
         jobs_cpu_ms=cpu[workers] if split else None,
         server_cpu_ms=server_ms,
+        steady_cpu_ms=steady[:workers],
+        steady_jobs_cpu_ms=steady[workers] if split else None,
     )
 
 
@@ -375,10 +431,18 @@ def bench_scale(
                             else ""
                         )
                         workers_ms = ", ".join(f"{ms:.2f}" for ms in drained.cpu_ms)
+                        steady_ms = ", ".join(f"{ms:.2f}" for ms in drained.steady_cpu_ms)
+                        steady_jobs = (
+                            f", jobs worker {drained.steady_jobs_cpu_ms:.2f} ms"
+                            if drained.steady_jobs_cpu_ms is not None
+                            else ""
+                        )
                         print(
                             f"  {name:<10} {n} worker(s) run {r + 1}: {drained.sustained:6.0f} "
                             f"events/s sustained (first to last processed); CPU per event: "
-                            f"worker(s) {workers_ms} ms (start-up included){jobs}{server}"
+                            f"worker(s) {workers_ms} ms (start-up included){jobs}{server}; "
+                            f"after start-up: worker(s) {steady_ms} ms{steady_jobs}; "
+                            f"{drained.with_jobs:.0f} events/s until the jobs were done too"
                         )
                     engine = make_engine(url)
                     _, line = applied(engine, mix.expected)
