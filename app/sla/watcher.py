@@ -241,7 +241,14 @@ def advance(
 
 
 def due_clocks(session: Session, now: datetime, limit: int = BATCH) -> Sequence[SlaClock]:
-    """Claim up to `limit` clocks whose next check is due (skipping ones other workers hold)."""
+    """Claim up to `limit` clocks whose next check is due (skipping ones other workers hold).
+
+    On PostgreSQL their questions are locked with them (FOR NO KEY UPDATE), and a clock
+    whose question another transaction holds is skipped until the next sweep: processing
+    locks a question and then its clocks (a citizen's follow-up), so a sweep that held the
+    clock and then waited for the question (its UPDATE, or the foreign key check of a
+    timeline entry) deadlocked with it. Holding both from the claim on, the sweep never
+    waits for anyone; processing waits for the sweep's short transaction."""
     query = (
         select(SlaClock)
         .where(col(SlaClock.state).in_(WATCHED), col(SlaClock.check_at) <= now)
@@ -249,7 +256,11 @@ def due_clocks(session: Session, now: datetime, limit: int = BATCH) -> Sequence[
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+        query = query.join(Question, col(Question.id) == col(SlaClock.question_id)).with_for_update(
+            skip_locked=True,
+            key_share=True,
+            of=[SlaClock.__table__, Question.__table__],  # type: ignore[attr-defined]
+        )
     return session.exec(query).all()
 
 
