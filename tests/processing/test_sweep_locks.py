@@ -40,7 +40,7 @@ def test_the_sweep_skips_the_clocks_of_a_question_processing_holds(
     with live_engine.connect() as processing:
         # A follow-up to the first question holds its row, as `ingest._citizen_message`.
         processing.execute(
-            sa.select(Question.id).where(col(Question.id) == held.id).with_for_update()
+            sa.select(col(Question.id)).where(col(Question.id) == held.id).with_for_update()
         ).all()
         with Session(live_engine) as sweeping:
             # Waiting would be a failure here (and, with the follow-up's clock update
