@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -87,10 +89,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    try:
+        cursor.execute("SELECT ln(1.0)")
+    except sqlite3.OperationalError:
+        # A SQLite built without its math functions (the reports' percentiles use ln).
+        dbapi_connection.create_function("ln", 1, _ln, deterministic=True)
     cursor.close()
     # SQLite's lower() folds ASCII only, so ILIKE (lower(a) LIKE lower(b)) missed
     # «Садовой» for «садовой»: fold case as PostgreSQL does, for any alphabet.
     dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _ln(value: Any) -> Any:
+    return math.log(value) if isinstance(value, int | float) and value > 0 else None
 
 
 def _lower(value: Any) -> Any:

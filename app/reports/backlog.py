@@ -24,7 +24,6 @@ from app.reports.population import (
     visible_conditions,
 )
 from app.sla import service as sla_service
-from app.sla.models import ClockState, SlaClock
 
 AGE_BUCKETS: tuple[tuple[str, float], ...] = (
     ("under_1h", 60),
@@ -75,16 +74,9 @@ def backlog(
         created_at=col(ReportFact.created_at),
         classification=col(ReportFact.classification),
     )
-    warned = (
-        sa.select(sa.literal(1))
-        .where(
-            col(SlaClock.question_id) == col(ReportFact.question_id),
-            col(SlaClock.state).in_([str(ClockState.running), str(ClockState.warning)]),
-            col(SlaClock.warn_at) <= now,
-            col(SlaClock.due_at) > now,
-        )
-        .exists()
-    )
+    # Not overdue, every active clock is due later: warning now is its earliest
+    # warning time having passed.
+    warned = col(ReportFact.warn_at) <= now
     overdue = col(ReportFact.due_at) <= now
     ages: list[Any] = []
     newer: datetime | None = None

@@ -20,6 +20,7 @@ from app.reports.figures import SlaRow
 from app.reports.periods import Period
 from app.reports.population import (
     ReportFilter,
+    Scope,
     group_names,
     report_scope,
     scope_root,
@@ -89,12 +90,12 @@ class Dashboard(BaseModel):
     silent_total: int
 
 
-def ranking_group(session: Session, f: ReportFilter, user: User) -> str:
+def ranking_group(session: Session, f: ReportFilter, user: User, scope: Scope | None = None) -> str:
     """What the ranking ranks: pages of an institution, else the child territories of
     the scope's root while it has any, else its institutions."""
     if f.institution_id is not None:
         return "page"
-    scope = report_scope(session, f, user)
+    scope = scope or report_scope(session, f, user)
     if scope.root_id:
         children = session.exec(
             select(sa.func.count())
@@ -222,8 +223,9 @@ def dashboard(
     # A sector department's supervisor sees their sector: say so in the trail.
     sector = sector or user.sector
     f = ReportFilter(period.start, period.end, territory_id, institution_id, "total", sector)
-    scope = report_scope(session, f, user)
-    total = figures.sla_report(session, user, f, now=now, compare=True)
+    prepared = figures.prepare(session, user, f)
+    scope = prepared.scope
+    total = figures.sla_report(session, user, f, now=now, compare=True, prepared=prepared)
     headline = total[0] if total else SlaRow(key="total", name="Всего", previous=figures.Previous())
     trend_by = "week" if period.by_week else "day"
     trend = _every_step(
@@ -231,25 +233,38 @@ def dashboard(
         period,
         trend_by,
         figures.sla_report(
-            session, user, replace(f, group_by=trend_by), now=now, percentiles=False
+            session,
+            user,
+            replace(f, group_by=trend_by),
+            now=now,
+            percentiles=False,
+            prepared=prepared,
         ),
     )
     # The trend and breakdowns show counts and rates; their percentiles (a sort each)
     # are in the SLA report by day, week, sector or classification.
     by_sector = figures.sla_report(
-        session, user, replace(f, group_by="sector"), now=now, percentiles=False
+        session, user, replace(f, group_by="sector"), now=now, percentiles=False, prepared=prepared
     )
     by_class = figures.sla_report(
-        session, user, replace(f, group_by="classification"), now=now, percentiles=False
+        session,
+        user,
+        replace(f, group_by="classification"),
+        now=now,
+        percentiles=False,
+        prepared=prepared,
     )
-    rank_by = ranking_group(session, f, user)
+    rank_by = ranking_group(session, f, user, scope)
     ranking = figures.sla_report(
         session,
         user,
         replace(f, group_by=rank_by),
         now=now,
         compare=True,
+        # The ranking shows the working-time median only.
+        percentiles=("working",),
         previous_percentiles=False,
+        prepared=prepared,
     )
     own_key = str(scope.root_id) if rank_by == "territory" and scope.root_id else None
     for ranked in ranking:

@@ -30,6 +30,7 @@ summed again from the facts. Reports call it before they read, so figures never 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -129,6 +130,14 @@ def fact_rows(session: Session, ids: Sequence[int] | None) -> sa.Select[Any]:
         col(first.working_minutes).is_not(None),
     )
     judged = [str(s) for s in (ClockState.met, ClockState.missed, ClockState.breached)]
+    warns = (
+        sa.select(sa.func.min(col(other.warn_at)))
+        .where(
+            col(other.question_id) == col(Question.id),
+            col(other.state).in_([str(ClockState.running), str(ClockState.warning)]),
+        )
+        .scalar_subquery()
+    )
     query = (
         sa.select(
             col(Question.id),
@@ -148,6 +157,7 @@ def fact_rows(session: Session, ids: Sequence[int] | None) -> sa.Select[Any]:
             col(Question.due_at),
             sa.case((timed, first.working_minutes)),
             sa.case((timed, sa.func.coalesce(col(first.wall_minutes), 0.0))),
+            sa.case((col(Question.status).in_([str(s) for s in OPEN_STATUSES]), warns)),
         )
         .select_from(Question)
         .join(Institution, col(Institution.id) == col(Question.institution_id))
@@ -220,11 +230,19 @@ def _flag(column: Any) -> Any:
     return sa.case((column, 1), else_=0)
 
 
-DAY_COLUMNS = [c.name for c in ReportDay.__table__.columns]  # type: ignore[attr-defined]
+# The rollup's keys and sums (its last column is the fold's stamp).
+DAY_COLUMNS = [c.name for c in ReportDay.__table__.columns if c.name != "stamp"]  # type: ignore[attr-defined]
 
 
-def _sum_days(session: Session, pairs: Iterable[tuple[int, Any]] | None) -> None:
-    """Sum the rollup rows of (institution, day) `pairs` (all, for None) from the facts."""
+def _stamp() -> int:
+    """A fold's stamp: random, so that no two folds share one (not even a fold rolled
+    back and the next) and a scope's sum of stamps changes with any row rewritten."""
+    return secrets.randbits(30) + 1  # a positive 32-bit integer
+
+
+def _sum_days(session: Session, pairs: Iterable[tuple[int, Any]] | None, stamp: int) -> None:
+    """Sum the rollup rows of (institution, day) `pairs` (all, for None) from the facts,
+    stamped with the fold's stamp."""
     f = ReportFact
     t = ReportTransfer
     zero, nothing = sa.literal(0), sa.literal(0.0)
@@ -263,9 +281,11 @@ def _sum_days(session: Session, pairs: Iterable[tuple[int, Any]] | None) -> None
         moves = moves.where(sa.tuple_(col(t.holder_id), col(t.day)).in_(pairs))
     both = sa.union_all(facts, moves).subquery()
     keys = [both.c[k] for k in DAY_COLUMNS[:5]]
-    grouped = sa.select(*keys, *(sa.func.sum(both.c[k]) for k in DAY_COLUMNS[5:])).group_by(*keys)
+    grouped = sa.select(
+        *keys, *(sa.func.sum(both.c[k]) for k in DAY_COLUMNS[5:]), sa.literal(stamp)
+    ).group_by(*keys)
     day = ReportDay.__table__  # type: ignore[attr-defined]
-    session.execute(day.insert().from_select(DAY_COLUMNS, grouped))
+    session.execute(day.insert().from_select([*DAY_COLUMNS, "stamp"], grouped))
 
 
 def _fold(session: Session, ids: list[int]) -> None:
@@ -274,6 +294,7 @@ def _fold(session: Session, ids: list[int]) -> None:
     session.execute(sa.delete(ReportTransfer).where(col(ReportTransfer.question_id).in_(ids)))
     _insert(session, ids)
     pairs = sorted(before | _days(session, ids))
+    stamp = _stamp()
     for i in range(0, len(pairs), 500):
         part = pairs[i : i + 500]
         session.execute(
@@ -281,7 +302,7 @@ def _fold(session: Session, ids: list[int]) -> None:
                 sa.tuple_(col(ReportDay.institution_id), col(ReportDay.day)).in_(part)
             )
         )
-        _sum_days(session, part)
+        _sum_days(session, part, stamp)
 
 
 def _lock(session: Session) -> None:
@@ -334,7 +355,7 @@ def rebuild(session: Session) -> int:
     session.execute(sa.delete(ReportTransfer))
     session.execute(sa.delete(ReportFact))
     _insert(session, None)
-    _sum_days(session, None)
+    _sum_days(session, None, _stamp())
     return int(session.execute(sa.select(sa.func.count()).select_from(ReportFact)).scalar_one())
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -121,8 +122,9 @@ def sla_report(
     *,
     now: datetime | None = None,
     compare: bool = False,
-    percentiles: bool = True,
+    percentiles: bool | tuple[str, ...] = True,
     previous_percentiles: bool = True,
+    prepared: Prepared | None = None,
 ) -> list[SlaRow]:
     """Rows of SLA figures per group, ordered by group (names, or time for days and
     weeks). `now` (default: the period's end) dates the backlog's ages; with `compare`,
@@ -131,17 +133,31 @@ def sla_report(
     The percentiles are the one figure that cannot be summed from the daily rollup: each
     is a sort of the period's response times. Callers that show none of them (the
     dashboard's trend and breakdowns, its ranking's previous period) pass
-    `percentiles=False` / `previous_percentiles=False` and get None there."""
-    scope = report_scope(session, f, user)
-    facts.current(session)
-    rows = _rows(session, user, f, scope, now or f.end, WORKING_AND_WALL if percentiles else ())
+    `percentiles=False` / `previous_percentiles=False` and get None there; a tuple of
+    measures ("working", "wall") computes those only.
+
+    A caller asking for several reports of one scope at once (the dashboard) passes
+    `prepared` (see `prepare`): the scope checked, the facts folded and the zones
+    looked at once for all of them."""
+    if prepared is None:
+        prepared = prepare(session, user, f)
+    else:
+        report_scope(session, f)  # the grouping (the scope itself was checked)
+    rows = _rows(
+        session,
+        user,
+        f,
+        prepared,
+        now or f.end,
+        WORKING_AND_WALL if percentiles is True else percentiles or (),
+    )
     names = group_names(session, f.group_by, set(rows))
     for row in rows.values():
         row.name = names.get(row.key, row.key)
     if compare:
         # Previous carries the working-time percentiles only.
         measures = ("working",) if previous_percentiles else ()
-        before = _rows(session, user, f.previous(), scope, f.start, measures)
+        before = _rows(session, user, f.previous(), prepared, f.start, measures, ages=False)
         for key, row in rows.items():
             old = before.get(key)
             fields = set(Previous.model_fields)
@@ -153,14 +169,37 @@ def sla_report(
 WORKING_AND_WALL = ("working", "wall")
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What every report of one scope shares: the scope, and whether all of its
+    institutions keep their days in the scope's zone (then whole local days are read
+    from the daily rollup)."""
+
+    scope: Scope
+    zoned: bool
+
+
+def prepare(session: Session, user: User, f: ReportFilter) -> Prepared:
+    """Check the filter and the caller's scope, fold what changed into the facts (exact
+    figures), and look at the scope's zones: once for any number of reports of that
+    scope (any grouping and period)."""
+    scope = report_scope(session, f, user)
+    facts.current(session)
+    return Prepared(scope, sources.one_zone(session, user, f, scope))
+
+
 def _rows(
     session: Session,
     user: User,
     f: ReportFilter,
-    scope: Scope,
+    prepared: Prepared,
     now: datetime,
     measures: tuple[str, ...] = WORKING_AND_WALL,
+    *,
+    ages: bool = True,
 ) -> dict[str, SlaRow]:
+    """The rows of one period; `ages` False leaves the open ones' ages out (the previous
+    period's rows carry none)."""
     rows: dict[str, SlaRow] = {}
 
     def row(value: Any) -> SlaRow:
@@ -176,10 +215,15 @@ def _rows(
 
     # Whole local days of one zone: the rollup answers the counts, and days and weeks
     # are read from the facts' own local dates.
-    days = sources.daily(session, user, f, scope)
+    scope = prepared.scope
+    days = sources.daily(session, user, f, scope, prepared.zoned)
     # The additive counts: one grouped pass, per group and dismissal reason.
     sums: dict[str, list[float]] = {}
+    summed, stamp = 0, 0
     for value, reason, *values in session.execute(sources.sums(session, user, f, scope, days)):
+        *values, rows_summed, stamps = values
+        summed += int(rows_summed or 0)
+        stamp += int(stamps or 0)
         r = row(value)
         total = sums.setdefault(r.key, [0.0] * len(ADDITIVE))
         for i, v in enumerate(values):
@@ -207,15 +251,19 @@ def _rows(
         r.wrong_queue_wall_minutes = round(n["held_wall_minutes"], 1)
         r.wrong_queue_working_minutes = round(n["held_working_minutes"], 1)
         r.dismissed_by_reason = {k: v for k, v in r.dismissed_by_reason.items() if v}
-    for value, *ages in session.execute(
-        sources.ages(session, user, f, scope, now, days is not None)
+    for value, *counts in (
+        session.execute(sources.ages(session, user, f, scope, now, days is not None))
+        if ages
+        else ()
     ):
         r = row(value)
-        r.backlog_by_age = {k: int(v or 0) for (k, _), v in zip(AGE_DAYS, ages, strict=True)}
+        r.backlog_by_age = {k: int(v or 0) for (k, _), v in zip(AGE_DAYS, counts, strict=True)}
     if not measures:
         return rows
     times = sources.response_times(session, user, f, scope, days is not None)
-    for value, found in sql.percentiles(session, times, measures).items():
+    # Kept under the rollup's mark: a sort that only a change in scope can change.
+    mark = (summed, stamp) if days is not None else None
+    for value, found in sql.percentiles(session, times, measures, mark=mark).items():
         r = row(value)
         (r.median_first_response_working_minutes, r.p90_first_response_working_minutes) = (
             _round(v) for v in found["working"]

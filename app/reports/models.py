@@ -42,8 +42,17 @@ class ReportFact(SQLModel, table=True):
             "first_wall",
             "day",
         ),
-        # The open ones (the backlog now, a period's by age), a short range.
-        sa.Index("ix_report_fact_open", "open", "institution_id", "created_at", "due_at"),
+        # The open ones (the backlog now, a period's by age), a short range of the index
+        # alone.
+        sa.Index(
+            "ix_report_fact_open",
+            "open",
+            "institution_id",
+            "created_at",
+            "due_at",
+            "warn_at",
+            "classification",
+        ),
         # Refolding an (institution, local day) of the rollup.
         sa.Index("ix_report_fact_institution_day", "institution_id", "day"),
     )
@@ -68,6 +77,9 @@ class ReportFact(SQLModel, table=True):
     # First-response time of an answered (met or missed) first-response clock.
     first_working: float | None = None
     first_wall: float | None = None
+    # The earliest warning time of its running (or warning) clocks: an open question
+    # not overdue warns now when this has passed.
+    warn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ReportTransfer(SQLModel, table=True):
@@ -113,6 +125,9 @@ class ReportDay(SQLModel, table=True):
     transferred_out: int = 0
     held_wall_minutes: float = 0.0
     held_working_minutes: float = 0.0
+    # The fold that wrote the row (a random number per fold): a scope and period's row
+    # count and sum of stamps change whenever any of its questions' facts change.
+    stamp: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class ReportDirty(SQLModel, table=True):

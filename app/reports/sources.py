@@ -53,12 +53,8 @@ def _local_days(f: ReportFilter, scope: Scope) -> tuple[date, date] | None:
     return a.date(), b.date()
 
 
-def daily(session: Session, user: User, f: ReportFilter, scope: Scope) -> tuple[date, date] | None:
-    """Whether the daily rollup answers the period exactly: whole local days of the
-    scope's zone, and every institution in scope keeps its days in that zone."""
-    days = _local_days(f, scope)
-    if days is None:
-        return None
+def one_zone(session: Session, user: User, f: ReportFilter, scope: Scope) -> bool:
+    """Whether every institution in scope keeps its days in the scope's zone."""
     zones = session.execute(
         sa.select(col(Territory.timezone))
         .distinct()
@@ -66,18 +62,28 @@ def daily(session: Session, user: User, f: ReportFilter, scope: Scope) -> tuple[
         .join(Territory, col(Territory.id) == col(Institution.territory_id))
         .where(*visible_conditions(session, user, f, col(Institution.id)))
     )
-    return days if {z for (z,) in zones} <= {scope.timezone} else None
+    return {z for (z,) in zones} <= {scope.timezone}
+
+
+def daily(
+    session: Session, user: User, f: ReportFilter, scope: Scope, zoned: bool | None = None
+) -> tuple[date, date] | None:
+    """Whether the daily rollup answers the period exactly: whole local days of the
+    scope's zone, and every institution in scope keeps its days in that zone (`zoned`,
+    when the caller knows it already)."""
+    days = _local_days(f, scope)
+    if days is None:
+        return None
+    if zoned is None:
+        zoned = one_zone(session, user, f, scope)
+    return days if zoned else None
 
 
 def _key(session: Session, f: ReportFilter, scope: Scope, source: Any, daily: bool) -> Any:
     """The group key over a source with institution_id, page_id, classification and
     created_at (or, from the rollup, day) columns, joined to Institution and Territory."""
     if daily and f.group_by == "day":
-        return (
-            sa.cast(source.c.day, sa.String)
-            if sql.dialect(session) == "postgresql"
-            else source.c.day
-        )
+        return source.c.day
     if daily and f.group_by == "week":
         return sql.week_of_day(session, source.c.day)
     return group_key(
@@ -105,7 +111,10 @@ def sums(
     session: Session, user: User, f: ReportFilter, scope: Scope, days: tuple[date, date] | None
 ) -> sa.Select[Any]:
     """Per group and dismissal reason, the sums of the ADDITIVE counts: from the daily
-    rollup when it answers the period exactly, else from the facts and transfers."""
+    rollup when it answers the period exactly, else from the facts and transfers. Two
+    more columns mark what was summed: from the rollup, its rows and the sum of their
+    fold stamps (any change to a fact in scope rewrites its day's rows with a new one);
+    from the facts, 0 and NULL (no mark)."""
     if days is not None:
         d = ReportDay
         source: Any = (
@@ -157,9 +166,15 @@ def sums(
         source = sa.union_all(facts_part, moves_part).subquery()
     key = _key(session, f, scope, source, days is not None)
     reason = source.c.dismiss_reason
-    return _grouped(source, key, reason, *(sa.func.sum(source.c[k]) for k in ADDITIVE)).group_by(
-        key, reason
+    # The rollup's mark of what was summed: its rows and their latest fold.
+    mark = (
+        (sa.func.count(), sa.func.sum(source.c.stamp))
+        if days is not None
+        else (sa.literal(0), sa.null())
     )
+    return _grouped(
+        source, key, reason, *(sa.func.sum(source.c[k]) for k in ADDITIVE), *mark
+    ).group_by(key, reason)
 
 
 def _facts(session: Session, user: User, f: ReportFilter, *where: Any) -> Any:

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from app.answering import service as answering
 from app.answering.models import StatusChange
 from app.core.config import Settings
-from app.reports import facts, figures
+from app.reports import facts, figures, sql
 from app.reports.models import ReportDay, ReportDirty, ReportFact
 from app.reports.population import ReportFilter
 from app.routing import service as routing
@@ -219,3 +219,42 @@ def test_the_worker_folds_marks_in_short_transactions(
     assert [facts.fold_marks(ctx) for _ in range(3)] == [2, 1, 0]
     assert not facts.pending(session)
     assert _consistent(session, w["boss"])["questions"] == 10
+
+
+def test_percentiles_are_kept_until_a_fact_in_scope_changes(
+    session: Session, w: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The percentiles' sort runs again only when the rollup's mark of the scope and
+    period moves: a change to any of its questions rewrites their days' rows with a new
+    stamp. Out of scope (February) or nothing changed: the answer kept is given."""
+    sorts: list[int] = []
+    real = sql._percentiles
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        sorts.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sql, "_percentiles", counted)
+    sql.clear_cache()
+    first = _total(session, w["boss"])
+    runs = len(sorts)
+    assert runs == 2  # this period's and the previous one's
+    assert _total(session, w["boss"]) == first
+    assert len(sorts) == runs  # kept
+    q = world.question(session, w["clinic"].id)
+    world.answer(session, q, world.local(10, 12))  # 120 working minutes: met
+    after = _total(session, w["boss"])
+    assert len(sorts) == runs + 1  # March's again; February's kept
+    assert after["median_first_response_working_minutes"] == 300.0  # 60 120 300 420 1140
+    assert (
+        after["median_first_response_working_minutes"]
+        != first["median_first_response_working_minutes"]
+    )
+    # A question of February changes February's mark (the previous period), not March's.
+    february = datetime(2026, 2, 20, 5, tzinfo=UTC)  # 10:00 local
+    old = world.question(session, w["clinic"].id, created_at=february)
+    world.answer(session, old, february + timedelta(hours=2))
+    assert _total(session, w["boss"])["questions"] == after["questions"]
+    assert len(sorts) == runs + 2
+    sql.clear_cache()
+    assert _total(session, w["boss"])["median_first_response_working_minutes"] == 300.0
