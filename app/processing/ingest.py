@@ -23,7 +23,7 @@ from app.directory import service as directory_service
 from app.directory import snapshots as directory
 from app.directory.snapshots import PageInfo
 from app.intake.models import EventStatus, InboundEvent
-from app.processing import bounds, held, replies
+from app.processing import bounds, combined, held, replies
 from app.processing import new_question as intake
 from app.processing.new_question import Delivery
 from app.questions import timeline
@@ -36,6 +36,7 @@ from app.questions.models import (
     ThreadContext,
 )
 from app.sla import service as sla_service
+from app.sla.models import SlaClock, Target
 from webhooks import EventKind, Malformed, get_adapter
 from webhooks import InboundEvent as Event
 
@@ -285,40 +286,77 @@ def _citizen_message(
     session: Session, page: PageInfo, e: Event, event: Delivery, now: datetime
 ) -> None:
     db = intake.connection(session)
-    fresh = None
+    fresh, message_id = None, None
     if e.group_chat:  # no thread of one citizen: every message is a question of its own
         seen, open_id = intake.question_of_key(db, page.id, e.source_key), None
     else:
-        seen, open_id, fresh = intake.seen_or_open(db, page.id, e, e.sent_at - FOLLOW_UP_WINDOW)
+        seen, open_id, fresh, message_id = intake.seen_or_open(
+            db, page.id, e, e.sent_at - FOLLOW_UP_WINDOW
+        )
     if seen is not None:
         return  # the same comment delivered twice (double subscription, replay)
     if open_id is None:
         intake.open_question(session, page, e, event, now, fresh)
         return
     # Locked (PostgreSQL): an operator's status change waits for this, or this for it.
-    question = session.get(Question, open_id, with_for_update=True, populate_existing=True)
+    # Its clocks are read in the same statement.
+    found = session.execute(_FOLLOWED_UP, {"question_id": open_id}).all()
+    question = found[0][0] if found else None
     assert question is not None and question.id is not None
+    clocks = {Target(clock.target): clock for _, clock in found if clock is not None}
     if question.status not in (*OPEN_STATUSES, QuestionStatus.answered):
         # Closed (or dismissed) by an operator since it was found: a follow-up to a
         # closed question starts a new one, as it would have a moment later.
         intake.open_question(session, page, e, event, now, None)
         return
-    message_id = intake.insert_message(db, page.id, question.id, e, event, MessageSource.citizen)
+    if message_id is None:  # SQLite: the id comes from the INSERT
+        message_id = intake.insert_message(
+            db, page.id, question.id, e, event, MessageSource.citizen
+        )
+        intake.record(db, question.id, e.sent_at, [("message", {"message_id": message_id})])
+    else:
+        # PostgreSQL: the message and its timeline entry in one statement, or held with
+        # the batch's rows (`held`): nothing reads them back in this batch unless it
+        # sends them first (an edit, a page's reply to this message: `replies.targets`).
+        writes = combined.Writes()
+        row = intake.message_row(page.id, question.id, e, event, MessageSource.citizen)
+        writes.insert(intake.MESSAGES, [{"id": message_id, **row}])
+        entry = {"question_id": question.id, "kind": "message", "at": e.sent_at}
+        writes.insert(intake.TIMELINE, [{**entry, "data": {"message_id": message_id}}])
+        held.send(session, db, writes)
     question.last_citizen_at = max(question.last_citizen_at or e.sent_at, e.sent_at)
     question.updated_at = now
     old = question.status
     if old in (QuestionStatus.answered, QuestionStatus.waiting_citizen):
         question.status = QuestionStatus.in_progress
     session.add(question)
-    intake.record(db, question.id, e.sent_at, [("message", {"message_id": message_id})])
     # The clocks are read with the question's changes still unwritten: the hooks'
     # flush writes them and the new deadline in one UPDATE.
     with session.no_autoflush:
         if old != question.status:
-            sla_service.on_status_change(
-                session, question, old=str(old), new=str(question.status), at=e.sent_at
+            clocks = (
+                sla_service.on_status_change(
+                    session,
+                    question,
+                    old=str(old),
+                    new=str(question.status),
+                    at=e.sent_at,
+                    clocks=clocks,
+                )
+                or clocks
             )
-        sla_service.on_citizen_message(session, question, at=e.sent_at)
+        sla_service.on_citizen_message(session, question, at=e.sent_at, clocks=clocks)
+
+
+# A question a citizen's follow-up joins, locked (PostgreSQL), with its clocks.
+_FOLLOWED_UP = (
+    select(Question, SlaClock)
+    .outerjoin(SlaClock, col(SlaClock.question_id) == col(Question.id))
+    .where(col(Question.id) == sa.bindparam("question_id"))
+    .order_by(col(SlaClock.id))
+    .with_for_update(of=Question)
+    .execution_options(populate_existing=True)
+)
 
 
 def _edit(session: Session, page: PageInfo, e: Event, now: datetime) -> None:

@@ -79,8 +79,8 @@ _INSERT_QUESTION = sa.insert(Question)
 _INSERT_MESSAGE = sa.insert(Message)
 _INSERT_TIMELINE = sa.insert(TimelineEntry)
 _QUESTIONS = Question.__table__  # type: ignore[attr-defined]
-_MESSAGES = Message.__table__  # type: ignore[attr-defined]
-_TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
+_MESSAGES = MESSAGES = Message.__table__  # type: ignore[attr-defined]
+_TIMELINE = TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
 _CLOCK_TABLE = SlaClock.__table__  # type: ignore[attr-defined]
 _OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
 
@@ -104,7 +104,10 @@ _SEEN_OR_OPEN_PG = sa.select(
     _PAIR.c.open_id,
     sa.case((_FRESH, sa.func.nextval(sa.func.pg_get_serial_sequence("question", "id")))),
     sa.case((_FRESH, sa.select(sa.func.array_agg(_RECENT.c.text)).scalar_subquery())),
-    sa.case((_FRESH, sa.func.nextval(sa.func.pg_get_serial_sequence("message", "id")))),
+    # The id of the message, unless it is a duplicate.
+    sa.case(
+        (_PAIR.c.seen.is_(None), sa.func.nextval(sa.func.pg_get_serial_sequence("message", "id")))
+    ),
 )
 _NEW_QUESTION = sa.select(
     next_id("question"),
@@ -182,11 +185,12 @@ def question_of_key(db: Session | sa.Connection, page_id: int, key: str) -> int 
 
 def seen_or_open(
     db: sa.Connection, page_id: int, e: Event, since: datetime
-) -> tuple[int | None, int | None, Fresh | None]:
+) -> tuple[int | None, int | None, Fresh | None, int | None]:
     """In one statement: the question of the page's message with `e`'s key (if there is
     one, `e` is a duplicate), and the question `e` continues: the citizen's latest in
     its thread that is open, or answered, with a message of theirs since `since`.
-    Neither (on PostgreSQL): what `open_question` reads for the new question, too."""
+    Neither (on PostgreSQL): what `open_question` reads for the new question, too.
+    Last, on PostgreSQL, the id for `e`'s message (None: a duplicate, or SQLite)."""
     params = {
         "page_id": page_id,
         "key": e.source_key,
@@ -196,13 +200,13 @@ def seen_or_open(
     }
     if db.dialect.name != "postgresql":
         row = db.execute(_SEEN_OR_OPEN, params).one()
-        return row[0], row[1], None
+        return row[0], row[1], None, None
     params |= routing_arrival.recent_params(
         page_id=page_id, author_id=e.author_id, at=e.sent_at, question_id=0
     )
     seen, open_id, new_id, recent, message_id = db.execute(_SEEN_OR_OPEN_PG, params).one()
     fresh = Fresh(new_id, list(recent or []), message_id) if new_id is not None else None
-    return seen, open_id, fresh
+    return seen, open_id, fresh, message_id
 
 
 def message_row(

@@ -92,13 +92,18 @@ def targets(session: Session, db: sa.Connection, page_id: int, e: Event) -> Targ
         "reply_to_key": e.reply_to_key or "",
         "text": e.text,
     }
+    replied_held = held.question_of_key(session, page_id, e.reply_to_key or "")
+    if replied_held is not None and held.question(session, replied_held) is None:
+        # A held follow-up to a question in the database: a reply of ours may be waiting
+        # on that question; read it with the follow-up written.
+        held.flush(session)
+        replied_held = None
     if db.dialect.name == "postgresql":
         known, replied, pending, message_id = db.execute(_TARGETS_PG, params).one()
     else:
         (known, replied, pending), message_id = db.execute(_TARGETS, params).one(), None
     if held.question_of_key(session, page_id, e.source_key) is not None:
         known = True  # the same reply, delivered twice in the batch
-    replied_held = held.question_of_key(session, page_id, e.reply_to_key or "")
     if replied_held is not None:
         # A question of this batch: no reply of ours can be waiting on it yet.
         replied, pending = replied_held, None

@@ -151,13 +151,20 @@ def clocks_stopped(session: Session, question: Question, *, at: datetime) -> Non
     refresh_due(session, question)
 
 
-def on_citizen_message(session: Session, question: Question, *, at: datetime) -> None:
+def on_citizen_message(
+    session: Session,
+    question: Question,
+    *,
+    at: datetime,
+    clocks: dict[Target, SlaClock] | None = None,
+) -> None:
     """A citizen's follow-up at platform time `at` joined the question.
 
     After a response it (re)starts the next-response clock from `at`; a paused
-    final-answer clock resumes.
+    final-answer clock resumes. `clocks`: every clock of the question, if the caller
+    read them already (with the question).
     """
-    clocks = clock_ops.clocks_of(session, question)
+    clocks = dict(clocks) if clocks is not None else clock_ops.clocks_of(session, question)
     first = clocks.get(Target.first_response)
     final = clocks.get(Target.final_answer)
     if final is not None and final.state == ClockState.paused:
@@ -289,14 +296,22 @@ def _set_expected(session: Session, clock: SlaClock, expected_at: datetime) -> N
 
 
 def on_status_change(
-    session: Session, question: Question, *, old: str, new: str, at: datetime
-) -> None:
+    session: Session,
+    question: Question,
+    *,
+    old: str,
+    new: str,
+    at: datetime,
+    clocks: dict[Target, SlaClock] | None = None,
+) -> dict[Target, SlaClock] | None:
     """Waiting for the citizen pauses the final-answer clock and leaving it resumes it;
     dismissal and withdrawal stop clocks (state none); closing stops running ones;
-    reopening a stopped question restarts its clocks."""
+    reopening a stopped question restarts its clocks. `clocks`: every clock of the
+    question, if the caller read them already. Returns every clock of the question
+    after the change (None: no change, nothing read)."""
     if old == new:
-        return
-    clocks = clock_ops.clocks_of(session, question)
+        return None
+    clocks = dict(clocks) if clocks is not None else clock_ops.clocks_of(session, question)
     final = clocks.get(Target.final_answer)
     if new == QuestionStatus.waiting_citizen and final is not None:
         clock_ops.pause(final, at)
@@ -311,6 +326,7 @@ def on_status_change(
         clocks = _reopen(session, question, clocks, at)
     clock_ops.set_due(session, question, clocks)
     session.flush()
+    return clocks
 
 
 def _reopen(

@@ -32,6 +32,7 @@ def _scenario() -> list[dict[str, Any]]:
         ("m2", "t1", "c2", None, 2990),
         ("r1", "t1", None, "m1", 2980),
         ("m3", "t1", "c1", None, 2970),  # c1's follow-up after the answer
+        ("r6", "t1", None, "m3", 2965),  # the page answers the follow-up
         ("m4", "t2", "c1", None, 2960),  # c1 again, in another thread
         ("m5", "t3", "c3", None, 30),
         ("r2", "t3", None, None, 20),  # no reply_to: answers the thread's open question
@@ -145,7 +146,7 @@ def test_a_batch_with_held_rows_ends_as_one_event_at_a_time(live_engine: sa.Engi
     expected = _outcome(live_engine, alone)
     # m1, m2, m4, m5, m7 (m3 and m6 join the questions of m1 and m2).
     assert [(q[0], q[1], q[2]) for q in expected] == [
-        ("t1", "c1", "in_progress"),
+        ("t1", "c1", "answered"),
         ("t1", "c2", "in_progress"),
         ("t2", "c1", "new"),
         ("t3", "c3", "answered"),
