@@ -4,7 +4,6 @@ trail and the pages that went silent."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -225,47 +224,26 @@ def dashboard(
     f = ReportFilter(period.start, period.end, territory_id, institution_id, "total", sector)
     prepared = figures.prepare(session, user, f)
     scope = prepared.scope
-    total = figures.sla_report(session, user, f, now=now, compare=True, prepared=prepared)
-    headline = total[0] if total else SlaRow(key="total", name="Всего", previous=figures.Previous())
     trend_by = "week" if period.by_week else "day"
-    trend = _every_step(
-        session,
-        period,
-        trend_by,
-        figures.sla_report(
-            session,
-            user,
-            replace(f, group_by=trend_by),
-            now=now,
-            percentiles=False,
-            prepared=prepared,
-        ),
-    )
-    # The trend and breakdowns show counts and rates; their percentiles (a sort each)
-    # are in the SLA report by day, week, sector or classification.
-    by_sector = figures.sla_report(
-        session, user, replace(f, group_by="sector"), now=now, percentiles=False, prepared=prepared
-    )
-    by_class = figures.sla_report(
-        session,
-        user,
-        replace(f, group_by="classification"),
-        now=now,
-        percentiles=False,
-        prepared=prepared,
-    )
     rank_by = ranking_group(session, f, user, scope)
-    ranking = figures.sla_report(
-        session,
-        user,
-        replace(f, group_by=rank_by),
-        now=now,
-        compare=True,
-        # The ranking shows the working-time median only.
-        percentiles=("working",),
-        previous_percentiles=False,
-        prepared=prepared,
-    )
+    # The trend and breakdowns show counts and rates; their percentiles (a sort each)
+    # are in the SLA report by day, week, sector or classification. The ranking shows
+    # the working-time median, compared by on-time rate.
+    none: tuple[str, ...] = ()
+    plans = [
+        figures.Plan("total", compare=True),
+        figures.Plan(trend_by, none),
+        figures.Plan("sector", none),
+        figures.Plan("classification", none),
+        figures.Plan(rank_by, ("working",), compare=True, previous_measures=none),
+    ]
+    reports = figures.sla_reports(session, user, f, plans, now=now, prepared=prepared)
+    total = reports["total"]
+    headline = total[0] if total else SlaRow(key="total", name="Всего", previous=figures.Previous())
+    trend = _every_step(session, period, trend_by, reports[trend_by])
+    by_sector = reports["sector"]
+    by_class = reports["classification"]
+    ranking = reports[rank_by]
     own_key = str(scope.root_id) if rank_by == "territory" and scope.root_id else None
     for ranked in ranking:
         if ranked.key == own_key:

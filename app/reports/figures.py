@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -131,42 +131,32 @@ def sla_report(
     each row carries its figures of the previous period of the same length.
 
     The percentiles are the one figure that cannot be summed from the daily rollup: each
-    is a sort of the period's response times. Callers that show none of them (the
-    dashboard's trend and breakdowns, its ranking's previous period) pass
+    is a sort of the period's response times. Callers that show none of them pass
     `percentiles=False` / `previous_percentiles=False` and get None there; a tuple of
-    measures ("working", "wall") computes those only.
-
-    A caller asking for several reports of one scope at once (the dashboard) passes
-    `prepared` (see `prepare`): the scope checked, the facts folded and the zones
-    looked at once for all of them."""
-    if prepared is None:
-        prepared = prepare(session, user, f)
-    else:
-        report_scope(session, f)  # the grouping (the scope itself was checked)
-    rows = _rows(
-        session,
-        user,
-        f,
-        prepared,
-        now or f.end,
+    measures ("working", "wall") computes those only. Several groupings of one scope
+    and period at once: `sla_reports`."""
+    plan = Plan(
+        f.group_by,
         WORKING_AND_WALL if percentiles is True else percentiles or (),
+        compare,
+        ("working",) if previous_percentiles else (),
     )
-    names = group_names(session, f.group_by, set(rows))
-    for row in rows.values():
-        row.name = names.get(row.key, row.key)
-    if compare:
-        # Previous carries the working-time percentiles only.
-        measures = ("working",) if previous_percentiles else ()
-        before = _rows(session, user, f.previous(), prepared, f.start, measures, ages=False)
-        for key, row in rows.items():
-            old = before.get(key)
-            fields = set(Previous.model_fields)
-            row.previous = Previous(**old.model_dump(include=fields)) if old else Previous()
-    chronological = f.group_by in ("day", "week")
-    return sorted(rows.values(), key=lambda r: r.key if chronological else (r.name.lower(), r.key))
+    return sla_reports(session, user, f, [plan], now=now, prepared=prepared)[f.group_by]
 
 
 WORKING_AND_WALL = ("working", "wall")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One grouping of a report: the percentiles it computes ("working", "wall"), and
+    whether its rows carry the previous period's figures (with the working-time
+    percentiles named in `previous_measures`)."""
+
+    group_by: str
+    measures: tuple[str, ...] = WORKING_AND_WALL
+    compare: bool = False
+    previous_measures: tuple[str, ...] = ("working",)
 
 
 @dataclass(frozen=True)
@@ -188,88 +178,141 @@ def prepare(session: Session, user: User, f: ReportFilter) -> Prepared:
     return Prepared(scope, sources.one_zone(session, user, f, scope))
 
 
+def sla_reports(
+    session: Session,
+    user: User,
+    f: ReportFilter,
+    plans: Sequence[Plan],
+    *,
+    now: datetime | None = None,
+    prepared: Prepared | None = None,
+) -> dict[str, list[SlaRow]]:
+    """`sla_report` for several groupings of the scope and period of `f` (its own
+    `group_by` aside), as the dashboard asks: their counts and ages are read in one
+    pass each (GROUPING SETS on PostgreSQL), the previous period's likewise.
+    `prepared` (see `prepare`): the scope checked, the facts folded and the zones looked
+    at, when the caller did that already for other reads of the same scope."""
+    if prepared is None:
+        prepared = prepare(session, user, f)
+    for p in plans:
+        report_scope(session, replace(f, group_by=p.group_by))  # a known grouping
+    rows = _rows(session, user, f, prepared, now or f.end, {p.group_by: p.measures for p in plans})
+    compared = {p.group_by: p.previous_measures for p in plans if p.compare}
+    before = (
+        _rows(session, user, f.previous(), prepared, f.start, compared, ages=False)
+        if compared
+        else {}
+    )
+    out: dict[str, list[SlaRow]] = {}
+    for p in plans:
+        found = rows[p.group_by]
+        names = group_names(session, p.group_by, set(found))
+        for row in found.values():
+            row.name = names.get(row.key, row.key)
+            if p.compare:
+                old = before[p.group_by].get(row.key)
+                fields = set(Previous.model_fields)
+                row.previous = Previous(**old.model_dump(include=fields)) if old else Previous()
+        chronological = p.group_by in ("day", "week")
+        out[p.group_by] = sorted(
+            found.values(), key=lambda r: r.key if chronological else (r.name.lower(), r.key)
+        )
+    return out
+
+
 def _rows(
     session: Session,
     user: User,
     f: ReportFilter,
     prepared: Prepared,
     now: datetime,
-    measures: tuple[str, ...] = WORKING_AND_WALL,
+    plan: dict[str, tuple[str, ...]],
     *,
     ages: bool = True,
-) -> dict[str, SlaRow]:
-    """The rows of one period; `ages` False leaves the open ones' ages out (the previous
-    period's rows carry none)."""
-    rows: dict[str, SlaRow] = {}
+) -> dict[str, dict[str, SlaRow]]:
+    """The rows of one period for each grouping of `plan` (with the percentiles it
+    names); `ages` False leaves the open ones' ages out (the previous period's rows
+    carry none)."""
+    groupings = list(plan)
+    rows: dict[str, dict[str, SlaRow]] = {g: {} for g in groupings}
 
-    def row(value: Any) -> SlaRow:
-        key = row_key(f.group_by, value)
-        if key not in rows:
-            rows[key] = SlaRow(
+    def row(group_by: str, value: Any) -> SlaRow:
+        key = row_key(group_by, value)
+        found = rows[group_by]
+        if key not in found:
+            found[key] = SlaRow(
                 key=key,
                 name=key,
                 dismissed_by_reason={},
                 backlog_by_age={k: 0 for k, _ in AGE_DAYS},
             )
-        return rows[key]
+        return found[key]
 
     # Whole local days of one zone: the rollup answers the counts, and days and weeks
     # are read from the facts' own local dates.
     scope = prepared.scope
     days = sources.daily(session, user, f, scope, prepared.zoned)
     # The additive counts: one grouped pass, per group and dismissal reason.
-    sums: dict[str, list[float]] = {}
+    sums: dict[tuple[str, str], list[float]] = {}
     summed, stamp = 0, 0
-    for value, reason, *values in session.execute(sources.sums(session, user, f, scope, days)):
+    query, read = sources.sums(session, user, f, scope, days, groupings)
+    for raw in session.execute(query):
+        i, value, (reason, *values) = read(raw)
         *values, rows_summed, stamps = values
         summed += int(rows_summed or 0)
         stamp += int(stamps or 0)
-        r = row(value)
-        total = sums.setdefault(r.key, [0.0] * len(ADDITIVE))
-        for i, v in enumerate(values):
-            total[i] += float(v or 0)
+        g = groupings[i]
+        r = row(g, value)
+        total = sums.setdefault((g, r.key), [0.0] * len(ADDITIVE))
+        for j, v in enumerate(values):
+            total[j] += float(v or 0)
         if reason:
             code = reason if reason in DismissReason.__members__ else str(DismissReason.other)
             dismissed = int(values[ADDITIVE.index("dismissed")] or 0)
             r.dismissed_by_reason[code] = r.dismissed_by_reason.get(code, 0) + dismissed
-    for key, total in sums.items():
-        r = rows[key]
-        n = dict(zip(ADDITIVE, total, strict=True))
-        r.questions, r.answered, r.on_time = (
-            int(n["questions"]),
-            int(n["answered"]),
-            int(n["on_time"]),
-        )
-        judged = int(n["judged"])
-        r.open, r.dismissed, r.breached = int(n["open"]), int(n["dismissed"]), int(n["breached"])
-        r.answered_otklik = int(n["answered_otklik"])
-        r.late = judged - r.on_time
-        r.answered_native = r.answered - r.answered_otklik
-        r.on_time_rate = _rate(r.on_time, judged)
-        r.dismissal_share = _rate(r.dismissed, r.questions)
-        r.transferred_out = int(n["transferred_out"])
-        r.wrong_queue_wall_minutes = round(n["held_wall_minutes"], 1)
-        r.wrong_queue_working_minutes = round(n["held_working_minutes"], 1)
-        r.dismissed_by_reason = {k: v for k, v in r.dismissed_by_reason.items() if v}
-    for value, *counts in (
-        session.execute(sources.ages(session, user, f, scope, now, days is not None))
-        if ages
-        else ()
-    ):
-        r = row(value)
-        r.backlog_by_age = {k: int(v or 0) for (k, _), v in zip(AGE_DAYS, counts, strict=True)}
-    if not measures:
-        return rows
-    times = sources.response_times(session, user, f, scope, days is not None)
+    for (g, key), total in sums.items():
+        _counts(rows[g][key], dict(zip(ADDITIVE, total, strict=True)))
+    if ages:
+        query, read = sources.ages(session, user, f, scope, now, days is not None, groupings)
+        for raw in session.execute(query):
+            i, value, counts = read(raw)
+            r = row(groupings[i], value)
+            r.backlog_by_age = {k: int(v or 0) for (k, _), v in zip(AGE_DAYS, counts, strict=True)}
     # Kept under the rollup's mark: a sort that only a change in scope can change.
     mark = (summed, stamp) if days is not None else None
-    for value, found in sql.percentiles(session, times, measures, mark=mark).items():
-        r = row(value)
-        (r.median_first_response_working_minutes, r.p90_first_response_working_minutes) = (
-            _round(v) for v in found["working"]
+    for g, measures in plan.items():
+        if not measures:
+            continue
+        times = sources.response_times(
+            session, user, replace(f, group_by=g), scope, days is not None
         )
-        if "wall" in found:
-            (r.median_first_response_wall_minutes, r.p90_first_response_wall_minutes) = (
-                _round(v) for v in found["wall"]
+        for value, found in sql.percentiles(session, times, measures, mark=mark).items():
+            r = row(g, value)
+            (r.median_first_response_working_minutes, r.p90_first_response_working_minutes) = (
+                _round(v) for v in found["working"]
             )
+            if "wall" in found:
+                (r.median_first_response_wall_minutes, r.p90_first_response_wall_minutes) = (
+                    _round(v) for v in found["wall"]
+                )
     return rows
+
+
+def _counts(r: SlaRow, n: dict[str, float]) -> None:
+    """A row's figures from its group's sums of the ADDITIVE counts."""
+    r.questions, r.answered, r.on_time = (
+        int(n["questions"]),
+        int(n["answered"]),
+        int(n["on_time"]),
+    )
+    judged = int(n["judged"])
+    r.open, r.dismissed, r.breached = int(n["open"]), int(n["dismissed"]), int(n["breached"])
+    r.answered_otklik = int(n["answered_otklik"])
+    r.late = judged - r.on_time
+    r.answered_native = r.answered - r.answered_otklik
+    r.on_time_rate = _rate(r.on_time, judged)
+    r.dismissal_share = _rate(r.dismissed, r.questions)
+    r.transferred_out = int(n["transferred_out"])
+    r.wrong_queue_wall_minutes = round(n["held_wall_minutes"], 1)
+    r.wrong_queue_working_minutes = round(n["held_working_minutes"], 1)
+    r.dismissed_by_reason = {k: v for k, v in r.dismissed_by_reason.items() if v}

@@ -7,6 +7,8 @@ open ones' ages and the percentiles' response times. Each is one grouped SELECT.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -107,11 +109,71 @@ def _grouped(source: Any, key: Any, *columns: Any) -> sa.Select[Any]:
     )
 
 
+# A grouped SELECT for several groupings at once, and how to read its rows: each row
+# as (the grouping's index, its key, the other columns).
+Grouped = tuple[sa.Select[Any], Callable[[Sequence[Any]], tuple[int, Any, list[Any]]]]
+
+
+def _by(
+    session: Session,
+    f: ReportFilter,
+    scope: Scope,
+    source: Any,
+    daily: bool,
+    groupings: Sequence[str],
+    also: Sequence[Any],
+    columns: Sequence[Any],
+) -> Grouped:
+    """`columns` aggregated per (key, *also) for each of `groupings`, in one statement:
+    GROUPING SETS on PostgreSQL (one pass over the rows for all of them), UNION ALL of
+    one grouped SELECT each on SQLite."""
+    keys = [_key(session, replace(f, group_by=g), scope, source, daily) for g in groupings]
+    if sql.dialect(session) != "postgresql" or len(groupings) == 1:
+        parts = [
+            _grouped(source, key, sa.literal(i).label("g"), *also, *columns).group_by(key, *also)
+            for i, key in enumerate(keys)
+        ]
+        query = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+
+        def plain(row: Sequence[Any]) -> tuple[int, Any, list[Any]]:
+            return int(row[1]), row[0], list(row[2:])
+
+        return query, plain  # type: ignore[return-value]
+    # GROUPING(k...) has a bit per key, set where the row's set leaves that key out
+    # (the first key is the highest bit); "total" groups by `also` alone.
+    real = [i for i, g in enumerate(groupings) if g != "total"]
+    sets = [sa.tuple_(*([keys[i]] if i in real else []), *also) for i in range(len(keys))]
+    full = (1 << len(real)) - 1
+    index = {full ^ (1 << (len(real) - 1 - j)): i for j, i in enumerate(real)}
+    if "total" in groupings:
+        index[full] = list(groupings).index("total")
+    query = _grouped(
+        source,
+        sa.func.grouping(*(keys[i] for i in real)),
+        *(keys[i] for i in real),
+        *also,
+        *columns,
+    ).group_by(sa.func.grouping_sets(*sets))
+
+    def sets_row(row: Sequence[Any]) -> tuple[int, Any, list[Any]]:
+        i = index[int(row[0])]
+        key = row[1 + real.index(i)] if i in real else "total"
+        return i, key, list(row[1 + len(real) :])
+
+    return query, sets_row
+
+
 def sums(
-    session: Session, user: User, f: ReportFilter, scope: Scope, days: tuple[date, date] | None
-) -> sa.Select[Any]:
-    """Per group and dismissal reason, the sums of the ADDITIVE counts: from the daily
-    rollup when it answers the period exactly, else from the facts and transfers. Two
+    session: Session,
+    user: User,
+    f: ReportFilter,
+    scope: Scope,
+    days: tuple[date, date] | None,
+    groupings: Sequence[str],
+) -> Grouped:
+    """Per group of each grouping and dismissal reason, the sums of the ADDITIVE counts:
+    from the daily rollup when it answers the period exactly, else from the facts and
+    transfers. Two
     more columns mark what was summed: from the rollup, its rows and the sum of their
     fold stamps (any change to a fact in scope rewrites its day's rows with a new one);
     from the facts, 0 and NULL (no mark)."""
@@ -164,17 +226,16 @@ def sums(
             *visible_conditions(session, user, f, col(moved.holder_id)),
         )
         source = sa.union_all(facts_part, moves_part).subquery()
-    key = _key(session, f, scope, source, days is not None)
-    reason = source.c.dismiss_reason
-    # The rollup's mark of what was summed: its rows and their latest fold.
+    # The rollup's mark of what was summed: its rows and their folds' stamps.
     mark = (
         (sa.func.count(), sa.func.sum(source.c.stamp))
         if days is not None
         else (sa.literal(0), sa.null())
     )
-    return _grouped(
-        source, key, reason, *(sa.func.sum(source.c[k]) for k in ADDITIVE), *mark
-    ).group_by(key, reason)
+    columns = [*(sa.func.sum(source.c[k]) for k in ADDITIVE), *mark]
+    return _by(
+        session, f, scope, source, days is not None, groupings, [source.c.dismiss_reason], columns
+    )
 
 
 def _facts(session: Session, user: User, f: ReportFilter, *where: Any) -> Any:
@@ -200,9 +261,16 @@ def _facts(session: Session, user: User, f: ReportFilter, *where: Any) -> Any:
 
 
 def ages(
-    session: Session, user: User, f: ReportFilter, scope: Scope, now: datetime, daily: bool
-) -> sa.Select[Any]:
-    """The period's open questions per group by wall-clock age at `now`."""
+    session: Session,
+    user: User,
+    f: ReportFilter,
+    scope: Scope,
+    now: datetime,
+    daily: bool,
+    groupings: Sequence[str],
+) -> Grouped:
+    """The period's open questions per group of each grouping by wall-clock age at
+    `now`."""
     source = _facts(session, user, f, col(ReportFact.open).is_(True))
     ages = []
     newer = None
@@ -214,8 +282,7 @@ def ages(
             cond.append(source.c.created_at <= newer)
         ages.append(sa.func.sum(sa.case((sa.and_(sa.true(), *cond), 1), else_=0)))
         newer = None if days == math.inf else now - timedelta(days=days)
-    key = _key(session, f, scope, source, daily)
-    return _grouped(source, key, *ages).group_by(key)
+    return _by(session, f, scope, source, daily, groupings, [], ages)
 
 
 def response_times(

@@ -157,18 +157,26 @@ def _sqlite_percentiles(
         for r in (lo, lo + 1):
             wanted.append(sa.and_(c.c.below <= r, r < c.c.below + c.c.n))
     t = sa.select(c.c.key, c.c.b, c.c.below, c.c.total).where(sa.or_(*wanted)).cte("t")
+    # The values of the wanted buckets first (one pass; an IN probes a list built once),
+    # then their buckets' place: joined directly, SQLite scanned every value per bucket.
+    near = (
+        sa.select(s.c.key, s.c.b, s.c.v)
+        .where(sa.tuple_(s.c.key, s.c.b).in_(sa.select(t.c.key, t.c.b)))
+        .cte("near")
+        .prefix_with("MATERIALIZED")
+    )
     ranked = (
         sa.select(
-            s.c.key,
-            s.c.v,
+            near.c.key,
+            near.c.v,
             t.c.total,
             (
                 t.c.below
-                + sa.func.row_number().over(partition_by=(s.c.key, s.c.b), order_by=s.c.v)
+                + sa.func.row_number().over(partition_by=(near.c.key, near.c.b), order_by=near.c.v)
                 - 1
             ).label("i"),
         )
-        .join(t, sa.and_(t.c.key == s.c.key, t.c.b == s.c.b))
+        .join(t, sa.and_(t.c.key == near.c.key, t.c.b == near.c.b))
         .subquery()
     )
     i, n, v = ranked.c.i, ranked.c.total, ranked.c.v
