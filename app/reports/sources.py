@@ -163,6 +163,42 @@ def _by(
     return query, sets_row
 
 
+def _fine(
+    session: Session,
+    source: Any,
+    groupings: Sequence[str],
+    keep: Sequence[str],
+    totals: dict[str, Any],
+) -> Any:
+    """The daily rows of `source` summed (`totals`) to the coarsest grain that every
+    grouping in `groupings` can still be read from: per institution and the `keep`
+    columns, and per page, classification and local day (or week) only where a grouping
+    needs them (those it does not are NULL). A dashboard's five groupings then read a
+    few thousand rows instead of a quarter's rollup five times."""
+    columns = [source.c.institution_id.label("institution_id")]
+    group = [source.c.institution_id]
+
+    def pick(name: str, needed: bool, value: Any) -> None:
+        columns.append(value.label(name) if needed else sa.null().label(name))
+        if needed:
+            group.append(value)
+
+    pick("page_id", "page" in groupings, source.c.page_id)
+    pick("classification", "classification" in groupings, source.c.classification)
+    # A week's key is the date of its Monday, which is its own week's key again.
+    day = source.c.day if "day" in groupings else sql.week_of_day(session, source.c.day)
+    pick("day", "day" in groupings or "week" in groupings, day)
+    for name in keep:
+        columns.append(source.c[name])
+        group.append(source.c[name])
+    return (
+        sa.select(*columns, *(total.label(name) for name, total in totals.items()))
+        .group_by(*group)
+        .cte("fine")
+        .prefix_with("MATERIALIZED")  # once, for every grouping's SELECT to read
+    )
+
+
 def sums(
     session: Session,
     user: User,
@@ -226,16 +262,15 @@ def sums(
             *visible_conditions(session, user, f, col(moved.holder_id)),
         )
         source = sa.union_all(facts_part, moves_part).subquery()
+    if days is None:
+        columns = [*(sa.func.sum(source.c[k]) for k in ADDITIVE), sa.literal(0), sa.null()]
+        return _by(session, f, scope, source, False, groupings, [source.c.dismiss_reason], columns)
     # The rollup's mark of what was summed: its rows and their folds' stamps.
-    mark = (
-        (sa.func.count(), sa.func.sum(source.c.stamp))
-        if days is not None
-        else (sa.literal(0), sa.null())
-    )
-    columns = [*(sa.func.sum(source.c[k]) for k in ADDITIVE), *mark]
-    return _by(
-        session, f, scope, source, days is not None, groupings, [source.c.dismiss_reason], columns
-    )
+    totals: dict[str, Any] = {k: sa.func.sum(source.c[k]) for k in ADDITIVE}
+    totals.update(rows=sa.func.count(), stamps=sa.func.sum(source.c.stamp))
+    fine = _fine(session, source, groupings, ["dismiss_reason"], totals)
+    columns = [sa.func.sum(fine.c[k]) for k in totals]
+    return _by(session, f, scope, fine, True, groupings, [fine.c.dismiss_reason], columns)
 
 
 def _facts(session: Session, user: User, f: ReportFilter, *where: Any) -> Any:
@@ -272,17 +307,20 @@ def ages(
     """The period's open questions per group of each grouping by wall-clock age at
     `now`."""
     source = _facts(session, user, f, col(ReportFact.open).is_(True))
-    ages = []
+    ages = {}
     newer = None
-    for _, days in AGE_DAYS:
+    for name, days in AGE_DAYS:
         cond: list[Any] = []
         if days != math.inf:
             cond.append(source.c.created_at > now - timedelta(days=days))
         if newer is not None:
             cond.append(source.c.created_at <= newer)
-        ages.append(sa.func.sum(sa.case((sa.and_(sa.true(), *cond), 1), else_=0)))
+        ages[name] = sa.func.sum(sa.case((sa.and_(sa.true(), *cond), 1), else_=0))
         newer = None if days == math.inf else now - timedelta(days=days)
-    return _by(session, f, scope, source, daily, groupings, [], ages)
+    if not daily:
+        return _by(session, f, scope, source, False, groupings, [], list(ages.values()))
+    fine = _fine(session, source, groupings, [], ages)
+    return _by(session, f, scope, fine, True, groupings, [], [sa.func.sum(fine.c[k]) for k in ages])
 
 
 def response_times(
