@@ -15,7 +15,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from app.auth import admin
+from app.auth import access_admin, admin, invite_views
 from app.auth import service as auth_service
 from app.auth.deps import (
     CSRF_COOKIE,
@@ -312,6 +312,8 @@ def telegram_unlink(
     return _back(request, "telegram_off", "#telegram")
 
 
-# The administration of people and access (/admin/users, /admin/tokens, /admin/audit)
-# and the invitation link: their own module, served with these pages.
+# The administration of people (/admin/users) and access (/admin/tokens, /admin/audit)
+# and the invitation link: their own modules, served with these pages.
 router.include_router(admin.router)
+router.include_router(access_admin.router)
+router.include_router(invite_views.router)

@@ -16,7 +16,15 @@ from app.core.crypto import get_cipher
 from app.core.db import SessionDep
 from app.core.errors import Invalid, NotFound
 from app.core.json_api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
-from app.directory import admin, connect_views, imports, service, spreadsheet
+from app.directory import (
+    admin,
+    connect_views,
+    imports,
+    institution_admin,
+    page_admin,
+    service,
+    spreadsheet,
+)
 from app.directory.models import (
     InstitutionCreate,
     InstitutionRead,
@@ -322,4 +330,6 @@ _api = router
 router = APIRouter()
 router.include_router(_api)
 router.include_router(admin.router)
+router.include_router(institution_admin.router)
+router.include_router(page_admin.router)
 router.include_router(connect_views.router)
