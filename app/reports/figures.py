@@ -286,7 +286,8 @@ def _rows(
         times = sources.response_times(
             session, user, replace(f, group_by=g), scope, days is not None
         )
-        for value, found in sql.percentiles(session, times, measures, mark=mark).items():
+        found_by_key = sql.percentiles(session, times, measures, mark=mark, grouped=g != "total")
+        for value, found in found_by_key.items():
             r = row(g, value)
             (r.median_first_response_working_minutes, r.p90_first_response_working_minutes) = (
                 _round(v) for v in found["working"]

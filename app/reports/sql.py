@@ -52,18 +52,19 @@ def percentiles(
     fractions: Sequence[tuple[int, int]] = (MEDIAN, P90),
     *,
     mark: Any = None,
+    grouped: bool = True,
 ) -> dict[str, dict[str, list[float | None]]]:
     """Interpolated percentiles (exactly like `percentile_cont`) of each measure column
     of `source` per its `key` column: {key: {measure: [value per fraction]}}.
 
-    `source` has a `key` column and the measure columns; NULL measures are skipped.
-    With a `mark` (something that changes whenever any value of `source` may have), the
+    `source` has a `key` column and the measure columns; NULL measures are skipped;
+    without `grouped` its key is one constant (nothing is grouped by it). With a `mark` (something that changes whenever any value of `source` may have), the
     answer is kept per process and given again while the mark holds: sorting a region's
     quarter of response times is most of a dashboard's time, and a closed period's
     rarely change.
     """
     if mark is None:
-        return _percentiles(session, source, measures, fractions)
+        return _percentiles(session, source, measures, fractions, grouped)
     bind = session.get_bind()
     compiled = sa.select(source).compile(bind)
     params = tuple(
@@ -75,7 +76,7 @@ def percentiles(
         if kept is not None and kept[0] == mark:
             _FOUND.move_to_end(key)
             return kept[1]
-    found = _percentiles(session, source, measures, fractions)
+    found = _percentiles(session, source, measures, fractions, grouped)
     with _FOUND_LOCK:
         _FOUND[key] = (mark, found)
         _FOUND.move_to_end(key)
@@ -89,6 +90,7 @@ def _percentiles(
     source: sa.Subquery,
     measures: Sequence[str],
     fractions: Sequence[tuple[int, int]],
+    grouped: bool,
 ) -> dict[str, dict[str, list[float | None]]]:
     out: dict[str, dict[str, list[float | None]]] = {}
     if dialect(session) == "postgresql":
@@ -105,7 +107,7 @@ def _percentiles(
             }
         return out
     for m in measures:
-        for key, values in _sqlite_percentiles(session, source, m, fractions).items():
+        for key, values in _sqlite_percentiles(session, source, m, fractions, grouped).items():
             out.setdefault(key, {})[m] = values
     for found in out.values():
         for m in measures:
@@ -120,13 +122,18 @@ _NO_KEY = "\x01"  # stands for a NULL key (PostgreSQL text holds no NUL)
 
 
 def _sqlite_percentiles(
-    session: Session, source: sa.Subquery, measure: str, fractions: Sequence[tuple[int, int]]
+    session: Session,
+    source: sa.Subquery,
+    measure: str,
+    fractions: Sequence[tuple[int, int]],
+    grouped: bool = True,
 ) -> dict[str, list[float | None]]:
     """SQLite's `percentile_cont`, in one statement that ranks few rows: the values are
     counted per bucket of their size, running sums over the buckets find the ones that
     hold the ranks wanted, and only those buckets' values are ranked (window functions
     over the whole set sorted and scanned it twice more: 2-3× slower at a region's
-    quarter). Exact: the same values at the same ranks as a full sort."""
+    quarter). Exact: the same values at the same ranks as a full sort. Without
+    `grouped` (one key, "total") nothing is grouped or partitioned by the key."""
     value = source.c[measure]
     # An integer (truncated: the values are positive) sorts faster than floor()'s real.
     bucket = sa.case(
@@ -138,14 +145,23 @@ def _sqlite_percentiles(
         .where(value.is_not(None))
         .cte("s")
     )
-    h = sa.select(s.c.key, s.c.b, sa.func.count().label("n")).group_by(s.c.key, s.c.b).cte("h")
-    running = sa.func.sum(h.c.n).over(partition_by=h.c.key, order_by=h.c.b)
+
+    def by(table: Any, *more: Any) -> list[Any]:
+        """The key (when grouped) and `more`: what groups, partitions and joins."""
+        return [table.c.key, *more] if grouped else list(more)
+
+    h = (
+        sa.select(sa.func.max(s.c.key).label("key"), s.c.b, sa.func.count().label("n"))
+        .group_by(*by(s, s.c.b))
+        .cte("h")
+    )
+    running = sa.func.sum(h.c.n).over(partition_by=by(h) or None, order_by=h.c.b)
     c = sa.select(
         h.c.key,
         h.c.b,
         h.c.n,
         sa.cast(running - h.c.n, sa.BigInteger).label("below"),
-        sa.cast(sa.func.sum(h.c.n).over(partition_by=h.c.key), sa.BigInteger).label("total"),
+        sa.cast(sa.func.sum(h.c.n).over(partition_by=by(h) or None), sa.BigInteger).label("total"),
     ).cte("c")
 
     def rank(total: Any, num: int, den: int) -> Any:
@@ -162,7 +178,7 @@ def _sqlite_percentiles(
     # then their buckets' place: joined directly, SQLite scanned every value per bucket.
     near = (
         sa.select(s.c.key, s.c.b, s.c.v)
-        .where(sa.tuple_(s.c.key, s.c.b).in_(sa.select(t.c.key, t.c.b)))
+        .where(sa.tuple_(*by(s, s.c.b)).in_(sa.select(*by(t, t.c.b))))
         .cte("near")
         .prefix_with("MATERIALIZED")
     )
@@ -173,11 +189,11 @@ def _sqlite_percentiles(
             t.c.total,
             (
                 t.c.below
-                + sa.func.row_number().over(partition_by=(near.c.key, near.c.b), order_by=near.c.v)
+                + sa.func.row_number().over(partition_by=by(near, near.c.b), order_by=near.c.v)
                 - 1
             ).label("i"),
         )
-        .join(t, sa.and_(t.c.key == near.c.key, t.c.b == near.c.b))
+        .join(t, sa.and_(*(a == b for a, b in zip(by(t, t.c.b), by(near, near.c.b), strict=True))))
         .subquery()
     )
     i, n, v = ranked.c.i, ranked.c.total, ranked.c.v
@@ -186,7 +202,7 @@ def _sqlite_percentiles(
         lo = rank(n, num, den)
         columns.append(sa.func.max(sa.case((i == lo, v))))
         columns.append(sa.func.max(sa.case((i == lo + 1, v))))
-    query = sa.select(ranked.c.key, n, *columns).group_by(ranked.c.key, n)
+    query = sa.select(sa.func.max(ranked.c.key), n, *columns).group_by(*by(ranked), n)
     out: dict[str, list[float | None]] = {}
     for row in session.execute(query):
         total = int(row[1])
