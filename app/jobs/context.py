@@ -12,8 +12,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
+from sqlalchemy import Select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -43,6 +45,16 @@ class JobContext:
             return self.session_factory()
         engine = reading_engine(self.engine) if reading else self.engine
         return Session(engine, expire_on_commit=False)
+
+    def anything(self, query: Select[Any]) -> bool:
+        """Does `query` find a row? A cheap look before a periodic job opens its
+        transaction: a Core statement with no ORM session and, on SQLite, no write lock.
+        Most runs of a job every second find nothing to do."""
+        if self.session_factory is not None:  # tests: within their own transaction
+            with self.session_factory() as session:
+                return session.connection().execute(query.limit(1)).first() is not None
+        with reading_engine(self.engine).connect() as conn:
+            return conn.execute(query.limit(1)).first() is not None
 
     @contextmanager
     def transaction(self, *, reading: bool = False) -> Iterator[Session]:

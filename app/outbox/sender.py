@@ -116,6 +116,8 @@ def send_outbox(
     while a platform is called. `sleep` and `jitter` exist for tests (a frozen clock
     that sleeping advances, no randomness).
     """
+    if not ctx.anything(_DUE.where(_is_due(ctx.clock()))):
+        return 0  # the usual run: nothing to send
     handled = 0
     while handled < limit and not ctx.stopping.is_set():
         webhooks = _deliver_webhooks(ctx, jitter, min(WEBHOOK_BATCH, limit - handled))
@@ -138,18 +140,25 @@ def send_outbox(
     return handled
 
 
+def _is_due(now: datetime) -> sa.ColumnElement[bool]:
+    """To send now (or its sender's lease ran out)."""
+    return sa.and_(
+        col(OutboxItem.status).in_([OutboxStatus.pending, OutboxStatus.sending]),
+        sa.or_(
+            col(OutboxItem.next_attempt_at).is_(None),
+            col(OutboxItem.next_attempt_at) <= now,
+        ),
+    )
+
+
+_DUE = sa.select(col(OutboxItem.id))
+
+
 def _due(now: datetime, kind: OutboxKind) -> Any:
     """Items of `kind` to send now (or whose sender's lease ran out), oldest due first."""
     return (
         select(OutboxItem)
-        .where(
-            col(OutboxItem.kind) == kind,
-            col(OutboxItem.status).in_([OutboxStatus.pending, OutboxStatus.sending]),
-            sa.or_(
-                col(OutboxItem.next_attempt_at).is_(None),
-                col(OutboxItem.next_attempt_at) <= now,
-            ),
-        )
+        .where(col(OutboxItem.kind) == kind, _is_due(now))
         .order_by(col(OutboxItem.next_attempt_at), col(OutboxItem.id))
         .with_for_update(skip_locked=True)
     )

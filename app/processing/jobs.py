@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 
 from app.intake.models import EventStatus, InboundEvent
@@ -17,18 +18,16 @@ def retry_events(ctx: JobContext) -> int:
     """Process failed deliveries whose backoff has passed, and those waiting for the
     message they refer to (pending ones are the processor's)."""
     now = ctx.clock()
+    due = sa.and_(
+        col(InboundEvent.status).in_([EventStatus.failed, EventStatus.waiting]),
+        col(InboundEvent.next_attempt_at) <= now,
+    )
+    if not ctx.anything(sa.select(col(InboundEvent.id)).where(due)):
+        return 0  # the usual run: nothing to retry
     postgres = ctx.engine.dialect.name == "postgresql"
     # SQLite: a read (no write lock, which webhook intake may be holding on to).
     with ctx.transaction(reading=not postgres) as session:
-        query = (
-            select(InboundEvent.id)
-            .where(
-                col(InboundEvent.status).in_([EventStatus.failed, EventStatus.waiting]),
-                col(InboundEvent.next_attempt_at) <= now,
-            )
-            .order_by(col(InboundEvent.id))
-            .limit(BATCH)
-        )
+        query = select(InboundEvent.id).where(due).order_by(col(InboundEvent.id)).limit(BATCH)
         if postgres:
             query = query.with_for_update(skip_locked=True)
         ids = [i for i in session.exec(query).all() if i is not None]

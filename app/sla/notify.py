@@ -279,13 +279,13 @@ def deliver_notifications(ctx: JobContext) -> int:
     before sending, so no worker sends one twice; a failed send is retried later.
     """
     now = ctx.clock()
+    due = sa.and_(col(Notification.delivered_at).is_(None), col(Notification.deliver_after) <= now)
+    if not ctx.anything(sa.select(col(Notification.id)).where(due)):
+        return 0  # the usual run: nothing to deliver
     with ctx.transaction() as session:
         query = (
             select(Notification)
-            .where(
-                col(Notification.delivered_at).is_(None),
-                col(Notification.deliver_after) <= now,
-            )
+            .where(due)
             .order_by(col(Notification.user_id), col(Notification.id))
             .limit(BATCH)
         )
