@@ -34,7 +34,7 @@ from app.jobs.context import JobContext
 from app.jobs.runner import Job, Runner
 from app.processing.processor import Processor
 from app.questions import queue
-from app.reports import sql as report_sql
+from app.reports import percentiles as report_percentiles
 
 log = logging.getLogger("otklik")
 
@@ -288,7 +288,7 @@ def create_app(
     app.state.engine = engine or make_engine(settings.database_url)
     # The queue's counts are cached per process; a new application starts afresh.
     queue.clear_cache()
-    report_sql.clear_cache()
+    report_percentiles.clear_cache()
     app.state.clock = clock or utcnow
     app.state.cipher = Cipher(settings.resolved_secret_key())
     app.state.http = http or httpx.Client(

@@ -45,7 +45,8 @@ from sqlmodel import Session
 
 from app.auth.models import User
 from app.questions.models import DismissReason
-from app.reports import facts, sources, sql
+from app.reports import facts, sources
+from app.reports.percentiles import percentiles as percentiles_of
 from app.reports.population import (
     ReportFilter,
     Scope,
@@ -286,7 +287,7 @@ def _rows(
         times = sources.response_times(
             session, user, replace(f, group_by=g), scope, days is not None
         )
-        found_by_key = sql.percentiles(session, times, measures, mark=mark, grouped=g != "total")
+        found_by_key = percentiles_of(session, times, measures, mark=mark, grouped=g != "total")
         for value, found in found_by_key.items():
             r = row(g, value)
             (r.median_first_response_working_minutes, r.p90_first_response_working_minutes) = (

@@ -17,7 +17,7 @@ from openpyxl import load_workbook
 from sqlmodel import Session
 
 from app.core.config import Settings
-from app.reports import sql
+from app.reports import percentiles
 from app.reports.figures import percentile
 from tests.answering.web import sign_in
 from tests.conftest import FrozenClock
@@ -162,7 +162,7 @@ def test_dashboard_compares_with_the_previous_period(
 def test_database_percentiles_match_interpolation(session: Session, values: list[float]) -> None:
     rows = " UNION ALL ".join(f"SELECT 'g' AS key, {v} AS m" for v in values)
     source = sa.text(rows).columns(sa.column("key"), sa.column("m")).subquery()
-    found = sql.percentiles(session, source, ["m"])
+    found = percentiles.percentiles(session, source, ["m"])
     assert found["g"]["m"] == pytest.approx([percentile(values, 0.5), percentile(values, 0.9)])
 
 

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from app.answering import service as answering
 from app.answering.models import StatusChange
 from app.core.config import Settings
-from app.reports import facts, figures, sql
+from app.reports import facts, figures, percentiles
 from app.reports.models import ReportDay, ReportDirty, ReportFact
 from app.reports.population import ReportFilter
 from app.routing import service as routing
@@ -228,14 +228,14 @@ def test_percentiles_are_kept_until_a_fact_in_scope_changes(
     period moves: a change to any of its questions rewrites their days' rows with a new
     stamp. Out of scope (February) or nothing changed: the answer kept is given."""
     sorts: list[int] = []
-    real = sql._percentiles
+    real = percentiles._percentiles
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         sorts.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sql, "_percentiles", counted)
-    sql.clear_cache()
+    monkeypatch.setattr(percentiles, "_percentiles", counted)
+    percentiles.clear_cache()
     first = _total(session, w["boss"])
     runs = len(sorts)
     assert runs == 2  # this period's and the previous one's
@@ -256,5 +256,5 @@ def test_percentiles_are_kept_until_a_fact_in_scope_changes(
     world.answer(session, old, february + timedelta(hours=2))
     assert _total(session, w["boss"])["questions"] == after["questions"]
     assert len(sorts) == runs + 2
-    sql.clear_cache()
+    percentiles.clear_cache()
     assert _total(session, w["boss"])["median_first_response_working_minutes"] == 300.0

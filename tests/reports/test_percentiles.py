@@ -9,7 +9,7 @@ import random
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from app.reports import sql
+from app.reports import percentiles
 from app.reports.figures import percentile
 
 
@@ -59,7 +59,7 @@ def test_percentiles_equal_a_full_sort(session: Session) -> None:
     grouped = sa.select(
         table.c.k.label("key"), table.c.w.label("working"), table.c.x.label("wall")
     ).subquery()
-    found = sql.percentiles(session, grouped, ("working", "wall"))
+    found = percentiles.percentiles(session, grouped, ("working", "wall"))
     assert set(found) == {"a", "b", "None", "one", "two"}
     for key, got in found.items():
         k = None if key == "None" else key
@@ -68,6 +68,6 @@ def test_percentiles_equal_a_full_sort(session: Session) -> None:
     one = sa.select(
         sa.literal("total").label("key"), table.c.w.label("working"), table.c.x.label("wall")
     ).subquery()
-    total = sql.percentiles(session, one, ("working", "wall"), grouped=False)["total"]
+    total = percentiles.percentiles(session, one, ("working", "wall"), grouped=False)["total"]
     for measure, column in (("working", "w"), ("wall", "x")):
         assert _close(total[measure], _expected(rows, "*", column)), measure
