@@ -146,6 +146,12 @@ def question(session: Session, question_id: int) -> HeldQuestion | None:
     return None if held is None else held.questions.get(question_id)
 
 
+def holds(session: Session, marks: Iterable[str]) -> bool:
+    """Does the batch hold writes marked with any of `marks` (`before` would send them)?"""
+    held: Held | None = session.info.get(_HELD)
+    return held is not None and bool(held.writes) and not held.marks.isdisjoint(marks)
+
+
 def before(
     session: Session, *, reads: Iterable[str], writes: Iterable[str], anything: bool = False
 ) -> None:

@@ -141,6 +141,8 @@ _CLOCK_FIELDS = (
     "paused_seconds",
     "details",
 )
+CLOCK_FIELDS = _CLOCK_FIELDS
+ANSWERED_COLUMNS = (*outgoing.PAYLOAD_COLUMNS, "first_response_at")
 _CLOCK_COLUMNS = [_CLOCK_TABLE.c[name].label(f"clock_{name}") for name in _CLOCK_FIELDS]
 _ANSWERED_CLOCKS = (
     sa.select(
@@ -357,6 +359,41 @@ def open_question(
     return question_id
 
 
+def _moment(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """A question a page's reply answers, and its clocks, as read with the reply's
+    targets (`replies.targets`, PostgreSQL): what `answer` would read itself."""
+
+    question: dict[str, Any]  # the columns of `ANSWERED_COLUMNS`
+    clocks: dict[Target, _ClockRow]
+
+    @classmethod
+    def from_json(cls, question: dict[str, Any], clocks: list[dict[str, Any]]) -> Answered:
+        """From the JSON of the question's row and of its clocks' rows."""
+        values = dict(question)
+        for name in ("created_at", "first_response_at"):
+            values[name] = _moment(values[name])
+        rows = {
+            Target(c["target"]): _ClockRow(
+                id=c["id"],
+                target=c["target"],
+                state=c["state"],
+                started_at=datetime.fromisoformat(c["started_at"]),
+                due_at=_moment(c["due_at"]),
+                done_at=_moment(c["done_at"]),
+                paused_at=_moment(c["paused_at"]),
+                paused_seconds=float(c["paused_seconds"]),
+                details=c["details"] or {},
+            )
+            for c in clocks
+        }
+        return cls(values, rows)
+
+
 def answer(
     session: Session,
     page: PageInfo,
@@ -365,11 +402,14 @@ def answer(
     question_id: int,
     now: datetime,
     message_id: int | None = None,
+    answered: Answered | None = None,
 ) -> None:
     """Write the page's own reply `e` to question `question_id` with Core statements:
     the message and its timeline entry, the clocks the response settles
     (`sla.service.on_response`), the question answered, the outgoing webhook.
-    `message_id`: the id for the reply's message, if the caller took one.
+    `message_id`: the id for the reply's message, if the caller took one; `answered`:
+    the question and its clocks, if the caller read them (in this transaction, after
+    everything the session had to write).
 
     The one way a page's native reply is written. The question and its clocks may be
     objects of the session (a reply in the same batch as the question's follow-up, a
@@ -389,28 +429,36 @@ def answer(
     # Another reply of the batch may have answered the question with held writes: they
     # go first (`held.before`), and this one's go after them.
     mark = (f"answered:{question_id}",)
+    if held.holds(session, mark):
+        answered = None  # read before those writes: read again after them
     held.before(session, reads=mark, writes=mark)
-    read = _ANSWERED_CLOCKS_PG if postgresql and message_id is None else _ANSWERED_CLOCKS
-    rows = db.execute(read, {"question_id": question_id}).all()
-    if not rows:
-        return  # gone: nothing to answer
-    question = rows[0]
-    clocks = {
-        Target(row.clock_target): _ClockRow(
-            *(row._mapping[f"clock_{name}"] for name in _CLOCK_FIELDS)
-        )
-        for row in rows
-        if row.clock_id is not None
-    }
+    if answered is None:
+        read = _ANSWERED_CLOCKS_PG if postgresql and message_id is None else _ANSWERED_CLOCKS
+        rows = db.execute(read, {"question_id": question_id}).all()
+        if not rows:
+            return  # gone: nothing to answer
+        question = rows[0]
+        clocks = {
+            Target(row.clock_target): _ClockRow(
+                *(row._mapping[f"clock_{name}"] for name in _CLOCK_FIELDS)
+            )
+            for row in rows
+            if row.clock_id is not None
+        }
+        values = {name: question._mapping[name] for name in ANSWERED_COLUMNS}
+        if message_id is None and postgresql:
+            message_id = int(question.message_id)
+    else:
+        values, clocks = dict(answered.question), answered.clocks
     writes = combined.Writes()
     reply = message_row(page.id, question_id, e, event, MessageSource.native)
     if postgresql:
-        message_id = int(message_id if message_id is not None else question.message_id)
+        assert message_id is not None
         writes.insert(_MESSAGES, [{"id": message_id, **reply}])
     else:
         message_id = insert_message(db, page.id, question_id, e, event, MessageSource.native)
-    values = {name: question._mapping[name] for name in outgoing.PAYLOAD_COLUMNS}
-    settled = _settled(session, e, message_id, values, question.first_response_at, clocks, now)
+    first_response_at = values.pop("first_response_at")
+    settled = _settled(session, e, message_id, values, first_response_at, clocks, now)
     writes.extend(settled.writes)
     for target, changes in settled.clocks.items():
         writes.update(_CLOCK_TABLE, "id", {"id": clocks[target].id, **changes})

@@ -49,8 +49,27 @@ _TARGETS = sa.select(
     .limit(1)
     .scalar_subquery(),
 )
-# PostgreSQL: and the id of the reply's message, taken now (ids follow the order of events).
-_TARGETS_PG = _TARGETS.add_columns(intake.next_id("message"))
+# PostgreSQL, in the same statement: the id of the reply's message, taken now (ids follow
+# the order of events), and the question it answers with that question's clocks, as JSON
+# (what `intake.answer` reads: `intake.ANSWERED_COLUMNS`, `intake.CLOCK_FIELDS`).
+_TARGETS_PG = sa.text(
+    "WITH k AS (SELECT"
+    " (SELECT question_id FROM message WHERE page_id = :page_id AND external_id = :source_key"
+    " LIMIT 1) AS known,"
+    " (SELECT question_id FROM message WHERE page_id = :page_id AND external_id = :reply_to_key"
+    " LIMIT 1) AS replied)"
+    " SELECT k.known, k.replied,"
+    " (SELECT m.id FROM message AS m WHERE m.question_id = k.replied AND m.source = :otklik"
+    " AND m.external_id IS NULL AND m.text = :text ORDER BY m.id LIMIT 1) AS pending,"
+    " nextval(pg_get_serial_sequence('message', 'id')) AS message_id,"
+    " (SELECT row_to_json(q) FROM (SELECT "
+    + ", ".join(intake.ANSWERED_COLUMNS)
+    + " FROM question WHERE id = k.replied) AS q) AS question,"
+    " (SELECT json_agg(c ORDER BY c.id) FROM (SELECT "
+    + ", ".join(intake.CLOCK_FIELDS)
+    + " FROM sla_clock WHERE question_id = k.replied) AS c) AS clocks"
+    " FROM k"
+)
 _OPEN = [str(s) for s in OPEN_STATUSES]
 _THREAD_QUESTION = (
     select(Question.id)
@@ -75,12 +94,35 @@ _PENDING_REPLY = (
 )
 
 
+# PostgreSQL: the thread's latest open question, our reply waiting on it with the same
+# text, and the question with its clocks as JSON (as `_TARGETS_PG`), in one statement.
+_THREAD_TARGETS_PG = sa.text(
+    "WITH t AS (SELECT id FROM question WHERE page_id = :page_id AND thread_key = :thread_key"
+    " AND status IN ("
+    + ", ".join(f":open_{n}" for n in range(len(OPEN_STATUSES)))
+    + ") ORDER BY id DESC LIMIT 1)"
+    " SELECT t.id,"
+    " (SELECT m.id FROM message AS m WHERE m.question_id = t.id AND m.source = :otklik"
+    " AND m.external_id IS NULL AND m.text = :text ORDER BY m.id LIMIT 1) AS pending,"
+    " (SELECT row_to_json(q) FROM (SELECT "
+    + ", ".join(intake.ANSWERED_COLUMNS)
+    + " FROM question WHERE id = t.id) AS q) AS question,"
+    " (SELECT json_agg(c ORDER BY c.id) FROM (SELECT "
+    + ", ".join(intake.CLOCK_FIELDS)
+    + " FROM sla_clock WHERE question_id = t.id) AS c) AS clocks"
+    " FROM t"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Targets:
     known: bool  # the reply itself is already a message: an echo of ours, or a duplicate
     replied: int | None  # the question of the message it answers (`reply_to_key`)
     pending: int | None  # our own reply to that question, with this text, not yet recorded
     message_id: int | None = None  # PostgreSQL: the id for the reply's message
+    # PostgreSQL: the `replied` question and its clocks as the database had them
+    # (`intake.Answered`), for `intake.answer`
+    answered: intake.Answered | None = None
 
 
 def targets(session: Session, db: sa.Connection, page_id: int, e: Event) -> Targets:
@@ -98,16 +140,21 @@ def targets(session: Session, db: sa.Connection, page_id: int, e: Event) -> Targ
         # on that question; read it with the follow-up written.
         held.flush(session)
         replied_held = None
+    answered = None
     if db.dialect.name == "postgresql":
-        known, replied, pending, message_id = db.execute(_TARGETS_PG, params).one()
+        params["otklik"] = MessageSource.otklik.value
+        row = db.execute(_TARGETS_PG, params).one()
+        known, replied, pending, message_id = row[:4]
+        if row.question is not None:
+            answered = intake.Answered.from_json(row.question, row.clocks or [])
     else:
         (known, replied, pending), message_id = db.execute(_TARGETS, params).one(), None
     if held.question_of_key(session, page_id, e.source_key) is not None:
         known = True  # the same reply, delivered twice in the batch
     if replied_held is not None:
         # A question of this batch: no reply of ours can be waiting on it yet.
-        replied, pending = replied_held, None
-    return Targets(known is not None, replied, pending, message_id)
+        replied, pending, answered = replied_held, None, None
+    return Targets(known is not None, replied, pending, message_id, answered)
 
 
 def page_reply(
@@ -126,20 +173,18 @@ def page_reply(
     if found.known:
         return  # the echo of our own published reply, or a duplicate
     question_id, pending_id = found.replied, found.pending
+    answered = found.answered
     if question_id is None:
         # The thread's latest open question: a held one of this batch (no reply of ours
         # can be waiting on it yet), else the database's, with what other replies of the
         # batch held for the thread written first (`held.before_event`).
         question_id = held.latest_in_thread(session, page.id, e.thread_key, _OPEN)
+        answered = None
         if question_id is None:
             held.before(session, reads=(f"reply:{page.id}:{e.thread_key}",), writes=())
-            question_id = db.execute(
-                _THREAD_QUESTION, {"page_id": page.id, "thread_key": e.thread_key}
-            ).scalar()
+            question_id, pending_id, answered = _thread_targets(db, page.id, e)
             if question_id is None:
                 return  # the page wrote in a thread with no question: nothing to answer
-            params = {"question_id": question_id, "text": e.text}
-            pending_id = db.execute(_PENDING_REPLY, params).scalar()
     if pending_id is not None:
         # The outbox will record it as published; claim the key so it is not counted twice.
         pending = session.get(Message, pending_id)
@@ -148,4 +193,35 @@ def page_reply(
         session.add(pending)
         session.flush()
         return
-    intake.answer(session, page, e, event, question_id, now, found.message_id)
+    intake.answer(session, page, e, event, question_id, now, found.message_id, answered)
+
+
+def _thread_targets(
+    db: sa.Connection, page_id: int, e: Event
+) -> tuple[int | None, int | None, intake.Answered | None]:
+    """The thread's latest open question (None: there is none), our own reply waiting on
+    it with `e`'s text, and on PostgreSQL the question with its clocks (one statement)."""
+    if db.dialect.name != "postgresql":
+        question_id = db.execute(
+            _THREAD_QUESTION, {"page_id": page_id, "thread_key": e.thread_key}
+        ).scalar()
+        if question_id is None:
+            return None, None, None
+        pending = db.execute(_PENDING_REPLY, {"question_id": question_id, "text": e.text})
+        return question_id, pending.scalar(), None
+    params: dict[str, object] = {
+        "page_id": page_id,
+        "thread_key": e.thread_key,
+        "otklik": MessageSource.otklik.value,
+        "text": e.text,
+    }
+    params |= {f"open_{n}": status for n, status in enumerate(_OPEN)}
+    row = db.execute(_THREAD_TARGETS_PG, params).first()
+    if row is None:
+        return None, None, None
+    answered = (
+        intake.Answered.from_json(row.question, row.clocks or [])
+        if row.question is not None
+        else None
+    )
+    return row.id, row.pending, answered

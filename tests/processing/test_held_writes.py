@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from app.directory.models import Platform
 from app.intake.models import InboundEvent
 from app.processing.processor import process_pending
-from app.questions.models import Message, Question, TimelineEntry
+from app.questions.models import Direction, Message, MessageSource, Question, TimelineEntry
 from app.sla.models import SlaClock
 from tests.factories.directory import cipher, make_page
 
@@ -154,3 +154,72 @@ def test_a_batch_with_held_rows_ends_as_one_event_at_a_time(live_engine: sa.Engi
     ]
     assert expected[4][3] == NOW - timedelta(minutes=35)  # the first reply's time
     assert _outcome(live_engine, together) == expected
+
+
+def _deliver(engine: sa.Engine, page_id: int, rows: list[tuple[Any, ...]]) -> None:
+    """Store deliveries (key, thread, author or None for the page, reply_to, minutes
+    before NOW, text) and process them."""
+    with Session(engine) as session:
+        for key, thread, author, reply_to, minutes, text in rows:
+            body: dict[str, Any] = {
+                "id": key,
+                "thread_id": thread,
+                "kind": "comment",
+                "author": {"id": author or "page", "name": author or "Страница"},
+                "text": text,
+                "sent_at": (NOW - timedelta(minutes=minutes)).isoformat(),
+                "from_page": author is None,
+            }
+            if reply_to is not None:
+                body["reply_to"] = reply_to
+            session.add(
+                InboundEvent(
+                    platform="generic",
+                    page_id=page_id,
+                    delivery_key=f"{page_id}:{key}",
+                    body=json.dumps(body).encode(),
+                    received_at=NOW,
+                )
+            )
+        session.commit()
+    while process_pending(engine, cipher(), lambda: NOW):
+        pass
+
+
+def test_a_page_reply_with_the_text_of_our_unrecorded_reply_is_that_reply(
+    live_engine: sa.Engine,
+) -> None:
+    """The platform delivers our own reply before the outbox has recorded it: with the
+    message it answers, or with none (the thread's open question). It claims our reply's
+    key and is not counted as a second, native response."""
+    page_id = _page(live_engine)
+    asked = "Когда починят дорогу на улице Ленина?"
+    _deliver(live_engine, page_id, [("m1", "t1", "c1", None, 60, asked)])
+    _deliver(live_engine, page_id, [("m2", "t2", "c2", None, 50, asked)])
+    answer = "Здравствуйте! Ремонт в плане на май."
+    with Session(live_engine) as session:
+        # An operator's replies, queued: the outbox has not recorded them as published.
+        for question in session.exec(select(Question).where(col(Question.page_id) == page_id)):
+            assert question.id is not None
+            session.add(
+                Message(
+                    question_id=question.id,
+                    page_id=page_id,
+                    direction=Direction.outbound,
+                    source=MessageSource.otklik,
+                    text=answer,
+                )
+            )
+        session.commit()
+    _deliver(
+        live_engine,
+        page_id,
+        [("r1", "t1", None, "m1", 5, answer), ("r2", "t2", None, None, 4, answer)],
+    )
+    with Session(live_engine) as session:
+        messages = session.exec(
+            select(Message.external_id, Message.source)
+            .where(col(Message.page_id) == page_id, col(Message.source) != "citizen")
+            .order_by(col(Message.id))
+        ).all()
+        assert [tuple(m) for m in messages] == [("r1", "otklik"), ("r2", "otklik")]
