@@ -16,6 +16,8 @@ from app.reports.figures import SlaRow
 
 WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 44, 120, 14, 30
+# The value labels' room: about 7 px per character of the 12 px font, and a gap.
+DIGIT_PX, LABEL_PAD = 7, 10
 # The phone's chart: drawn at its own size so its text stays legible (a 640-wide
 # chart scaled to 360 px would shrink 12 px labels to 7 px).
 NARROW = {"width": 360, "height": 240, "right": 96, "ticks": 4}
@@ -82,12 +84,15 @@ def trend_chart(
     chart.empty = False
     peak = max(max(getattr(r, f) for f, _, _ in SERIES) for r in rows)
     top, step = _nice_top(int(peak))
-    plot_w = chart.plot_right - LEFT
+    # The scale's widest label («30 000»: digits and group separators) must fit left of
+    # the plot: a region's weeks run to tens of thousands.
+    chart.left = max(LEFT, LABEL_PAD + DIGIT_PX * len(f"{top:,}"))
+    plot_w = chart.plot_right - chart.left
     plot_h = chart.bottom - TOP
     n = len(rows)
 
     def x(i: int) -> float:
-        return round(LEFT + (plot_w * i / (n - 1) if n > 1 else plot_w / 2), 1)
+        return round(chart.left + (plot_w * i / (n - 1) if n > 1 else plot_w / 2), 1)
 
     def y(v: float) -> float:
         return round(chart.bottom - plot_h * v / top, 1)
