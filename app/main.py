@@ -352,6 +352,7 @@ def _include_routers(app: FastAPI) -> None:
     from app.processing.views import router as ops_routes
     from app.questions.api import router as questions_api
     from app.questions.views import router as inbox_pages
+    from app.reports.question_views import router as figure_questions
     from app.reports.views import router as reports_api
     from app.routing.views import router as routing_api
     from app.sla.views import router as sla_api
@@ -373,6 +374,7 @@ def _include_routers(app: FastAPI) -> None:
         routing_api,
         sla_api,
         reports_api,
+        figure_questions,
         admin_home,
     )
     for router in routers:

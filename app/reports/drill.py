@@ -1,7 +1,7 @@
 """The questions behind a figure: each figure of `figures`, `backlog` and the dashboard
 maps to a filter of the questions list (`app.questions.queries`), so its number and its
 list can never disagree. The URL holds the filter (`params`); the list page and the
-exports (`app.reports.views`) read it back."""
+exports (`app.reports.question_views`) read it back."""
 
 from __future__ import annotations
 
