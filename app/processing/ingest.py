@@ -330,8 +330,8 @@ def _citizen_message(
     if old in (QuestionStatus.answered, QuestionStatus.waiting_citizen):
         question.status = QuestionStatus.in_progress
     session.add(question)
-    # The clocks are read with the question's changes still unwritten: the hooks'
-    # flush writes them and the new deadline in one UPDATE.
+    # The question's changes and both hooks' are written by one flush (the second
+    # hook's): one UPDATE of the question with its new deadline.
     with session.no_autoflush:
         if old != question.status:
             clocks = (
@@ -342,6 +342,7 @@ def _citizen_message(
                     new=str(question.status),
                     at=e.sent_at,
                     clocks=clocks,
+                    flush=False,
                 )
                 or clocks
             )
@@ -359,8 +360,29 @@ _FOLLOWED_UP = (
 )
 
 
+# An edited message with the id of its question's first message (whose text is the
+# question's): one read.
+_FIRST = intake.MESSAGES.alias("first")
+_EDITED = sa.select(
+    *(intake.MESSAGES.c[name] for name in ("id", "question_id", "text", "attachments")),
+    intake.MESSAGES.c.previous_texts,
+    sa.select(sa.func.min(_FIRST.c.id))
+    .where(_FIRST.c.question_id == intake.MESSAGES.c.question_id)
+    .scalar_subquery()
+    .label("first_id"),
+).where(
+    intake.MESSAGES.c.page_id == sa.bindparam("page_id"),
+    intake.MESSAGES.c.external_id == sa.bindparam("key"),
+)
+
+
 def _edit(session: Session, page: PageInfo, e: Event, now: datetime) -> None:
-    message = _message_by_key(session, page.id, e.source_key)
+    """An edit of a message: its text (the previous one kept), the question's text when
+    it is the question's first message, a timeline entry. One read and, on PostgreSQL,
+    one statement (not held: edits send what the batch holds first, `held.before_event`,
+    and what they write is read back by later events of the batch)."""
+    db = intake.connection(session)
+    message = db.execute(_EDITED, {"page_id": page.id, "key": e.source_key}).first()
     if message is None:
         context = session.exec(
             select(ThreadContext).where(
@@ -371,29 +393,29 @@ def _edit(session: Session, page: PageInfo, e: Event, now: datetime) -> None:
             context.text = e.text
             session.add(context)
         return
-    if message.text == e.text and _attachments(e) == message.attachments:
+    attachments = _attachments(e)
+    if message.text == e.text and attachments == message.attachments:
         return  # a replayed edit
-    message.previous_texts = [
-        *message.previous_texts,
-        {"text": message.text, "until": e.sent_at.isoformat()},
-    ]
-    message.text = e.text
-    message.attachments = _attachments(e) or message.attachments
-    message.edited_at = e.sent_at
-    session.add(message)
-    question = session.get(Question, message.question_id)
-    if question is not None and question.id is not None:
-        first = session.exec(
-            select(Message.id)
-            .where(col(Message.question_id) == question.id)
-            .order_by(col(Message.id))
-            .limit(1)
-        ).first()
-        if first == message.id:
-            question.text = e.text
-            session.add(question)
-        session.flush()
-        timeline.record(session, question.id, "edited", e.sent_at, data={"message_id": message.id})
+    previous = {"text": message.text, "until": e.sent_at.isoformat()}
+    writes = combined.Writes()
+    writes.update(
+        intake.MESSAGES,
+        "id",
+        {
+            "id": message.id,
+            "previous_texts": [*(message.previous_texts or []), previous],
+            "text": e.text,
+            "attachments": attachments or message.attachments,
+            "edited_at": e.sent_at,
+        },
+    )
+    if message.first_id == message.id:
+        writes.update(intake.QUESTIONS, "id", {"id": message.question_id, "text": e.text})
+    entry = {"question_id": message.question_id, "kind": "edited", "at": e.sent_at}
+    writes.insert(intake.TIMELINE, [{**entry, "data": {"message_id": message.id}}])
+    writes.send(db)
+    intake.expire(session, Message, [message.id])
+    intake.expire(session, Question, [message.question_id])
 
 
 def _delete(session: Session, page: PageInfo, e: Event, now: datetime) -> None:

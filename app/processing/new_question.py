@@ -78,7 +78,7 @@ _SEEN_OR_OPEN = sa.select(_QUESTION_OF_KEY.scalar_subquery(), _OPEN_QUESTION.sca
 _INSERT_QUESTION = sa.insert(Question)
 _INSERT_MESSAGE = sa.insert(Message)
 _INSERT_TIMELINE = sa.insert(TimelineEntry)
-_QUESTIONS = Question.__table__  # type: ignore[attr-defined]
+_QUESTIONS = QUESTIONS = Question.__table__  # type: ignore[attr-defined]
 _MESSAGES = MESSAGES = Message.__table__  # type: ignore[attr-defined]
 _TIMELINE = TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
 _CLOCK_TABLE = SlaClock.__table__  # type: ignore[attr-defined]
@@ -464,8 +464,8 @@ def answer(
         writes.update(_CLOCK_TABLE, "id", {"id": clocks[target].id, **changes})
     writes.update(_QUESTIONS, "id", {"id": question_id, **settled.question})
     held.send(session, db, writes)
-    _expire(session, Question, [question_id])
-    _expire(session, SlaClock, [row.id for row in clocks.values()])
+    expire(session, Question, [question_id])
+    expire(session, SlaClock, [row.id for row in clocks.values()])
 
 
 @dataclass(frozen=True, slots=True)
@@ -567,7 +567,7 @@ class _ClockRow:
     details: dict[str, Any]
 
 
-def _expire(session: Session, model: type[Any], ids: Iterable[int]) -> None:
+def expire(session: Session, model: type[Any], ids: Iterable[int]) -> None:
     """Let the session's objects of these rows, if it has any, read them again."""
     for row_id in ids:
         found = session.identity_map.get(identity_key(model, row_id))

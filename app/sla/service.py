@@ -303,12 +303,14 @@ def on_status_change(
     new: str,
     at: datetime,
     clocks: dict[Target, SlaClock] | None = None,
+    flush: bool = True,
 ) -> dict[Target, SlaClock] | None:
     """Waiting for the citizen pauses the final-answer clock and leaving it resumes it;
     dismissal and withdrawal stop clocks (state none); closing stops running ones;
     reopening a stopped question restarts its clocks. `clocks`: every clock of the
     question, if the caller read them already. Returns every clock of the question
-    after the change (None: no change, nothing read)."""
+    after the change (None: no change, nothing read). Not `flush`: the changes are left
+    to the caller's next flush (a follow-up's other hook writes them with its own)."""
     if old == new:
         return None
     clocks = dict(clocks) if clocks is not None else clock_ops.clocks_of(session, question)
@@ -325,7 +327,8 @@ def on_status_change(
     elif old in _STOPPING and new in _OPEN:
         clocks = _reopen(session, question, clocks, at)
     clock_ops.set_due(session, question, clocks)
-    session.flush()
+    if flush:
+        session.flush()
     return clocks
 
 
