@@ -17,7 +17,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from app.auth import audit, tokens, user_form, users
+from app.auth import audit, invitations, tokens, user_form, users
 from app.auth import service as auth_service
 from app.auth.deps import (
     SettingsDep,
@@ -130,7 +130,7 @@ def _credential_page(
         password=credential.password,
         link=link,
         created=created,
-        days=users.INVITATION_LIFETIME.days,
+        days=invitations.INVITATION_LIFETIME.days,
     )
 
 

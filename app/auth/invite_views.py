@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from app.auth import invitations
 from app.auth import service as auth_service
-from app.auth import users
 from app.auth.admin import NO_STORE
 from app.auth.deps import (
     CSRF_COOKIE,
@@ -70,7 +70,7 @@ def invite_form(
     settings: SettingsDep,
     token: Annotated[str, Query(max_length=100)] = "",
 ) -> HTMLResponse:
-    person = users.invitation_user(session, token, clock()) if token else None
+    person = invitations.invitation_user(session, token, clock()) if token else None
     return _invite_page(view, request, settings, person=person, invitation=token)
 
 
@@ -87,7 +87,7 @@ def invite_accept(
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     now = clock()
-    person = users.invitation_user(session, token, now) if token else None
+    person = invitations.invitation_user(session, token, now) if token else None
     cookie = request.cookies.get(CSRF_COOKIE, "")
     if person is None:
         return _invite_page(view, request, settings, person=None)
@@ -102,7 +102,7 @@ def invite_accept(
             status_code=403,
         )
     try:
-        users.accept_invitation(
+        invitations.accept_invitation(
             session,
             token,
             password=password,

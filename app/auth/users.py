@@ -8,16 +8,15 @@ written to the audit log (before → after) in the caller's transaction.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from app.auth import audit, passwords
+from app.auth import audit, invitations, passwords
 from app.auth import service as auth_service
 from app.auth.models import (
     ApiToken,
@@ -28,13 +27,11 @@ from app.auth.models import (
     UserInvitation,
     UserUpdate,
 )
-from app.core.crypto import hash_token
 from app.core.errors import NotFound
 from app.directory.models import Institution, Sector, Territory
 
 FormInvalid = auth_service.FormInvalid
 
-INVITATION_LIFETIME = timedelta(days=7)
 _LOGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,149}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
@@ -224,7 +221,7 @@ def create(
         ),
     )
     if invite:
-        credential = Credential(invitation=_new_invitation(session, user, now))
+        credential = Credential(invitation=invitations.new_invitation(session, user, now))
     audit.record(
         session,
         actor=by,
@@ -403,7 +400,7 @@ def reset_password(
     if invite:
         user.password_hash = None
         session.add(user)
-        credential = Credential(invitation=_new_invitation(session, user, now))
+        credential = Credential(invitation=invitations.new_invitation(session, user, now))
     else:
         password = auth_service.generate_password()
         auth_service.set_password(session, user, password)
@@ -423,83 +420,3 @@ def reset_password(
         at=now,
     )
     return credential
-
-
-# --- invitation links ---------------------------------------------------------------
-
-
-def _new_invitation(session: Session, user: User, now: datetime) -> str:
-    assert user.id is not None
-    # One live link per user: a new one replaces any earlier.
-    session.execute(
-        sa.delete(UserInvitation).where(
-            col(UserInvitation.user_id) == user.id, col(UserInvitation.used_at).is_(None)
-        )
-    )
-    plain = secrets.token_urlsafe(32)
-    session.add(
-        UserInvitation(
-            user_id=user.id,
-            token_hash=hash_token(plain),
-            created_at=now,
-            expires_at=now + INVITATION_LIFETIME,
-        )
-    )
-    session.flush()
-    return plain
-
-
-def invitation_user(session: Session, plain: str, now: datetime) -> User | None:
-    """The user an unused, unexpired invitation token belongs to (None otherwise)."""
-    row = session.exec(
-        select(UserInvitation, User)
-        .join(User, col(User.id) == UserInvitation.user_id)
-        .where(UserInvitation.token_hash == hash_token(plain))
-    ).first()
-    if row is None:
-        return None
-    invitation, user = row
-    if invitation.used_at is not None or invitation.expires_at <= now or not user.is_active:
-        return None
-    return user
-
-
-def accept_invitation(
-    session: Session,
-    plain: str,
-    *,
-    password: str,
-    repeat: str,
-    now: datetime,
-    address: str | None = None,
-) -> User:
-    """Set the password chosen through an invitation link; the link is then used up.
-    Raises NotFound for an unknown, used or expired link, FormInvalid for the password."""
-    user = invitation_user(session, plain, now)
-    if user is None:
-        raise NotFound("Ссылка недействительна: она уже использована или устарела")
-    errors: dict[str, str] = {}
-    if why := passwords.problem(password, user.login):
-        errors["password"] = why
-    elif password != repeat:
-        errors["repeat_password"] = "Пароли не совпадают — введите пароль ещё раз"
-    if errors:
-        raise FormInvalid(errors)
-    auth_service.set_password(session, user, password)
-    auth_service.end_sessions(session, user)
-    session.execute(
-        sa.update(UserInvitation)
-        .where(col(UserInvitation.token_hash) == hash_token(plain))
-        .values(used_at=now)
-    )
-    audit.record(
-        session,
-        actor=user,
-        action="user.password_set",
-        object_type="user",
-        object_id=user.id,
-        address=address,
-        summary="Пароль задан по ссылке-приглашению",
-        at=now,
-    )
-    return user

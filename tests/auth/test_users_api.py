@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.auth import service, users
+from app.auth import invitations, service, users
 from app.auth.models import AuditEvent, LoginSession, Role, User, UserCreate, UserUpdate
 from app.core.errors import NotFound
 from tests.conftest import FrozenClock
@@ -154,14 +154,18 @@ def test_invitation_link_sets_a_password_once(
     user = session.get(User, body["id"])
     assert user is not None and user.password_hash is None
     with pytest.raises(service.FormInvalid) as refused:
-        users.accept_invitation(session, plain, password="newbie", repeat="newbie", now=clock())
+        invitations.accept_invitation(
+            session, plain, password="newbie", repeat="newbie", now=clock()
+        )
     assert "не короче" in refused.value.errors["password"]
-    users.accept_invitation(
+    invitations.accept_invitation(
         session, plain, password=PASSWORD, repeat=PASSWORD, now=clock(), address="1.2.3.4"
     )
     assert service.verify_password(PASSWORD, user.password_hash)
     with pytest.raises(NotFound):
-        users.accept_invitation(session, plain, password=PASSWORD, repeat=PASSWORD, now=clock())
+        invitations.accept_invitation(
+            session, plain, password=PASSWORD, repeat=PASSWORD, now=clock()
+        )
     (entry,) = _audit(session, "user.password_set")
     assert entry.actor_id == user.id and entry.address == "1.2.3.4"
 
@@ -172,9 +176,9 @@ def test_invitation_expires(session: Session) -> None:
         session, UserCreate(login="late", role=Role.admin), by=admin, now=NOW, invite=True
     )
     assert credential.invitation is not None and credential.password is None
-    assert users.invitation_user(session, credential.invitation, NOW) == user
-    later = NOW + users.INVITATION_LIFETIME
-    assert users.invitation_user(session, credential.invitation, later) is None
+    assert invitations.invitation_user(session, credential.invitation, NOW) == user
+    later = NOW + invitations.INVITATION_LIFETIME
+    assert invitations.invitation_user(session, credential.invitation, later) is None
 
 
 def test_deactivation_ends_sessions_and_reset_ends_them_too(session: Session) -> None:
