@@ -177,11 +177,11 @@ def before_event(session: Session, page_id: int, items: list[Event]) -> None:
       messages on the page (spam), messages by key, and the page's replies in the
       thread (which settle the question it may join);
     - a page's reply reads messages by key and the question it answers from the held
-      rows when they are there (`question_of_key`, `question`), else from the database,
-      which has all of them: held rows are only ever new ones. It reads the thread's
-      questions only when it answers no known message (`replies.page_reply` sends
-      first then), and a question answered in the database by another reply of the
-      batch (the mark `answered:<id>`, `intake.answer`);
+      rows when they are there (`question_of_key`, `question`), else from the database.
+      What the batch holds of a question in the database is another reply's settling
+      of it (the mark `answered:<id>`, sent first by `intake.answer`) or a follow-up's
+      message (sent first by `replies.targets`). It reads the thread's questions only
+      when it answers no known message (`replies.page_reply` sends first then);
     - edits, deletions and the like read through the ORM: anything.
     """
     reads: set[str] = set()
