@@ -2,6 +2,7 @@
 process only stores), separate `otklik worker` processes turn them into questions.
 
     .venv/bin/python -m bench.e2e [--rate 1000] [--seconds 20] [--workers 2] [--no-postgres]
+                                  [--pg-name NAME]
 
 Prints deliveries/s offered and acknowledged, the processing rate end to end (first
 delivery received to last one processed), lag p50/p99 (received to processed), and
@@ -159,14 +160,16 @@ def _wait_drained(url: str, timeout: float = 900) -> None:
     engine.dispose()
 
 
-def bench_e2e(rate: int, seconds: int, workers: list[int], postgres: bool) -> None:
+def bench_e2e(
+    rate: int, seconds: int, workers: list[int], postgres: bool, pg_name: str = "otklik_bench_e2e"
+) -> None:
     print(f"== end to end, realistic mix at {rate} deliveries/s offered for ~{seconds} s ==")
     with tempfile.TemporaryDirectory() as tmp:
         var = Path(tmp) / "var"
         print("SQLite     " + run(f"sqlite:///{tmp}/e2e.db", var, rate, seconds, 0, 8791))
         if postgres:
             for n in workers:
-                url = postgres_url("otklik_bench_e2e")
+                url = postgres_url(pg_name)
                 print("PostgreSQL " + run(url, var, rate, seconds, n, 8792))
 
 
@@ -178,9 +181,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--workers", default="2")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--pg-name", default="otklik_bench_e2e", help="PostgreSQL database to (re)create"
+    )
     args = parser.parse_args()
     workers = [int(x) for x in args.workers.split(",")]
-    bench_e2e(args.rate, args.seconds, workers, postgres=not args.no_postgres)
+    bench_e2e(args.rate, args.seconds, workers, postgres=not args.no_postgres, pg_name=args.pg_name)
 
 
 if __name__ == "__main__":
