@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -184,13 +185,11 @@ def _list_period(query: Mapping[str, str], tz: str) -> str:
     return "получены " + span_text(start.astimezone(zone).date(), last)
 
 
-@router.get("/dashboard/questions.csv", name="reports:questions_csv")
-def questions_csv(
-    request: Request, session: SessionDep, user: WebUserDep, clock: ClockDep
-) -> StreamingResponse:
-    """Every question behind the figure, one row each, streamed as CSV."""
-    now = clock()
-    query = dict(request.query_params)
+def _export(
+    session: Session, user: User, query: dict[str, str], now: datetime
+) -> tuple[Any, str, bool]:
+    """What an export of the questions behind a figure reads: their ids (a query), the
+    zone its times are shown in, and whether citizens' names are masked."""
     _check_scope(session, user, query, now)
     f = question_filter(query, now)
     tz = population.timezone_of(
@@ -199,9 +198,17 @@ def questions_csv(
         int_or_none(query.get("territory_id")),
         int_or_none(query.get("institution_id")),
     )
-    lines = question_export.csv_stream(
-        session, queries.filtered_ids(user, f), tz, mask=query.get("mask") == "1"
-    )
+    return queries.filtered_ids(user, f), tz, query.get("mask") == "1"
+
+
+@router.get("/dashboard/questions.csv", name="reports:questions_csv")
+def questions_csv(
+    request: Request, session: SessionDep, user: WebUserDep, clock: ClockDep
+) -> StreamingResponse:
+    """Every question behind the figure, one row each, streamed as CSV."""
+    now = clock()
+    ids, tz, mask = _export(session, user, dict(request.query_params), now)
+    lines = question_export.csv_stream(session, ids, tz, mask=mask)
     return StreamingResponse(
         lines, media_type="text/csv; charset=utf-8", headers=download_headers("voprosy", now, "csv")
     )
@@ -214,21 +221,8 @@ def questions_xlsx(
     """Every question behind the figure as an Excel workbook (written row by row)."""
     now = clock()
     query = dict(request.query_params)
-    _check_scope(session, user, query, now)
-    f = question_filter(query, now)
-    tz = population.timezone_of(
-        session,
-        user,
-        int_or_none(query.get("territory_id")),
-        int_or_none(query.get("institution_id")),
-    )
-    body = question_export.xlsx_stream(
-        session,
-        queries.filtered_ids(user, f),
-        tz,
-        drill.describe(query),
-        mask=query.get("mask") == "1",
-    )
+    ids, tz, mask = _export(session, user, query, now)
+    body = question_export.xlsx_stream(session, ids, tz, drill.describe(query), mask=mask)
     return StreamingResponse(
         body, media_type=question_export.XLSX, headers=download_headers("voprosy", now, "xlsx")
     )
