@@ -10,7 +10,9 @@ The per-question half of the figures' definitions (the per-group half is
 - `on_time`: its first-response clock was met; `judged`: met, missed or breached (the
   denominator of the on-time rate);
 - `breached`: any of its clocks was breached or missed;
-- `due_at`: the question's earliest open deadline, as the queue has it;
+- `due_at`: the question's earliest open deadline, as the queue has it; `warn_at`: the
+  earliest warning time of its running clocks (an open question not overdue warns now
+  once it has passed);
 - `first_working`, `first_wall`: the first-response time of a met or missed clock, in
   working minutes (the policy's calendar) and wall-clock minutes;
 - a transfer is charged to the institution that held the question, with the time it
@@ -234,6 +236,44 @@ def _flag(column: Any) -> Any:
 DAY_COLUMNS = [c.name for c in ReportDay.__table__.columns if c.name != "stamp"]  # type: ignore[attr-defined]
 
 
+ADDITIVE = tuple(DAY_COLUMNS[5:])
+
+
+def counted(when: str, facts: Sequence[Any], moves: Sequence[Any]) -> Any:
+    """Every fact and transfer (of those matching `facts` / `moves`) as the ADDITIVE
+    counts it adds, one row each: a question counts 1 and its flags, a transfer
+    `transferred_out` and the time its holder held it (charged to the holder). The
+    columns: institution_id, `when` ("day" or "created_at"), page_id, classification,
+    dismiss_reason and the counts; what the rollup sums and what the reports sum
+    directly when it cannot answer a period."""
+    f, t = ReportFact, ReportTransfer
+    zero, nothing = sa.literal(0), sa.literal(0.0)
+    flags = [sa.literal(1), *(_flag(getattr(f, k)) for k in ADDITIVE[1:8])]
+    fact_rows = sa.select(
+        col(f.institution_id).label("institution_id"),
+        getattr(f, when).label(when),
+        col(f.page_id).label("page_id"),
+        col(f.classification).label("classification"),
+        col(f.dismiss_reason).label("dismiss_reason"),
+        *(v.label(k) for k, v in zip(ADDITIVE[:8], flags, strict=True)),
+        zero.label("transferred_out"),
+        nothing.label("held_wall_minutes"),
+        nothing.label("held_working_minutes"),
+    ).where(*facts)
+    move_rows = sa.select(
+        col(t.holder_id),
+        getattr(t, when),
+        col(t.page_id),
+        col(t.classification),
+        sa.literal(""),
+        *([zero] * 8),
+        sa.literal(1),
+        col(t.held_wall_minutes),
+        col(t.held_working_minutes),
+    ).where(*moves)
+    return sa.union_all(fact_rows, move_rows)
+
+
 def _stamp() -> int:
     """A fold's stamp: random, so that no two folds share one (not even a fold rolled
     back and the next) and a scope's sum of stamps changes with any row rewritten."""
@@ -243,43 +283,14 @@ def _stamp() -> int:
 def _sum_days(session: Session, pairs: Iterable[tuple[int, Any]] | None, stamp: int) -> None:
     """Sum the rollup rows of (institution, day) `pairs` (all, for None) from the facts,
     stamped with the fold's stamp."""
-    f = ReportFact
-    t = ReportTransfer
-    zero, nothing = sa.literal(0), sa.literal(0.0)
-    facts = sa.select(
-        col(f.institution_id).label("institution_id"),
-        col(f.day).label("day"),
-        col(f.page_id).label("page_id"),
-        col(f.classification).label("classification"),
-        col(f.dismiss_reason).label("dismiss_reason"),
-        sa.literal(1).label("questions"),
-        _flag(f.answered).label("answered"),
-        _flag(f.answered_otklik).label("answered_otklik"),
-        _flag(f.on_time).label("on_time"),
-        _flag(f.judged).label("judged"),
-        _flag(f.open).label("open"),
-        _flag(f.dismissed).label("dismissed"),
-        _flag(f.breached).label("breached"),
-        zero.label("transferred_out"),
-        nothing.label("held_wall_minutes"),
-        nothing.label("held_working_minutes"),
-    )
-    moves = sa.select(
-        col(t.holder_id),
-        col(t.day),
-        col(t.page_id),
-        col(t.classification),
-        sa.literal(""),
-        *([zero] * 8),
-        sa.literal(1),
-        col(t.held_wall_minutes),
-        col(t.held_working_minutes),
-    )
+    f, t = ReportFact, ReportTransfer
+    facts: list[Any] = []
+    moves: list[Any] = []
     if pairs is not None:
         pairs = list(pairs)
-        facts = facts.where(sa.tuple_(col(f.institution_id), col(f.day)).in_(pairs))
-        moves = moves.where(sa.tuple_(col(t.holder_id), col(t.day)).in_(pairs))
-    both = sa.union_all(facts, moves).subquery()
+        facts.append(sa.tuple_(col(f.institution_id), col(f.day)).in_(pairs))
+        moves.append(sa.tuple_(col(t.holder_id), col(t.day)).in_(pairs))
+    both = counted("day", facts, moves).subquery()
     keys = [both.c[k] for k in DAY_COLUMNS[:5]]
     grouped = sa.select(
         *keys, *(sa.func.sum(both.c[k]) for k in DAY_COLUMNS[5:]), sa.literal(stamp)

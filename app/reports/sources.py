@@ -18,7 +18,7 @@ from sqlmodel import Session, col
 
 from app.auth.models import User
 from app.directory.models import Institution, Territory
-from app.reports import sql
+from app.reports import facts, sql
 from app.reports.models import ReportDay, ReportFact, ReportTransfer
 from app.reports.population import ReportFilter, Scope, group_key, visible_conditions
 
@@ -30,19 +30,7 @@ AGE_DAYS: tuple[tuple[str, float], ...] = (
 )
 
 # The counts that add up across questions, days and institutions (report_day's columns).
-ADDITIVE = (
-    "questions",
-    "answered",
-    "answered_otklik",
-    "on_time",
-    "judged",
-    "open",
-    "dismissed",
-    "breached",
-    "transferred_out",
-    "held_wall_minutes",
-    "held_working_minutes",
-)
+ADDITIVE = facts.ADDITIVE
 
 
 def _local_days(f: ReportFilter, scope: Scope) -> tuple[date, date] | None:
@@ -226,42 +214,19 @@ def sums(
         )
     else:
         fact, moved = ReportFact, ReportTransfer
-        zero, none = sa.literal(0), sa.literal(0.0)
-        flags = [
-            sa.literal(1),
-            *(sa.case((getattr(fact, k), 1), else_=0) for k in ADDITIVE[1:8]),
-        ]
-        facts_part = sa.select(
-            col(fact.institution_id).label("institution_id"),
-            col(fact.page_id).label("page_id"),
-            col(fact.classification).label("classification"),
-            col(fact.created_at).label("created_at"),
-            col(fact.dismiss_reason).label("dismiss_reason"),
-            *(v.label(k) for k, v in zip(ADDITIVE[:8], flags, strict=True)),
-            zero.label("transferred_out"),
-            none.label("held_wall_minutes"),
-            none.label("held_working_minutes"),
-        ).where(
-            col(fact.created_at) >= f.start,
-            col(fact.created_at) < f.end,
-            *visible_conditions(session, user, f, col(fact.institution_id)),
-        )
-        moves_part = sa.select(
-            col(moved.holder_id),
-            col(moved.page_id),
-            col(moved.classification),
-            col(moved.created_at),
-            sa.literal(""),
-            *([zero] * 8),
-            sa.literal(1),
-            col(moved.held_wall_minutes),
-            col(moved.held_working_minutes),
-        ).where(
-            col(moved.created_at) >= f.start,
-            col(moved.created_at) < f.end,
-            *visible_conditions(session, user, f, col(moved.holder_id)),
-        )
-        source = sa.union_all(facts_part, moves_part).subquery()
+        source = facts.counted(
+            "created_at",
+            [
+                col(fact.created_at) >= f.start,
+                col(fact.created_at) < f.end,
+                *visible_conditions(session, user, f, col(fact.institution_id)),
+            ],
+            [
+                col(moved.created_at) >= f.start,
+                col(moved.created_at) < f.end,
+                *visible_conditions(session, user, f, col(moved.holder_id)),
+            ],
+        ).subquery()
     if days is None:
         columns = [*(sa.func.sum(source.c[k]) for k in ADDITIVE), sa.literal(0), sa.null()]
         return _by(session, f, scope, source, False, groupings, [source.c.dismiss_reason], columns)
