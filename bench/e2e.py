@@ -28,7 +28,7 @@ from app.core.config import Settings
 from app.core.crypto import Cipher
 from app.core.db import make_engine
 from bench.mix import Mix, applied, load_pages, realistic_mix
-from bench.scale import SECRET_KEY, SUBSCRIBER, _env, postgres_url
+from bench.scale import SECRET_KEY, SUBSCRIBER, _cpu_seconds, _env, postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,6 +77,30 @@ def _times(url: str) -> tuple[list[float], list[float]]:
     return received, done
 
 
+def _postgres_cpu() -> dict[int, float]:
+    """CPU seconds so far of every PostgreSQL process of this machine (backends come and
+    go with the pools: all of them, the WAL writer and checkpointer included)."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip() == "postgres":
+                    found[int(proc.name)] = _cpu_seconds(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its live children (serve's own worker on SQLite)."""
+    total = _cpu_seconds(pid)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(_tree_cpu(int(c)) for c in children)
+
+
 def run(url: str, var: Path, rate: int, seconds: int, workers: int, port: int) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         requests = Path(tmp) / "requests.tsv"
@@ -94,6 +118,9 @@ def run(url: str, var: Path, rate: int, seconds: int, workers: int, port: int) -
         ]
         try:
             _wait_up(port)
+            pg0 = _postgres_cpu() if url.startswith("postgresql") else {}
+            cpu0 = [_tree_cpu(p.pid) for p in [serve, *procs]]
+            wrk0 = os.times()
             # Each connection sends every ~50 ms (wrk waits `delay` after each answer).
             connections = max(1, rate // 20)
             # wrk's pacing gives less than asked: run long enough to send all at least once
@@ -108,7 +135,12 @@ def run(url: str, var: Path, rate: int, seconds: int, workers: int, port: int) -
             sent = float(out.split("Requests/sec:")[1].split()[0])
             if "Non-2xx" in out:
                 raise RuntimeError(out)
+            wrk_cpu = os.times().children_user + os.times().children_system
+            wrk_cpu -= wrk0.children_user + wrk0.children_system
             _wait_drained(url)
+            cpu = [_tree_cpu(p.pid) - c for p, c in zip([serve, *procs], cpu0, strict=True)]
+            pg1 = _postgres_cpu() if pg0 or url.startswith("postgresql") else {}
+            pg_cpu = sum(t - pg0.get(pid, 0.0) for pid, t in pg1.items())
         finally:
             for p in [*procs, serve]:
                 p.terminate()
@@ -130,9 +162,17 @@ def run(url: str, var: Path, rate: int, seconds: int, workers: int, port: int) -
     lags.sort()
     p50, p99 = lags[len(lags) // 2], lags[int(len(lags) * 0.99) - 1]
     shape = f"{workers} worker(s)" if workers else "serve + its worker"
+    per = 1000 / max(1, len(lags))
+    shares = ", ".join(
+        [f"serve {cpu[0] * per:.2f}"]
+        + [f"worker {i + 1} {t * per:.2f}" for i, t in enumerate(cpu[1:])]
+        + ([f"PostgreSQL {pg_cpu * per:.2f}"] if url.startswith("postgresql") else [])
+        + [f"wrk {wrk_cpu * per:.2f}"]
+    )
     return (
         f"{shape}: offered {sent:.0f} deliveries/s; processed {len(lags) / span:.0f} "
-        f"events/s end to end; lag p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms\n    {line}"
+        f"events/s end to end; lag p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms\n"
+        f"    CPU per delivery, ms: {shares}\n    {line}"
     )
 
 
@@ -167,12 +207,18 @@ def _wait_drained(url: str, timeout: float = 900) -> None:
 
 
 def bench_e2e(
-    rate: int, seconds: int, workers: list[int], postgres: bool, pg_name: str = "otklik_bench_e2e"
+    rate: int,
+    seconds: int,
+    workers: list[int],
+    postgres: bool,
+    pg_name: str = "otklik_bench_e2e",
+    sqlite: bool = True,
 ) -> None:
     print(f"== end to end, realistic mix at {rate} deliveries/s offered for ~{seconds} s ==")
     with tempfile.TemporaryDirectory() as tmp:
         var = Path(tmp) / "var"
-        print("SQLite     " + run(f"sqlite:///{tmp}/e2e.db", var, rate, seconds, 0, 8791))
+        if sqlite:
+            print("SQLite     " + run(f"sqlite:///{tmp}/e2e.db", var, rate, seconds, 0, 8791))
         if postgres:
             for n in workers:
                 url = postgres_url(pg_name)
@@ -187,12 +233,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--workers", default="2")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument(
         "--pg-name", default="otklik_bench_e2e", help="PostgreSQL database to (re)create"
     )
     args = parser.parse_args()
     workers = [int(x) for x in args.workers.split(",")]
-    bench_e2e(args.rate, args.seconds, workers, postgres=not args.no_postgres, pg_name=args.pg_name)
+    bench_e2e(
+        args.rate,
+        args.seconds,
+        workers,
+        postgres=not args.no_postgres,
+        pg_name=args.pg_name,
+        sqlite=not args.no_sqlite,
+    )
 
 
 if __name__ == "__main__":

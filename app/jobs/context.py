@@ -38,6 +38,9 @@ class JobContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     # Tests hand in sessions joined to their own rolled-back transaction.
     session_factory: SessionFactory | None = None
+    # What a job keeps between its runs in this process, under the job's name (how far
+    # it has looked, say); empty in a new process, which then looks at everything.
+    memory: dict[str, Any] = field(default_factory=dict)
 
     def new_session(self, *, reading: bool = False) -> Session:
         """A session of its own, for code that manages its transaction itself."""

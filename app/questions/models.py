@@ -124,6 +124,13 @@ class Question(SQLModel, table=True):
             "created_at",
             "updated_at",
         ),
+        # Citizens' names (questions/citizens.py): the VK questions still showing an id.
+        sa.Index(
+            "ix_question_unnamed",
+            "citizen_platform_id",
+            postgresql_where=sa.text("citizen_name = '' AND platform = 'vk'"),
+            sqlite_where=sa.text("citizen_name = '' AND platform = 'vk'"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     page_id: int = Field(foreign_key="page.id")
@@ -168,6 +175,13 @@ class Message(SQLModel, table=True):
         sa.Index("ix_message_page_author_sent", "page_id", "author_id", "sent_at"),
         # Reports: whether a question was answered through Otklik, from the index.
         sa.Index("ix_message_question_source", "question_id", "source", "direction"),
+        # Citizens' names (questions/citizens.py): the messages still showing an id.
+        sa.Index(
+            "ix_message_unnamed",
+            "author_id",
+            postgresql_where=sa.text("author_name = '' AND direction = 'in'"),
+            sqlite_where=sa.text("author_name = '' AND direction = 'in'"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     question_id: int = Field(foreign_key="question.id")

@@ -223,3 +223,34 @@ def test_only_vk_questions_are_looked_up(session: Session, ctx: JobContext, vk: 
     session.commit()
     assert citizens.resolve_citizen_names(ctx) == 0
     assert vk.calls == []
+
+
+def test_runs_look_at_new_rows_and_at_every_row_each_full_pass(
+    session: Session, ctx: JobContext, vk: FakeVk, clock: FrozenClock
+) -> None:
+    """Between full passes a run reads only the rows above its marks: a name cached for
+    an older question by someone else is written at the next full pass, not each run."""
+    page = make_page(session, access_token=None)  # VK is never asked: names stay ids
+    assert page.id is not None
+    old = _vk_question(session, page.id, "512348907")
+    session.commit()
+    citizens.resolve_citizen_names(ctx)  # the first two runs look at everything
+    citizens.resolve_citizen_names(ctx)
+    # Another worker's users.get named the citizen (the cache only, as after a crash).
+    session.execute(
+        sa.update(CitizenName)
+        .where(col(CitizenName.platform_id) == "512348907")
+        .values(name="Ирина Смирнова", next_check_at=clock() + citizens.NAME_TTL)
+    )
+    new = _vk_question(session, page.id, "512348907")
+    session.commit()
+
+    assert citizens.resolve_citizen_names(ctx) == 2  # the new question and its message
+    assert _reload(session, new).citizen_name == "Ирина Смирнова"
+    assert _reload(session, old).citizen_name == ""
+    assert first_message(session, old).author_name == ""
+
+    clock.advance(seconds=citizens.FULL_PASS.total_seconds())
+    assert citizens.resolve_citizen_names(ctx) == 2
+    assert _reload(session, old).citizen_name == "Ирина Смирнова"
+    assert first_message(session, old).author_name == "Ирина Смирнова"
