@@ -194,6 +194,7 @@ def background_jobs() -> list[Job]:
     """The registry: the periodic jobs a worker runs, each on a thread and cadence of
     its own (`otklik worker`, and the app run alone with a worker of its own)."""
     from app.intake import retention as delivery_retention
+    from app.jobs import upkeep
     from app.notifications import alert_bot
     from app.outbox import sender as outbox_sender
     from app.processing import jobs as processing_jobs
@@ -205,10 +206,12 @@ def background_jobs() -> list[Job]:
 
     return [
         Job("retry_events", processing_jobs.retry_events),
+        Job("statistics", upkeep.keep_statistics, interval=upkeep.INTERVAL),
         Job("outbox", outbox_sender.send_outbox),
         Job("sla_sweep", sla_watcher.sla_sweep),
         Job("sla_notify", sla_notify.deliver_notifications),
-        Job("citizen_names", citizens.resolve_citizen_names, interval=30.0),
+        # Names may come a few seconds late: at a busy hour every run finds new citizens.
+        Job("citizen_names", citizens.resolve_citizen_names, interval=30.0, busy_pause=5.0),
         Job("alert_bot", alert_bot.poll_alert_bot),
         Job("weekly_reports", weekly_mail.send_weekly_reports, interval=300.0),
         Job("report_facts", report_facts.fold_marks, interval=30.0),

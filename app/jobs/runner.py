@@ -2,7 +2,8 @@
 
 A slow run of one job (the outbox waiting on a platform) never delays another
 (the SLA watcher). A run that handled something is followed at once by the next
-(there may be a backlog); otherwise the job waits its interval. Which jobs exist
+(there may be a backlog), or after the job's busy pause; otherwise the job waits its
+interval. Which jobs exist
 is wired by the application (`app.main`, `app.cli`), not here.
 
 Each job claims its rows itself (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite
@@ -32,6 +33,9 @@ class Job:
     run: Callable[[JobContext], int]
     # Seconds between idle runs; None: `settings.worker_interval`.
     interval: float | None = None
+    # Seconds between runs that handled something (0: at once, for a backlog that
+    # must drain). A job whose work may wait gathers it into fewer, larger runs.
+    busy_pause: float = 0.0
 
 
 def run_once(ctx: JobContext, job: Job) -> int:
@@ -111,6 +115,8 @@ class Runner:
         interval = self.ctx.settings.worker_interval if job.interval is None else job.interval
         recorded: dict[str, float] = {}
         while not stopping.is_set():
-            # Keep going without a pause while there is a backlog.
+            # Keep going (after its busy pause) while there is a backlog.
             if run_recorded(self.ctx, job, recorded) <= 0:
                 stopping.wait(interval)
+            elif job.busy_pause:
+                stopping.wait(job.busy_pause)

@@ -355,7 +355,7 @@ _FOLLOWED_UP = (
     .outerjoin(SlaClock, col(SlaClock.question_id) == col(Question.id))
     .where(col(Question.id) == sa.bindparam("question_id"))
     .order_by(col(SlaClock.id))
-    .with_for_update(of=Question)
+    .with_for_update(of=Question, key_share=True)  # as its UPDATE takes
     .execution_options(populate_existing=True)
 )
 

@@ -73,6 +73,7 @@ def resolve_citizen_names(ctx: JobContext) -> int:
     full = seen.full_at is None or now - seen.full_at >= FULL_PASS
     after = (0, 0) if full else (seen.question, seen.message)
     with ctx.transaction() as session:
+        _plan_each(session)
         tops = (
             session.execute(sa.select(sa.func.max(col(Question.id)))).scalar() or 0,
             session.execute(sa.select(sa.func.max(col(Message.id)))).scalar() or 0,
@@ -86,6 +87,7 @@ def resolve_citizen_names(ctx: JobContext) -> int:
             break
         names, next_check = _ask(ctx, secrets.get(page_id), ids, now)
         with ctx.transaction() as session:
+            _plan_each(session)
             remember(session, ids, names, checked_at=now, next_check_at=next_check)
             handled += len(ids) + apply_cached(session, now, citizens=ids)
     if applied < _APPLY_BATCH and complete:
@@ -95,6 +97,14 @@ def resolve_citizen_names(ctx: JobContext) -> int:
         if full:
             seen.full_at = now
     return handled
+
+
+def _plan_each(session: Session) -> None:
+    """PostgreSQL plans these reads for their marks each time (SET LOCAL: this
+    transaction only). A prepared statement's generic plan does not know that `id >
+    mark` is a handful of new rows, and read every row still showing an id instead."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
 def _ask(

@@ -97,14 +97,14 @@ def chain_supervisors(session: Session, institution_id: int) -> list[User]:
 # --- raising alerts ----------------------------------------------------------------
 
 
-def _timezone(session: Session, user: User, question: Question) -> str:
+def _timezone(session: Session, user: User, institution_id: int) -> str:
     if user.timezone:  # chosen in the profile
         return user.timezone
     if user.territory_id is not None:
         territory = session.get(Territory, user.territory_id)
         if territory is not None:
             return territory.timezone
-    return policies.institution_timezone(session, question.institution_id)
+    return policies.institution_timezone(session, institution_id)
 
 
 def _channels(user: User, settings: Settings) -> bool:
@@ -115,7 +115,7 @@ def _channels(user: User, settings: Settings) -> bool:
 
 def deliver_after(session: Session, user: User, question: Question, now: datetime) -> datetime:
     """Now for urgent questions and in working hours; else the recipient's next working morning."""
-    return _deliver_after(_timezone(session, user, question), question, now)
+    return _deliver_after(_timezone(session, user, question.institution_id), question, now)
 
 
 def _deliver_after(zone: str, question: Question, now: datetime) -> datetime:
@@ -186,6 +186,12 @@ class Recipients:
         self._users: dict[tuple[str, int], list[User]] = {}
         self._zones: dict[tuple[int, int], str] = {}
 
+    def bind(self, session: Session) -> Recipients:
+        """Read what is missing through `session` from now on: one `Recipients` serves
+        every batch of a sweep, each in its own transaction (its users stay loaded)."""
+        self._session = session
+        return self
+
     def _of(self, level: str, institution_id: int) -> list[User]:
         key = (level, institution_id)
         found = self._users.get(key)
@@ -206,12 +212,26 @@ class Recipients:
         return self._of("chain", institution_id)
 
     def timezone(self, user: User, question: Question) -> str:
+        return self._zone(user, question.institution_id)
+
+    def _zone(self, user: User, institution_id: int) -> str:
         assert user.id is not None
-        key = (user.id, question.institution_id)
+        key = (user.id, institution_id)
         found = self._zones.get(key)
         if found is None:
-            found = self._zones[key] = _timezone(self._session, user, question)
+            found = self._zones[key] = _timezone(self._session, user, institution_id)
         return found
+
+    def prefetch(self, institution_ids: Iterable[int]) -> None:
+        """Read now everyone the alerts of these institutions may reach, and their time
+        zones: the SLA sweep does it before it locks its questions, so that processing,
+        which may be waiting for one of them, does not also wait for these reads."""
+        for institution_id in institution_ids:
+            if ("chain", institution_id) in self._users:
+                continue
+            for level in ("operators", "supervisors", "chain"):
+                for user in self._of(level, institution_id):
+                    self._zone(user, institution_id)
 
 
 # --- delivery ----------------------------------------------------------------------

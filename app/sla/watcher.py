@@ -34,6 +34,9 @@ from app.sla import service as sla_service
 from app.sla.models import ClockState, SlaClock, Target
 
 BATCH = 200
+# On PostgreSQL a sweep holds its questions' rows until it commits, and processing may
+# be waiting for one of them (a citizen's follow-up, a page's reply): smaller batches.
+BATCH_POSTGRES = 50
 # After a breach, escalate up the territory chain once this share of the target passed again.
 ESCALATE_AFTER = 0.5
 WATCHED = (ClockState.running, ClockState.warning, ClockState.breached)
@@ -174,7 +177,12 @@ class Batch:
     those questions (two queries), and the people to alert (`notify.Recipients`).
     The session's objects are then changed in place and written by one flush."""
 
-    def __init__(self, session: Session, clocks: Sequence[SlaClock]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        clocks: Sequence[SlaClock],
+        recipients: notify.Recipients | None = None,
+    ) -> None:
         ids = sorted({clock.question_id for clock in clocks})
         self.questions: dict[int, Question] = {}
         self.clocks: dict[int, dict[Target, SlaClock]] = {i: {} for i in ids}
@@ -184,7 +192,7 @@ class Batch:
                 self.questions[question.id] = question
             for row in session.exec(select(SlaClock).where(col(SlaClock.question_id).in_(ids))):
                 self.clocks[row.question_id][Target(row.target)] = row
-        self.recipients = notify.Recipients(session)
+        self.recipients = recipients or notify.Recipients(session)
         self.raised: list[_Raised] = []
 
 
@@ -271,14 +279,27 @@ def sweep(
     limit: int = BATCH,
     *,
     stand_aside: Callable[[], bool] | None = None,
+    recipients: notify.Recipients | None = None,
 ) -> int:
     """One batch in the caller's transaction; returns how many clocks moved on.
 
     `stand_aside` is asked after each clock: when it says yes (a webhook waits for
     SQLite's write lock), the batch ends there so that the caller commits at once;
     the clocks left over are still due and come in the next batch."""
+    # Who the alerts may reach, read before the claim locks the questions (`recipients`:
+    # those the run's earlier batches read).
+    recipients = recipients.bind(session) if recipients else notify.Recipients(session)
+    due = (
+        sa.select(col(Question.institution_id))
+        .join(SlaClock, col(SlaClock.question_id) == col(Question.id))
+        .where(col(SlaClock.state).in_(WATCHED), col(SlaClock.check_at) <= now)
+        .order_by(col(SlaClock.check_at), col(SlaClock.id))
+        .limit(limit)
+        .subquery()
+    )
+    recipients.prefetch(sorted(set(session.execute(sa.select(due.c.institution_id)).scalars())))
     clocks = due_clocks(session, now, limit)
-    batch = Batch(session, clocks)
+    batch = Batch(session, clocks, recipients)
     handled = 0
     # Written by one flush when the batch ends (the caller's commit): the ORM groups the
     # clocks' and questions' UPDATEs and the outbox INSERTs instead of a flush per clock.
@@ -303,6 +324,8 @@ def sla_sweep(ctx: JobContext) -> int:
     if not ctx.anything(due):
         return 0  # the usual run: no clock to look at
     total = 0
+    limit = BATCH_POSTGRES if ctx.engine.dialect.name == "postgresql" else BATCH
+    recipients: notify.Recipients | None = None
     signal = intake_signal(ctx.engine)
     while not ctx.stopping.is_set():
         asked = False
@@ -313,10 +336,18 @@ def sla_sweep(ctx: JobContext) -> int:
             return asked
 
         with ctx.transaction() as session:
-            handled = sweep(session, now, ctx.settings, stand_aside=webhook_waits)
+            recipients = recipients.bind(session) if recipients else notify.Recipients(session)
+            handled = sweep(
+                session,
+                now,
+                ctx.settings,
+                limit,
+                stand_aside=webhook_waits,
+                recipients=recipients,
+            )
         total += handled
         if asked and signal is not None:
             signal.wait_lowered()
-        elif handled < BATCH:
+        elif handled < limit:
             break
     return total

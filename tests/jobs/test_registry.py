@@ -20,6 +20,7 @@ def test_the_registry_names_every_background_job() -> None:
     names = [job.name for job in main.background_jobs()]
     assert names == [
         "retry_events",
+        "statistics",
         "outbox",
         "sla_sweep",
         "sla_notify",

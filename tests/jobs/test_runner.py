@@ -62,6 +62,22 @@ def test_a_job_that_handled_something_runs_again_at_once(ctx: JobContext) -> Non
         runner.stop(timeout=WAIT)
 
 
+def test_a_busy_pause_spaces_the_runs_of_a_job_that_handled_something(
+    ctx: JobContext,
+) -> None:
+    runs: list[float] = []
+    enough = threading.Event()
+    job = _counting(lambda _: 1, runs, 3, enough)  # always something to do
+    runner = Runner(ctx, [Job("names", job, interval=3600, busy_pause=0.3)])
+    runner.start()
+    try:
+        assert enough.wait(WAIT)
+    finally:
+        runner.stop(timeout=WAIT)
+    gaps = [b - a for a, b in zip(runs, runs[1:], strict=False)]
+    assert len(gaps) >= 2 and all(gap >= 0.29 for gap in gaps), gaps
+
+
 def test_the_interval_defaults_to_the_worker_interval(ctx: JobContext) -> None:
     ctx.settings.worker_interval = 0.01
     runs: list[float] = []
