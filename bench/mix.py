@@ -161,14 +161,10 @@ def realistic_mix(
 def _deliver_some_early(items: list[_Item], rng: random.Random) -> None:
     """Move a few edits, deletions and replies a little ahead of where they belong, some
     before their message (VK delivers in parallel and retries; nothing orders them).
-
-    Not the community's replies in private conversations: they name no message, so
-    one that comes before the citizen's first message finds no question and is kept
-    as a reply to nothing (docs/scaling.md)."""
+    A community's reply in a private conversation names no message: one before the
+    citizen's first message waits a moment for it (docs/scaling.md)."""
     for n in range(len(items)):
-        kind, body = items[n].kind, items[n].body
-        private_reply = kind == "page_reply" and body.get("type") == "message_reply"
-        if kind in ("edit", "delete", "page_reply") and not private_reply and rng.random() < EARLY:
+        if items[n].kind in ("edit", "delete", "page_reply") and rng.random() < EARLY:
             back = min(n, rng.randint(1, 40))
             items.insert(n - back, items.pop(n))
 

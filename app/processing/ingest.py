@@ -52,6 +52,11 @@ MAX_ATTEMPTS = 12
 # An edit, deletion or native reply whose message has not arrived waits this many
 # seconds before each new try (8 minutes in all), then is recorded as an orphan.
 WAITS = (1, 2, 4, 8, 15, 30, 60, 120, 240)
+# A page's reply that names no message, in a thread where no question was ever opened,
+# waits this many of them (3 s): deliveries sent side by side may come in either order,
+# and a page that writes first (a mailing) must not load the retries for 8 minutes.
+# Then it is applied as it is: a page's message in a thread with nothing to answer.
+NEW_THREAD_WAITS = 2
 
 
 def parse(session: Session, event: Delivery, cipher: Cipher) -> tuple[PageInfo, list[Event]]:
@@ -115,7 +120,7 @@ def process(
     held.before_event(session, page.id, items)
     attempts = getattr(event, "attempts", 0) or 0
     found: dict[str, replies.Targets] = {}
-    missing = _missing(session, page, items, found)
+    missing, waits = _missing(session, page, items, found, attempts)
     outcome: dict[str, Any] = {
         "event_types": ",".join(sorted({e.raw_type for e in items if e.raw_type}))[:255],
         "processed_at": now,
@@ -123,7 +128,7 @@ def process(
         "next_attempt_at": None,
         "attempts": attempts,
     }
-    if missing is not None and attempts < len(WAITS):
+    if missing is not None and attempts < waits:
         outcome.update(
             status=EventStatus.waiting,
             last_error=missing,
@@ -138,7 +143,7 @@ def process(
         outcome["status"] = (
             EventStatus.ignored if kinds <= {EventKind.ignored} else EventStatus.processed
         )
-        if missing is not None:
+        if missing is not None and waits == len(WAITS):
             outcome.update(status=EventStatus.orphaned, last_error=f"{missing}; ожидание истекло")
     if settled is None:
         assert isinstance(event, InboundEvent)
@@ -149,13 +154,25 @@ def process(
 
 
 def _missing(
-    session: Session, page: PageInfo, items: list[Event], found: dict[str, replies.Targets]
-) -> str | None:
-    """Why the delivery must wait: the message one of its events refers to is not here
-    (yet). None: everything it refers to is known. What page replies refer to is put
-    in `found`, for applying them without asking again."""
+    session: Session,
+    page: PageInfo,
+    items: list[Event],
+    found: dict[str, replies.Targets],
+    attempts: int,
+) -> tuple[str | None, int]:
+    """Why the delivery must wait, and how many waits (`WAITS`) it may have: the message
+    one of its events refers to is not here (yet). None: everything it refers to is
+    known. What page replies refer to is put in `found`, for applying them without
+    asking again."""
     db: sa.Connection | None = None
     for n, e in enumerate(items):
+        if e.kind == EventKind.page_reply and not e.reply_to_key:
+            if attempts >= NEW_THREAD_WAITS:
+                continue
+            db = db or intake.connection(session)
+            if replies.thread_is_new(session, db, page.id, e):
+                return "в переписке ещё нет вопроса, на который отвечает страница", NEW_THREAD_WAITS
+            continue
         if e.kind not in (EventKind.edit, EventKind.delete, EventKind.restore) and not (
             e.kind == EventKind.page_reply and e.reply_to_key
         ):
@@ -167,13 +184,13 @@ def _missing(
                 found[e.source_key] = targets
             if targets.known or targets.replied is not None:
                 continue
-            return f"нет сообщения {e.reply_to_key}, на которое отвечает страница"
+            return f"нет сообщения {e.reply_to_key}, на которое отвечает страница", len(WAITS)
         if intake.question_of_key(db, page.id, e.source_key) is not None:
             continue
         if e.kind == EventKind.edit and _context_of_key(db, page.id, e.source_key):
             continue  # an edit of the post the comments are under
-        return f"нет сообщения {e.source_key}, к которому относится {e.kind}"
-    return None
+        return f"нет сообщения {e.source_key}, к которому относится {e.kind}", len(WAITS)
+    return None, len(WAITS)
 
 
 _CONTEXT_OF_KEY = (

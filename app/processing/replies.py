@@ -19,7 +19,13 @@ from app.directory.snapshots import PageInfo
 from app.processing import held
 from app.processing import new_question as intake
 from app.processing.new_question import Delivery
-from app.questions.models import OPEN_STATUSES, Message, MessageSource, Question
+from app.questions.models import (
+    OPEN_STATUSES,
+    Message,
+    MessageSource,
+    Question,
+    QuestionStatus,
+)
 from webhooks import InboundEvent as Event
 
 
@@ -71,6 +77,7 @@ _TARGETS_PG = sa.text(
     " FROM k"
 )
 _OPEN = [str(s) for s in OPEN_STATUSES]
+_ANY = [str(s) for s in QuestionStatus]
 _THREAD_QUESTION = (
     select(Question.id)
     .where(
@@ -79,6 +86,14 @@ _THREAD_QUESTION = (
         intake.one_of(col(Question.status), _OPEN),
     )
     .order_by(col(Question.id).desc())
+    .limit(1)
+)
+_ANY_QUESTION = (
+    select(Question.id)
+    .where(
+        col(Question.page_id) == sa.bindparam("page_id"),
+        col(Question.thread_key) == sa.bindparam("thread_key"),
+    )
     .limit(1)
 )
 _PENDING_REPLY = (
@@ -194,6 +209,16 @@ def page_reply(
         session.flush()
         return
     intake.answer(session, page, e, event, question_id, now, found.message_id, answered)
+
+
+def thread_is_new(session: Session, db: sa.Connection, page_id: int, e: Event) -> bool:
+    """Has no question ever been opened in `e`'s thread (held in this batch or stored)?
+    A page's reply that names no message there is either the page writing first (a
+    mailing) or a reply that overtook the citizen's first message on the way."""
+    if held.latest_in_thread(session, page_id, e.thread_key, _ANY) is not None:
+        return False
+    params = {"page_id": page_id, "thread_key": e.thread_key}
+    return db.execute(_ANY_QUESTION, params).first() is None
 
 
 def _thread_targets(
