@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as ShapeField
 from sqlmodel import Field, SQLModel
 
+from app.core import snapshots
 from app.core.db import EnumText, UTCDateTime, utcnow
 from app.core.json_api import RowId, examples
 
@@ -57,6 +58,10 @@ class UserInstitution(SQLModel, table=True):
     institution_id: int = Field(
         foreign_key="institution.id", primary_key=True, index=True, ondelete="CASCADE"
     )
+
+
+# Who the SLA alerts reach is kept in snapshots (`sla.notify.Recipients`).
+snapshots.watch(User, UserInstitution)
 
 
 class ApiToken(SQLModel, table=True):

@@ -13,6 +13,7 @@ import logging
 import smtplib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -26,6 +27,7 @@ from sqlmodel import Session, col, select
 
 from app.auth.models import Notification, Role, User, UserInstitution
 from app.core import format as fmt
+from app.core import snapshots
 from app.core.config import Settings
 from app.directory.models import Institution, Territory
 from app.jobs.context import JobContext
@@ -107,7 +109,7 @@ def _timezone(session: Session, user: User, institution_id: int) -> str:
     return policies.institution_timezone(session, institution_id)
 
 
-def _channels(user: User, settings: Settings) -> bool:
+def _channels(user: User | Recipient, settings: Settings) -> bool:
     telegram = bool(user.telegram_chat_id and settings.telegram_alert_bot_token)
     email = bool(user.email and settings.smtp_host)
     return telegram or email
@@ -129,8 +131,7 @@ def _local(zone: str, at: datetime) -> str:
 
 
 def alert_rows(
-    recipients: Recipients,
-    users: Iterable[User],
+    users: Iterable[Recipient],
     question: Question,
     *,
     kind: str,
@@ -142,7 +143,7 @@ def alert_rows(
 ) -> list[dict[str, Any]]:
     """One notification per user under `dedupe_key`, as column values for
     `insert_alerts`. `{due}` in the text becomes `due_at` in the recipient's local
-    time. `recipients`: the users' time zones, read once for a batch of alerts."""
+    time."""
     rows = []
     seen: set[int] = set()
     for user in users:
@@ -150,7 +151,7 @@ def alert_rows(
             continue
         seen.add(user.id)
         external = _channels(user, settings)
-        zone = recipients.timezone(user, question)
+        zone = user.timezone
         rows.append(
             {
                 "user_id": user.id,
@@ -176,62 +177,68 @@ def insert_alerts(session: Session, rows: list[dict[str, Any]]) -> None:
     session.connection().execute(insert(Notification).on_conflict_do_nothing(), rows)
 
 
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """Someone an alert reaches: a plain value, kept in the process's snapshots."""
+
+    id: int
+    telegram_chat_id: str | None
+    email: str | None
+    timezone: str  # the zone the alert's times are written in for them
+
+
+def _recipients(session: Session, level: str, institution_id: int) -> tuple[Recipient, ...]:
+    read = {"operators": operators, "supervisors": supervisors}.get(level, chain_supervisors)
+    return tuple(
+        Recipient(
+            id=user.id,
+            telegram_chat_id=user.telegram_chat_id,
+            email=user.email,
+            timezone=_timezone(session, user, institution_id),
+        )
+        for user in read(session, institution_id)
+        if user.id is not None
+    )
+
+
 class Recipients:
-    """Who hears about the alerts of one batch (a sweep of due clocks): the people of
-    each institution and their time zones, read once for the batch instead of once
-    per alert."""
+    """Who hears about the alerts of a sweep: the people of each institution with their
+    time zones, from the process's snapshots (`app.core.snapshots`: rebuilt after a
+    write to users, institutions or territories in this process, and at most 2 s old
+    otherwise) instead of a dozen reads per institution every sweep."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
-        self._users: dict[tuple[str, int], list[User]] = {}
-        self._zones: dict[tuple[int, int], str] = {}
 
     def bind(self, session: Session) -> Recipients:
-        """Read what is missing through `session` from now on: one `Recipients` serves
-        every batch of a sweep, each in its own transaction (its users stay loaded)."""
+        """Read what is missing through `session` from now on (one `Recipients` serves
+        every batch of a sweep, each in its own transaction)."""
         self._session = session
         return self
 
-    def _of(self, level: str, institution_id: int) -> list[User]:
-        key = (level, institution_id)
-        found = self._users.get(key)
-        if found is None:
-            read = {"operators": operators, "supervisors": supervisors}.get(
-                level, chain_supervisors
-            )
-            found = self._users[key] = read(self._session, institution_id)
-        return found
+    def _of(self, level: str, institution_id: int) -> tuple[Recipient, ...]:
+        return snapshots.get(
+            self._session,
+            ("alert-recipients", level, institution_id),
+            lambda session: _recipients(session, level, institution_id),
+        )
 
-    def operators(self, institution_id: int) -> list[User]:
+    def operators(self, institution_id: int) -> tuple[Recipient, ...]:
         return self._of("operators", institution_id)
 
-    def supervisors(self, institution_id: int) -> list[User]:
+    def supervisors(self, institution_id: int) -> tuple[Recipient, ...]:
         return self._of("supervisors", institution_id)
 
-    def chain_supervisors(self, institution_id: int) -> list[User]:
+    def chain_supervisors(self, institution_id: int) -> tuple[Recipient, ...]:
         return self._of("chain", institution_id)
 
-    def timezone(self, user: User, question: Question) -> str:
-        return self._zone(user, question.institution_id)
-
-    def _zone(self, user: User, institution_id: int) -> str:
-        assert user.id is not None
-        key = (user.id, institution_id)
-        found = self._zones.get(key)
-        if found is None:
-            found = self._zones[key] = _timezone(self._session, user, institution_id)
-        return found
-
     def prefetch(self, institution_ids: Iterable[int]) -> None:
-        """Read now everyone the alerts of these institutions may reach, and their time
-        zones: the SLA sweep does it before it locks its questions, so that processing,
-        which may be waiting for one of them, does not also wait for these reads."""
+        """Read now everyone the alerts of these institutions may reach: the SLA sweep
+        does it before it locks its questions, so that processing, which may be waiting
+        for one of them, does not also wait for these reads."""
         for institution_id in institution_ids:
-            if ("chain", institution_id) in self._users:
-                continue
             for level in ("operators", "supervisors", "chain"):
-                for user in self._of(level, institution_id):
-                    self._zone(user, institution_id)
+                self._of(level, institution_id)
 
 
 # --- delivery ----------------------------------------------------------------------

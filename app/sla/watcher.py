@@ -144,7 +144,7 @@ def record(session: Session, batch: Batch, now: datetime, settings: Settings) ->
             continue
         institution_id = r.question.institution_id
         level = {"warning": LEVEL_OPERATORS, "breached": LEVEL_SUPERVISORS}.get(r.kind, LEVEL_CHAIN)
-        users = []
+        users: list[notify.Recipient] = []
         if level <= LEVEL_SUPERVISORS:
             users += recipients.operators(institution_id)
         if level == LEVEL_SUPERVISORS:
@@ -152,7 +152,6 @@ def record(session: Session, batch: Batch, now: datetime, settings: Settings) ->
         if level == LEVEL_CHAIN:
             users += recipients.chain_supervisors(institution_id)
         alerts += notify.alert_rows(
-            recipients,
             users,
             r.question,
             kind=f"sla.{r.kind}",
