@@ -1,6 +1,7 @@
 -- The realistic mix (bench/mix.py), one prepared request a line: "path<TAB>body".
--- Requests go out in the file's order and start again at the top when it is used up
--- (repeats are re-deliveries: acknowledged, stored once).
+-- Requests go out in the file's order, once each: wrk stops when every line has been
+-- answered (a few sent after the last line, by connections still at work, go round
+-- to the top again: re-deliveries, acknowledged and stored once).
 local lines = {}
 for line in io.lines(os.getenv("BENCH_REQUESTS")) do
   local tab = string.find(line, "\t", 1, true)
@@ -8,6 +9,7 @@ for line in io.lines(os.getenv("BENCH_REQUESTS")) do
 end
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 local counter = 0
+local answered = 0
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 
@@ -15,6 +17,13 @@ request = function()
   counter = counter % #lines + 1
   local item = lines[counter]
   return wrk.format(nil, item[1], nil, item[2])
+end
+
+response = function(status, headers, body)
+  answered = answered + 1
+  if answered >= #lines then
+    wrk.thread:stop()
+  end
 end
 
 if delay_ms > 0 then

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -53,47 +53,6 @@ def _path_ids(path: str) -> list[int]:
 
 def _active(role: Role) -> ColumnElement[bool]:
     return sa.and_(col(User.role) == role, col(User.is_active).is_(True))
-
-
-def operators(session: Session, institution_id: int) -> list[User]:
-    """Operators who work this institution's queue."""
-    return list(
-        session.exec(
-            select(User)
-            .join(UserInstitution, col(UserInstitution.user_id) == col(User.id))
-            .where(col(UserInstitution.institution_id) == institution_id, _active(Role.operator))
-        ).all()
-    )
-
-
-def supervisors(session: Session, institution_id: int) -> list[User]:
-    """The institution's own supervisors: of it or a parent institution, or of its territory."""
-    institution = session.get(Institution, institution_id)
-    if institution is None:
-        return []
-    return list(
-        session.exec(
-            select(User).where(
-                _active(Role.supervisor),
-                col(User.institution_id).in_(_path_ids(institution.path) or [institution_id])
-                | (col(User.territory_id) == institution.territory_id),
-            )
-        ).all()
-    )
-
-
-def chain_supervisors(session: Session, institution_id: int) -> list[User]:
-    """Supervisors of the territories above the institution's, nearest first."""
-    institution = session.get(Institution, institution_id)
-    territory = session.get(Territory, institution.territory_id) if institution else None
-    if territory is None:
-        return []
-    above = [t for t in _path_ids(territory.path) if t != territory.id]
-    users = session.exec(
-        select(User).where(_active(Role.supervisor), col(User.territory_id).in_(above))
-    ).all()
-    depth = {t: i for i, t in enumerate(above)}
-    return sorted(users, key=lambda u: -depth.get(u.territory_id or 0, 0))
 
 
 # --- raising alerts ----------------------------------------------------------------
@@ -187,18 +146,110 @@ class Recipient:
     timezone: str  # the zone the alert's times are written in for them
 
 
-def _recipients(session: Session, level: str, institution_id: int) -> tuple[Recipient, ...]:
-    read = {"operators": operators, "supervisors": supervisors}.get(level, chain_supervisors)
-    return tuple(
-        Recipient(
-            id=user.id,
-            telegram_chat_id=user.telegram_chat_id,
-            email=user.email,
-            timezone=_timezone(session, user, institution_id),
+LEVELS = ("operators", "supervisors", "chain")
+
+
+def _read_recipients(
+    session: Session, keys: Sequence[Hashable]
+) -> dict[Hashable, tuple[Recipient, ...]]:
+    """Whom the alerts of each key's institution reach, for keys ("alert-recipients",
+    level, institution id), all in five reads whatever their number:
+
+    - operators: those who work the institution's queue;
+    - supervisors: the institution's own, of it or a parent institution, or of its
+      territory;
+    - chain: supervisors of the territories above the institution's, nearest first.
+    """
+    ids = sorted({int(key[2]) for key in keys})  # type: ignore[index]
+    institutions = {
+        i.id or 0: i for i in session.exec(select(Institution).where(col(Institution.id).in_(ids)))
+    }
+    territories = {
+        t.id: t
+        for t in session.exec(
+            select(Territory).where(
+                col(Territory.id).in_({i.territory_id for i in institutions.values()})
+            )
         )
-        for user in read(session, institution_id)
-        if user.id is not None
+    }
+    above = {
+        i: [t for t in _path_ids(territories[inst.territory_id].path) if t != inst.territory_id]
+        for i, inst in institutions.items()
+        if inst.territory_id in territories
+    }
+    working: dict[int, list[User]] = defaultdict(list)
+    for institution_id, user in session.exec(
+        select(UserInstitution.institution_id, User)
+        .join(User, col(User.id) == col(UserInstitution.user_id))
+        .where(col(UserInstitution.institution_id).in_(ids), _active(Role.operator))
+        .order_by(col(User.id))
+    ):
+        working[institution_id].append(user)
+    own = {i: set(_path_ids(inst.path) or [i]) for i, inst in institutions.items()}
+    candidates = session.exec(
+        select(User)
+        .where(
+            _active(Role.supervisor),
+            col(User.institution_id).in_(set().union(*own.values()))
+            | col(User.territory_id).in_(
+                {i.territory_id for i in institutions.values()}.union(*above.values())
+            ),
+        )
+        .order_by(col(User.id))
+    ).all()
+    zones = _user_zones(session, [*candidates, *(u for us in working.values() for u in us)])
+    found: dict[Hashable, tuple[Recipient, ...]] = {}
+    for key in keys:
+        level, institution_id = str(key[1]), int(key[2])  # type: ignore[index]
+        inst = institutions.get(institution_id)
+        if inst is None:
+            found[key] = ()
+            continue
+        if level == "operators":
+            users = working.get(institution_id, [])
+        elif level == "supervisors":
+            users = [
+                u
+                for u in candidates
+                if u.institution_id in own[institution_id] or u.territory_id == inst.territory_id
+            ]
+        else:
+            depth = {t: n for n, t in enumerate(above.get(institution_id, []))}
+            users = sorted(
+                (u for u in candidates if u.territory_id in depth),
+                key=lambda u: -depth[u.territory_id or 0],
+            )
+        # The institution's own zone, as `policies.institution_timezone` gives it.
+        place = territories.get(inst.territory_id)
+        fallback = place.timezone if place is not None else policies.DEFAULT_TIMEZONE
+        found[key] = tuple(
+            Recipient(
+                id=u.id,
+                telegram_chat_id=u.telegram_chat_id,
+                email=u.email,
+                timezone=zones.get(u.id) or fallback,
+            )
+            for u in users
+            if u.id is not None
+        )
+    return found
+
+
+def _user_zones(session: Session, users: Sequence[User]) -> dict[int | None, str]:
+    """Each user's own time zone: chosen in the profile, else their territory's (none:
+    their alerts are written in the institution's)."""
+    wanted = {u.territory_id for u in users if not u.timezone and u.territory_id is not None}
+    territory_zones = dict(
+        session.exec(
+            select(Territory.id, Territory.timezone).where(col(Territory.id).in_(wanted))
+        ).all()
     )
+    zones: dict[int | None, str] = {}
+    for u in users:
+        zone = u.timezone or territory_zones.get(u.territory_id)
+        if zone:
+            zones[u.id] = zone
+    return zones
 
 
 class Recipients:
@@ -217,10 +268,9 @@ class Recipients:
         return self
 
     def _of(self, level: str, institution_id: int) -> tuple[Recipient, ...]:
+        key = ("alert-recipients", level, institution_id)
         return snapshots.get(
-            self._session,
-            ("alert-recipients", level, institution_id),
-            lambda session: _recipients(session, level, institution_id),
+            self._session, key, lambda session: _read_recipients(session, [key])[key]
         )
 
     def operators(self, institution_id: int) -> tuple[Recipient, ...]:
@@ -236,9 +286,8 @@ class Recipients:
         """Read now everyone the alerts of these institutions may reach: the SLA sweep
         does it before it locks its questions, so that processing, which may be waiting
         for one of them, does not also wait for these reads."""
-        for institution_id in institution_ids:
-            for level in ("operators", "supervisors", "chain"):
-                self._of(level, institution_id)
+        keys = [("alert-recipients", level, i) for i in institution_ids for level in LEVELS]
+        snapshots.prime(self._session, keys, _read_recipients)
 
 
 # --- delivery ----------------------------------------------------------------------
