@@ -299,6 +299,9 @@ def sweep(
     recipients.prefetch(sorted(set(session.execute(sa.select(due.c.institution_id)).scalars())))
     clocks = due_clocks(session, now, limit)
     batch = Batch(session, clocks, recipients)
+    # The claim skips clocks another sweep holds and takes later ones: their institutions
+    # in one read too (nothing to read when they were among those above).
+    recipients.prefetch(sorted({q.institution_id for q in batch.questions.values()}))
     handled = 0
     # Written by one flush when the batch ends (the caller's commit): the ORM groups the
     # clocks' and questions' UPDATEs and the outbox INSERTs instead of a flush per clock.
