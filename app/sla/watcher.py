@@ -129,13 +129,13 @@ def record(session: Session, batch: Batch, now: datetime, settings: Settings) ->
         }
         for r in sorted(batch.raised, key=lambda r: r.key)
     ]
+    # Rows as parameters, not in the statement: one compiled statement, cached, that
+    # SQLAlchemy sends in pages of rows (a statement of the batch's values was compiled
+    # anew every sweep).
     statement = (
-        insert(TimelineEntry)
-        .values(entries)
-        .on_conflict_do_nothing()
-        .returning(col(TimelineEntry.dedupe_key))
+        insert(TimelineEntry).on_conflict_do_nothing().returning(col(TimelineEntry.dedupe_key))
     )
-    new = set(session.execute(statement).scalars())
+    new = set(session.connection().execute(statement, entries).scalars())
     alerts: list[dict[str, Any]] = []
     outbox: list[dict[str, Any]] = []
     recipients = batch.recipients
