@@ -3,6 +3,7 @@ a failing job retried after its interval, a clean stop."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -74,7 +75,7 @@ def test_a_busy_pause_spaces_the_runs_of_a_job_that_handled_something(
         assert enough.wait(WAIT)
     finally:
         runner.stop(timeout=WAIT)
-    gaps = [b - a for a, b in zip(runs, runs[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
     assert len(gaps) >= 2 and all(gap >= 0.29 for gap in gaps), gaps
 
 
