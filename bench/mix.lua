@@ -13,7 +13,15 @@ local answered = 0
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 
+local verified = false
+
 request = function()
+  if not verified then
+    -- wrk calls this once to check the request before any connection opens, and never
+    -- sends what it gets: give it the first line without moving on (it was skipped).
+    verified = true
+    return wrk.format(nil, lines[1][1], nil, lines[1][2])
+  end
   counter = counter % #lines + 1
   local item = lines[counter]
   return wrk.format(nil, item[1], nil, item[2])
