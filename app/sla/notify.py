@@ -260,6 +260,9 @@ class Recipients:
 
     def __init__(self, session: Session) -> None:
         self._session = session
+        # What this sweep has read: a sweep slowed down by a busy machine may outlast
+        # the snapshots' 2 s between its prefetch and its alerts.
+        self._read: dict[Hashable, tuple[Recipient, ...]] = {}
 
     def bind(self, session: Session) -> Recipients:
         """Read what is missing through `session` from now on (one `Recipients` serves
@@ -269,9 +272,12 @@ class Recipients:
 
     def _of(self, level: str, institution_id: int) -> tuple[Recipient, ...]:
         key = ("alert-recipients", level, institution_id)
-        return snapshots.get(
-            self._session, key, lambda session: _read_recipients(session, [key])[key]
-        )
+        found = self._read.get(key)
+        if found is None:
+            found = self._read[key] = snapshots.get(
+                self._session, key, lambda session: _read_recipients(session, [key])[key]
+            )
+        return found
 
     def operators(self, institution_id: int) -> tuple[Recipient, ...]:
         return self._of("operators", institution_id)
@@ -286,8 +292,11 @@ class Recipients:
         """Read now everyone the alerts of these institutions may reach: the SLA sweep
         does it before it locks its questions, so that processing, which may be waiting
         for one of them, does not also wait for these reads."""
-        keys = [("alert-recipients", level, i) for i in institution_ids for level in LEVELS]
+        ids = [i for i in institution_ids if ("alert-recipients", "chain", i) not in self._read]
+        keys = [("alert-recipients", level, i) for i in ids for level in LEVELS]
         snapshots.prime(self._session, keys, _read_recipients)
+        for _, level, institution_id in keys:
+            self._of(level, institution_id)
 
 
 # --- delivery ----------------------------------------------------------------------
