@@ -60,7 +60,7 @@ class UserInstitution(SQLModel, table=True):
     )
 
 
-# Who the SLA alerts reach is kept in snapshots (`sla.notify.Recipients`).
+# Who the SLA alerts reach is kept in snapshots (`sla.recipients.Recipients`).
 snapshots.watch(User, UserInstitution)
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -22,17 +21,15 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from app.auth.models import Notification, Role, User, UserInstitution
+from app.auth.models import Notification, User
 from app.core import format as fmt
-from app.core import snapshots
 from app.core.config import Settings
-from app.directory.models import Institution, Territory
+from app.directory.models import Territory
 from app.jobs.context import JobContext
 from app.questions.models import Priority, Question
-from app.sla import policies
+from app.sla import policies, recipients
 from webhooks import telegram
 
 log = logging.getLogger("otklik.sla")
@@ -42,17 +39,6 @@ RETRY_AFTER = timedelta(minutes=10)
 # A channel that keeps failing for a day is given up on; the in-app alert stays.
 GIVE_UP_AFTER = timedelta(hours=24)
 TELEGRAM_LIMIT = 4000
-
-
-# --- recipients ------------------------------------------------------------------
-
-
-def _path_ids(path: str) -> list[int]:
-    return [int(part) for part in path.strip("/").split("/") if part]
-
-
-def _active(role: Role) -> ColumnElement[bool]:
-    return sa.and_(col(User.role) == role, col(User.is_active).is_(True))
 
 
 # --- raising alerts ----------------------------------------------------------------
@@ -68,7 +54,7 @@ def _timezone(session: Session, user: User, institution_id: int) -> str:
     return policies.institution_timezone(session, institution_id)
 
 
-def _channels(user: User | Recipient, settings: Settings) -> bool:
+def _channels(user: User | recipients.Recipient, settings: Settings) -> bool:
     telegram = bool(user.telegram_chat_id and settings.telegram_alert_bot_token)
     email = bool(user.email and settings.smtp_host)
     return telegram or email
@@ -90,7 +76,7 @@ def _local(zone: str, at: datetime) -> str:
 
 
 def alert_rows(
-    users: Iterable[Recipient],
+    users: Iterable[recipients.Recipient],
     question: Question,
     *,
     kind: str,
@@ -134,169 +120,6 @@ def insert_alerts(session: Session, rows: list[dict[str, Any]]) -> None:
         return
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.connection().execute(insert(Notification).on_conflict_do_nothing(), rows)
-
-
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """Someone an alert reaches: a plain value, kept in the process's snapshots."""
-
-    id: int
-    telegram_chat_id: str | None
-    email: str | None
-    timezone: str  # the zone the alert's times are written in for them
-
-
-LEVELS = ("operators", "supervisors", "chain")
-
-
-def _read_recipients(
-    session: Session, keys: Sequence[Hashable]
-) -> dict[Hashable, tuple[Recipient, ...]]:
-    """Whom the alerts of each key's institution reach, for keys ("alert-recipients",
-    level, institution id), all in five reads whatever their number:
-
-    - operators: those who work the institution's queue;
-    - supervisors: the institution's own, of it or a parent institution, or of its
-      territory;
-    - chain: supervisors of the territories above the institution's, nearest first.
-    """
-    ids = sorted({int(key[2]) for key in keys})  # type: ignore[index]
-    institutions = {
-        i.id or 0: i for i in session.exec(select(Institution).where(col(Institution.id).in_(ids)))
-    }
-    territories = {
-        t.id: t
-        for t in session.exec(
-            select(Territory).where(
-                col(Territory.id).in_({i.territory_id for i in institutions.values()})
-            )
-        )
-    }
-    above = {
-        i: [t for t in _path_ids(territories[inst.territory_id].path) if t != inst.territory_id]
-        for i, inst in institutions.items()
-        if inst.territory_id in territories
-    }
-    working: dict[int, list[User]] = defaultdict(list)
-    for institution_id, user in session.exec(
-        select(UserInstitution.institution_id, User)
-        .join(User, col(User.id) == col(UserInstitution.user_id))
-        .where(col(UserInstitution.institution_id).in_(ids), _active(Role.operator))
-        .order_by(col(User.id))
-    ):
-        working[institution_id].append(user)
-    own = {i: set(_path_ids(inst.path) or [i]) for i, inst in institutions.items()}
-    candidates = session.exec(
-        select(User)
-        .where(
-            _active(Role.supervisor),
-            col(User.institution_id).in_(set().union(*own.values()))
-            | col(User.territory_id).in_(
-                {i.territory_id for i in institutions.values()}.union(*above.values())
-            ),
-        )
-        .order_by(col(User.id))
-    ).all()
-    zones = _user_zones(session, [*candidates, *(u for us in working.values() for u in us)])
-    found: dict[Hashable, tuple[Recipient, ...]] = {}
-    for key in keys:
-        level, institution_id = str(key[1]), int(key[2])  # type: ignore[index]
-        inst = institutions.get(institution_id)
-        if inst is None:
-            found[key] = ()
-            continue
-        if level == "operators":
-            users = working.get(institution_id, [])
-        elif level == "supervisors":
-            users = [
-                u
-                for u in candidates
-                if u.institution_id in own[institution_id] or u.territory_id == inst.territory_id
-            ]
-        else:
-            depth = {t: n for n, t in enumerate(above.get(institution_id, []))}
-            users = sorted(
-                (u for u in candidates if u.territory_id in depth),
-                key=lambda u: -depth[u.territory_id or 0],
-            )
-        # The institution's own zone, as `policies.institution_timezone` gives it.
-        place = territories.get(inst.territory_id)
-        fallback = place.timezone if place is not None else policies.DEFAULT_TIMEZONE
-        found[key] = tuple(
-            Recipient(
-                id=u.id,
-                telegram_chat_id=u.telegram_chat_id,
-                email=u.email,
-                timezone=zones.get(u.id) or fallback,
-            )
-            for u in users
-            if u.id is not None
-        )
-    return found
-
-
-def _user_zones(session: Session, users: Sequence[User]) -> dict[int | None, str]:
-    """Each user's own time zone: chosen in the profile, else their territory's (none:
-    their alerts are written in the institution's)."""
-    wanted = {u.territory_id for u in users if not u.timezone and u.territory_id is not None}
-    territory_zones = dict(
-        session.exec(
-            select(Territory.id, Territory.timezone).where(col(Territory.id).in_(wanted))
-        ).all()
-    )
-    zones: dict[int | None, str] = {}
-    for u in users:
-        zone = u.timezone or territory_zones.get(u.territory_id)
-        if zone:
-            zones[u.id] = zone
-    return zones
-
-
-class Recipients:
-    """Who hears about the alerts of a sweep: the people of each institution with their
-    time zones, from the process's snapshots (`app.core.snapshots`: rebuilt after a
-    write to users, institutions or territories in this process, and at most 2 s old
-    otherwise) instead of a dozen reads per institution every sweep."""
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-        # What this sweep has read: a sweep slowed down by a busy machine may outlast
-        # the snapshots' 2 s between its prefetch and its alerts.
-        self._read: dict[Hashable, tuple[Recipient, ...]] = {}
-
-    def bind(self, session: Session) -> Recipients:
-        """Read what is missing through `session` from now on (one `Recipients` serves
-        every batch of a sweep, each in its own transaction)."""
-        self._session = session
-        return self
-
-    def _of(self, level: str, institution_id: int) -> tuple[Recipient, ...]:
-        key = ("alert-recipients", level, institution_id)
-        found = self._read.get(key)
-        if found is None:
-            found = self._read[key] = snapshots.get(
-                self._session, key, lambda session: _read_recipients(session, [key])[key]
-            )
-        return found
-
-    def operators(self, institution_id: int) -> tuple[Recipient, ...]:
-        return self._of("operators", institution_id)
-
-    def supervisors(self, institution_id: int) -> tuple[Recipient, ...]:
-        return self._of("supervisors", institution_id)
-
-    def chain_supervisors(self, institution_id: int) -> tuple[Recipient, ...]:
-        return self._of("chain", institution_id)
-
-    def prefetch(self, institution_ids: Iterable[int]) -> None:
-        """Read now everyone the alerts of these institutions may reach: the SLA sweep
-        does it before it locks its questions, so that processing, which may be waiting
-        for one of them, does not also wait for these reads."""
-        ids = [i for i in institution_ids if ("alert-recipients", "chain", i) not in self._read]
-        keys = [("alert-recipients", level, i) for i in ids for level in LEVELS]
-        snapshots.prime(self._session, keys, _read_recipients)
-        for _, level, institution_id in keys:
-            self._of(level, institution_id)
 
 
 # --- delivery ----------------------------------------------------------------------

@@ -30,6 +30,7 @@ from app.questions import outgoing
 from app.questions.models import OutboxItem, Question, TimelineEntry
 from app.sla import clocks as clock_ops
 from app.sla import notify
+from app.sla import recipients as audience
 from app.sla import service as sla_service
 from app.sla.models import ClockState, SlaClock, Target
 
@@ -144,7 +145,7 @@ def record(session: Session, batch: Batch, now: datetime, settings: Settings) ->
             continue
         institution_id = r.question.institution_id
         level = {"warning": LEVEL_OPERATORS, "breached": LEVEL_SUPERVISORS}.get(r.kind, LEVEL_CHAIN)
-        users: list[notify.Recipient] = []
+        users: list[audience.Recipient] = []
         if level <= LEVEL_SUPERVISORS:
             users += recipients.operators(institution_id)
         if level == LEVEL_SUPERVISORS:
@@ -173,14 +174,14 @@ def record(session: Session, batch: Batch, now: datetime, settings: Settings) ->
 
 class Batch:
     """What a sweep reads once for all its clocks: their questions and every clock of
-    those questions (two queries), and the people to alert (`notify.Recipients`).
+    those questions (two queries), and the people to alert (`audience.Recipients`).
     The session's objects are then changed in place and written by one flush."""
 
     def __init__(
         self,
         session: Session,
         clocks: Sequence[SlaClock],
-        recipients: notify.Recipients | None = None,
+        recipients: audience.Recipients | None = None,
     ) -> None:
         ids = sorted({clock.question_id for clock in clocks})
         self.questions: dict[int, Question] = {}
@@ -191,7 +192,7 @@ class Batch:
                 self.questions[question.id] = question
             for row in session.exec(select(SlaClock).where(col(SlaClock.question_id).in_(ids))):
                 self.clocks[row.question_id][Target(row.target)] = row
-        self.recipients = recipients or notify.Recipients(session)
+        self.recipients = recipients or audience.Recipients(session)
         self.raised: list[_Raised] = []
 
 
@@ -278,7 +279,7 @@ def sweep(
     limit: int = BATCH,
     *,
     stand_aside: Callable[[], bool] | None = None,
-    recipients: notify.Recipients | None = None,
+    recipients: audience.Recipients | None = None,
 ) -> int:
     """One batch in the caller's transaction; returns how many clocks moved on.
 
@@ -287,7 +288,7 @@ def sweep(
     the clocks left over are still due and come in the next batch."""
     # Who the alerts may reach, read before the claim locks the questions (`recipients`:
     # those the run's earlier batches read).
-    recipients = recipients.bind(session) if recipients else notify.Recipients(session)
+    recipients = recipients.bind(session) if recipients else audience.Recipients(session)
     due = (
         sa.select(col(Question.institution_id))
         .join(SlaClock, col(SlaClock.question_id) == col(Question.id))
@@ -327,7 +328,7 @@ def sla_sweep(ctx: JobContext) -> int:
         return 0  # the usual run: no clock to look at
     total = 0
     limit = BATCH_POSTGRES if ctx.engine.dialect.name == "postgresql" else BATCH
-    recipients: notify.Recipients | None = None
+    recipients: audience.Recipients | None = None
     signal = intake_signal(ctx.engine)
     while not ctx.stopping.is_set():
         asked = False
@@ -338,7 +339,7 @@ def sla_sweep(ctx: JobContext) -> int:
             return asked
 
         with ctx.transaction() as session:
-            recipients = recipients.bind(session) if recipients else notify.Recipients(session)
+            recipients = recipients.bind(session) if recipients else audience.Recipients(session)
             handled = sweep(
                 session,
                 now,
