@@ -12,7 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.auth.models import AuditEvent, Role, User
 from app.core.config import Settings
@@ -198,7 +198,11 @@ def test_the_api_replay_is_audited(web: TestClient, db: Session, clock: FrozenCl
     assert answer.status_code == 200 and answer.json()["status"] == "failed"
     everything = web.post("/api/v1/events/replay-failed", headers=headers)
     assert everything.json() == {"replayed": 1, "processed": 0, "failed": 1}
-    entries = db.exec(select(AuditEvent).where(AuditEvent.action == "delivery.replay")).all()
+    entries = db.exec(
+        select(AuditEvent)
+        .where(AuditEvent.action == "delivery.replay")
+        .order_by(col(AuditEvent.id))  # no order is the table's order on PostgreSQL
+    ).all()
     assert [(e.object_id, e.actor_id) for e in entries] == [(str(event_id), admin.id)] * 2
     assert [(e.before, e.after) for e in entries] == [
         ({"attempts": 3}, {"attempts": 4}),
