@@ -91,8 +91,10 @@ def test_concurrent_senders_publish_each_reply_once_within_the_rate_limit(
     assert sum(handled) == 20 and all(handled), handled  # every worker took a share
     moments = sorted(moment for moment, _ in calls)
     # 20 requests/s per community token, whichever process sends: the slots are 50 ms
-    # apart; a request may leave a few ms after its slot, so judge spans, not single gaps.
-    interval, jitter = rates.VK_COMMUNITY_TOKEN, 0.04
+    # apart; a request may leave after its slot (by 42 ms once, in CI with both suites
+    # side by side on two cores), so judge spans, not single gaps. Senders with no rate
+    # limit send five in about 10 ms.
+    interval, jitter = rates.VK_COMMUNITY_TOKEN, 0.08
     spans = [moments[i + 5] - moments[i] for i in range(len(moments) - 5)]
     assert min(spans) >= 5 * interval - jitter, spans
     assert moments[-1] - moments[0] >= 19 * interval - jitter
