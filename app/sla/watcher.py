@@ -248,6 +248,11 @@ def advance(
         record(session, batch, now, settings)
 
 
+def _due(now: datetime) -> sa.ColumnElement[bool]:
+    """A watched clock whose next check has come."""
+    return sa.and_(col(SlaClock.state).in_(WATCHED), col(SlaClock.check_at) <= now)
+
+
 def due_clocks(session: Session, now: datetime, limit: int = BATCH) -> Sequence[SlaClock]:
     """Claim up to `limit` clocks whose next check is due (skipping ones other workers hold).
 
@@ -259,7 +264,7 @@ def due_clocks(session: Session, now: datetime, limit: int = BATCH) -> Sequence[
     waits for anyone; processing waits for the sweep's short transaction."""
     query = (
         select(SlaClock)
-        .where(col(SlaClock.state).in_(WATCHED), col(SlaClock.check_at) <= now)
+        .where(_due(now))
         .order_by(col(SlaClock.check_at), col(SlaClock.id))
         .limit(limit)
     )
@@ -292,7 +297,7 @@ def sweep(
     due = (
         sa.select(col(Question.institution_id))
         .join(SlaClock, col(SlaClock.question_id) == col(Question.id))
-        .where(col(SlaClock.state).in_(WATCHED), col(SlaClock.check_at) <= now)
+        .where(_due(now))
         .order_by(col(SlaClock.check_at), col(SlaClock.id))
         .limit(limit)
         .subquery()
@@ -321,9 +326,7 @@ def sla_sweep(ctx: JobContext) -> int:
     """The periodic job: batches, each in its own transaction, until nothing is due.
     On SQLite it gives the write lock to a waiting webhook after the clock in hand."""
     now = ctx.clock()
-    due = sa.select(col(SlaClock.id)).where(
-        col(SlaClock.state).in_(WATCHED), col(SlaClock.check_at) <= now
-    )
+    due = sa.select(col(SlaClock.id)).where(_due(now))
     if not ctx.anything(due):
         return 0  # the usual run: no clock to look at
     total = 0

@@ -22,12 +22,9 @@ def _analysed(engine: sa.Engine, table: str) -> tuple[bool, int]:
     return bool(row[0]), int(row[1])
 
 
-@pytest.mark.postgres
-def test_tables_that_changed_are_analysed_when_autovacuum_is_off(
-    ctx: JobContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(upkeep, "autovacuum_on", lambda conn: False)
-    with ctx.engine.begin() as conn:
+def _change_a_table(engine: sa.Engine) -> None:
+    """2,000 new rows in `job_stat`, counted in the statistics at once."""
+    with engine.begin() as conn:
         conn.execute(
             sa.text(
                 "INSERT INTO job_stat (name, last_started_at, last_seconds, last_handled, "
@@ -36,6 +33,14 @@ def test_tables_that_changed_are_analysed_when_autovacuum_is_off(
             )
         )
         conn.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+
+
+@pytest.mark.postgres
+def test_tables_that_changed_are_analysed_when_autovacuum_is_off(
+    ctx: JobContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(upkeep, "autovacuum_on", lambda conn: False)
+    _change_a_table(ctx.engine)
     with ctx.engine.connect() as conn:
         assert ("job_stat", False) in upkeep.stale_tables(conn)
 
@@ -51,14 +56,7 @@ def test_nothing_is_done_when_the_server_keeps_them(
     ctx: JobContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(upkeep, "autovacuum_on", lambda conn: True)
-    with ctx.engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO job_stat (name, last_started_at, last_seconds, last_handled, "
-                "runs, failures) SELECT 'job ' || n, now(), 0, 0, 1, 0 "
-                "FROM generate_series(1, 2000) AS n"
-            )
-        )
+    _change_a_table(ctx.engine)
     assert upkeep.keep_statistics(ctx) == 0
 
 
