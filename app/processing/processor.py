@@ -136,15 +136,20 @@ def _claim(session: Session, limit: int, ids: list[int] | None = None) -> list[_
     return [_Stored(*row) for row in session.connection().execute(query)]
 
 
-def process_pending(engine: sa.Engine, cipher: Cipher, clock: Clock, limit: int = BATCH) -> int:
+def process_pending(
+    engine: sa.Engine, cipher: Cipher, clock: Clock, limit: int = BATCH, *, look: bool = True
+) -> int:
     """Process waiting deliveries, oldest first, in one transaction; how many were handled.
+
+    `look`: first see whether anything waits, with a read that takes no lock (the
+    processor skips it after a full batch: there is most likely more).
 
     The events run one after another with nothing in between: their outcomes are
     written by one UPDATE at the end. Should one of them raise, the transaction is
     rolled back and the same events are processed again with a savepoint each, so
     that the one that fails is marked failed and the others are kept.
     """
-    if not has_pending(engine):
+    if look and not has_pending(engine):
         return 0
     intake = intake_signal(engine)
     if intake is not None:
@@ -316,9 +321,12 @@ class Processor:
             with self._idle:
                 self._wake.clear()
                 self._busy = True
+            handled = 0
             while not self._stop.is_set():
                 try:
-                    handled = process_pending(self._engine, self._cipher, self._clock)
+                    handled = process_pending(
+                        self._engine, self._cipher, self._clock, look=handled < BATCH
+                    )
                 except Exception:
                     log.exception("processing pass failed")
                     self._stop.wait(1.0)
