@@ -333,6 +333,7 @@ def tokens_create(
     """Print a new API token for that user (the token is the last line)."""
     from app.auth import audit
     from app.auth import service as auth_service
+    from app.auth import tokens as auth_tokens
 
     engine = make_engine(_settings().database_url)
     with Session(engine) as session:
@@ -340,7 +341,7 @@ def tokens_create(
         if user is None:
             _fail(f"no user {login!r}")
             return
-        token, plain = auth_service.create_token(session, user, name)
+        token, plain = auth_tokens.create_token(session, user, name)
         audit.record(
             session,
             actor=None,

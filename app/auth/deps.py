@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.auth import service as auth_service
+from app.auth import login_sessions, tokens
 from app.auth.models import Role, User
 from app.core.clock import ClockDep
 from app.core.config import Settings
@@ -72,7 +72,7 @@ def get_api_user(
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Нужен заголовок Authorization: Bearer <токен>", code="unauthorized")
-    user = auth_service.authenticate_token(session, token.strip(), clock())
+    user = tokens.authenticate_token(session, token.strip(), clock())
     if user is None:
         raise Unauthorized("Токен неизвестен или отозван", code="invalid_token")
     # The last-used stamp is the one write a read-only call makes; it is best
@@ -123,7 +123,7 @@ def get_web_user(request: Request, session: SessionDep, clock: ClockDep) -> User
     cookie = request.cookies.get(SESSION_COOKIE)
     settings: Settings = request.app.state.settings
     idle = timedelta(minutes=settings.session_idle_minutes)
-    found = auth_service.session_user(session, cookie, clock(), idle) if cookie else None
+    found = login_sessions.session_user(session, cookie, clock(), idle) if cookie else None
     if found is None:
         raise LoginRequired("Войдите в систему")
     user, login_session = found

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.auth import audit, passwords
+from app.auth import audit, login_sessions, passwords
 from app.auth import service as auth_service
 from app.auth.models import (
     User,
@@ -82,7 +82,7 @@ def accept_invitation(
     if errors:
         raise FormInvalid(errors)
     auth_service.set_password(session, user, password)
-    auth_service.end_sessions(session, user)
+    login_sessions.end_sessions(session, user)
     session.execute(
         sa.update(UserInvitation)
         .where(col(UserInvitation.token_hash) == hash_token(plain))

@@ -1,11 +1,13 @@
-"""Users, credentials, sessions and the one scoping helper every query uses."""
+"""Users and their passwords (hashing, creating a user with a role and scope), the
+zone a user reads times in, and the one scoping helper every query uses.
+
+Sign-in sessions are `app.auth.login_sessions`, API tokens `app.auth.tokens`, a user's
+own profile `app.auth.profile`, administrators' user management `app.auth.users`."""
 
 from __future__ import annotations
 
-import re
 import secrets
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,17 +15,14 @@ from pwdlib import PasswordHash
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from app.auth import audit, passwords, throttle
+from app.auth import passwords
 from app.auth.models import (
-    ApiToken,
-    LoginSession,
     Role,
     User,
     UserCreate,
     UserInstitution,
     UserRead,
 )
-from app.core.crypto import hash_token, new_token
 from app.core.errors import Conflict, Invalid, NotFound
 from app.directory.models import Institution, Sector, Territory
 
@@ -115,7 +114,7 @@ def create_user(session: Session, data: UserCreate) -> User:
 
 def set_password(session: Session, user: User, password: str) -> None:
     """Set a password that passes the policy (raises Invalid otherwise). The caller
-    ends the user's other sessions where that is meant (`end_sessions`)."""
+    ends the user's other sessions where that is meant (`login_sessions.end_sessions`)."""
     if why := passwords.problem(password, user.login):
         raise Invalid(why, code="weak_password")
     user.password_hash = hash_password(password)
@@ -140,7 +139,7 @@ def user_read(session: Session, user: User) -> UserRead:
     )
 
 
-# --- the profile ------------------------------------------------------------
+# --- time zones and form errors ---------------------------------------------
 
 # The zones of Russia, west to east, as the profile offers them (ui.md §8).
 TIMEZONES: dict[str, str] = {
@@ -156,7 +155,6 @@ TIMEZONES: dict[str, str] = {
     "Asia/Magadan": "Магадан",
     "Asia/Kamchatka": "Камчатка",
 }
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
 
 def user_timezone(session: Session, user: User) -> str:
@@ -181,219 +179,6 @@ class FormInvalid(Invalid):
     def __init__(self, errors: Mapping[str, str]) -> None:
         super().__init__(next(iter(errors.values())), code="invalid_form")
         self.errors = dict(errors)
-
-
-def update_profile(session: Session, user: User, *, name: str, email: str, timezone: str) -> User:
-    """Set the user's own name, e-mail (empty: none) and time zone (empty: their
-    territory's). Raises FormInvalid naming every field to fix."""
-    name, email, timezone = name.strip(), email.strip(), timezone.strip()
-    errors: dict[str, str] = {}
-    if not name:
-        errors["name"] = "Введите имя: его видят коллеги в очереди и на вопросах"
-    elif len(name) > 255:
-        errors["name"] = "Имя длиннее 255 знаков — сократите его"
-    if email and (len(email) > 255 or not _EMAIL.match(email)):
-        errors["email"] = "Введите адрес почты в виде name@example.ru"
-    if timezone and timezone not in TIMEZONES:
-        errors["timezone"] = "Выберите часовой пояс из списка"
-    if errors:
-        raise FormInvalid(errors)
-    user.name = name
-    user.email = email or None
-    user.timezone = timezone or None
-    session.add(user)
-    session.flush()
-    return user
-
-
-def change_password(
-    session: Session,
-    user: User,
-    *,
-    current: str,
-    new: str,
-    repeat: str,
-    keep_session: str | None = None,
-    address: str | None = None,
-) -> None:
-    """Check the current password, set the new one (argon2) and end every other
-    sign-in of the user except the cookie `keep_session`. Raises FormInvalid."""
-    errors: dict[str, str] = {}
-    if not verify_password(current, user.password_hash):
-        errors["current_password"] = "Текущий пароль введён неверно"
-    if why := passwords.problem(new, user.login):
-        errors["new_password"] = why
-    elif new != repeat:
-        errors["repeat_password"] = "Пароли не совпадают — введите новый пароль ещё раз"
-    if errors:
-        raise FormInvalid(errors)
-    set_password(session, user, new)
-    end_sessions(session, user, keep=keep_session)
-    audit.record(
-        session,
-        actor=user,
-        action="user.password_change",
-        object_type="user",
-        object_id=user.id,
-        address=address,
-        summary="Пароль изменён в профиле; другие входы завершены",
-    )
-
-
-def end_sessions(session: Session, user: User, *, keep: str | None = None) -> None:
-    """End every web sign-in of `user`, except the one whose cookie is `keep`."""
-    ending = sa.delete(LoginSession).where(col(LoginSession.user_id) == user.id)
-    if keep:
-        ending = ending.where(col(LoginSession.token_hash) != hash_token(keep))
-    session.execute(ending)
-
-
-# --- API tokens -------------------------------------------------------------
-
-
-def create_token(session: Session, user: User, name: str = "") -> tuple[ApiToken, str]:
-    """A new bearer token; the plain value is returned once and stored only hashed."""
-    assert user.id is not None
-    plain = new_token("otk")
-    token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(plain), prefix=plain[:10])
-    session.add(token)
-    session.flush()
-    return token, plain
-
-
-def authenticate_token(session: Session, plain: str, now: datetime) -> User | None:
-    row = session.exec(
-        select(ApiToken, User)
-        .join(User, col(User.id) == ApiToken.user_id)
-        .where(ApiToken.token_hash == hash_token(plain))
-    ).first()
-    if row is None:
-        return None
-    token, user = row
-    if token.revoked_at is not None or not user.is_active:
-        return None
-    # Touch at most once a minute: a busy integration should not write on every call.
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        token.last_used_at = now
-        session.add(token)
-    return user
-
-
-def revoke_token(session: Session, token_id: int, now: datetime) -> ApiToken:
-    token = session.get(ApiToken, token_id)
-    if token is None:
-        raise NotFound("Токен не найден")
-    token.revoked_at = token.revoked_at or now
-    session.add(token)
-    session.flush()
-    return token
-
-
-def tokens_of(session: Session, user_id: int) -> Sequence[ApiToken]:
-    return session.exec(
-        select(ApiToken).where(ApiToken.user_id == user_id).order_by(col(ApiToken.id).desc())
-    ).all()
-
-
-# --- web sessions -----------------------------------------------------------
-
-
-def login(
-    session: Session,
-    login_name: str,
-    password: str,
-    now: datetime,
-    hours: int,
-    *,
-    address: str | None = None,
-) -> tuple[User, str] | None:
-    """Check credentials; on success open a session and return (user, cookie value).
-
-    With the client's `address`, attempts are throttled (`app.auth.throttle`): over
-    the cap it raises TooManyAttempts before any password is hashed, and a failure
-    is recorded (the caller commits it with the refusal)."""
-    if address is not None:
-        throttle.check(session, login_name, address, now)
-    user = get_user_by_login(session, login_name.strip())
-    ok = verify_password(password, user.password_hash if user else None)
-    if user is None or not ok or not user.is_active:
-        if address is not None:
-            throttle.record_failure(session, login_name, address, now)
-        audit.record(
-            session,
-            actor=None,
-            action="sign_in.failed",
-            object_type="user",
-            object_id=user.id if user is not None else None,
-            after={"login": login_name.strip()[:150]},
-            address=address,
-            summary=f"Неудачный вход под логином «{login_name.strip()[:150]}»",
-            at=now,
-        )
-        return None
-    if address is not None:
-        throttle.forget_login(session, login_name)
-    plain = secrets.token_urlsafe(32)
-    assert user.id is not None
-    session.add(
-        LoginSession(
-            token_hash=hash_token(plain),
-            user_id=user.id,
-            csrf_token=secrets.token_urlsafe(24),
-            created_at=now,
-            expires_at=now + timedelta(hours=hours),
-            last_seen_at=now,
-        )
-    )
-    user.last_login_at = now
-    session.add(user)
-    audit.record(
-        session,
-        actor=user,
-        action="sign_in.success",
-        object_type="user",
-        object_id=user.id,
-        address=address,
-        summary="Вход в систему",
-        at=now,
-    )
-    return user, plain
-
-
-# The last-use stamp of a session is written at most this often.
-_TOUCH_EVERY = timedelta(minutes=1)
-
-
-def session_user(
-    session: Session, plain: str, now: datetime, idle: timedelta | None = None
-) -> tuple[User, LoginSession] | None:
-    """The signed-in user of a session cookie, or None when the session is unknown,
-    past its absolute lifetime (`expires_at`), unused for longer than `idle`, or its
-    user is deactivated. A live session's last use is stamped (at most once a minute;
-    the caller commits)."""
-    row = session.exec(
-        select(LoginSession, User)
-        .join(User, col(User.id) == LoginSession.user_id)
-        .where(LoginSession.token_hash == hash_token(plain))
-    ).first()
-    if row is None:
-        return None
-    login_session, user = row
-    if login_session.expires_at <= now or not user.is_active:
-        return None
-    last_seen = login_session.last_seen_at or login_session.created_at
-    if idle is not None and last_seen + idle <= now:
-        return None
-    if login_session.last_seen_at is None or now - login_session.last_seen_at >= _TOUCH_EVERY:
-        login_session.last_seen_at = now
-        session.add(login_session)
-    return user, login_session
-
-
-def logout(session: Session, plain: str) -> None:
-    session.execute(
-        sa.delete(LoginSession).where(col(LoginSession.token_hash) == hash_token(plain))
-    )
 
 
 # --- scope ------------------------------------------------------------------

@@ -1,16 +1,67 @@
-"""API tokens as administrators manage them: issue (the plain token once), list with
-last use, revoke; both changes audited. The admin pages and `/api/v1/tokens` call these."""
+"""API tokens: made with the plain value returned once and only its hash stored, checked
+on every API call (`app.auth.deps`), revoked. And as administrators manage them: issue,
+list with last use, revoke, both changes audited; the admin pages and `/api/v1/tokens`
+call these.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from app.auth import audit
-from app.auth import service as auth_service
 from app.auth.models import ApiToken, User
+from app.core.crypto import hash_token, new_token
 from app.core.errors import Invalid, NotFound
+
+
+def create_token(session: Session, user: User, name: str = "") -> tuple[ApiToken, str]:
+    """A new bearer token; the plain value is returned once and stored only hashed."""
+    assert user.id is not None
+    plain = new_token("otk")
+    token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(plain), prefix=plain[:10])
+    session.add(token)
+    session.flush()
+    return token, plain
+
+
+def authenticate_token(session: Session, plain: str, now: datetime) -> User | None:
+    row = session.exec(
+        select(ApiToken, User)
+        .join(User, col(User.id) == ApiToken.user_id)
+        .where(ApiToken.token_hash == hash_token(plain))
+    ).first()
+    if row is None:
+        return None
+    token, user = row
+    if token.revoked_at is not None or not user.is_active:
+        return None
+    # Touch at most once a minute: a busy integration should not write on every call.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        token.last_used_at = now
+        session.add(token)
+    return user
+
+
+def revoke_token(session: Session, token_id: int, now: datetime) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound("Токен не найден")
+    token.revoked_at = token.revoked_at or now
+    session.add(token)
+    session.flush()
+    return token
+
+
+def tokens_of(session: Session, user_id: int) -> Sequence[ApiToken]:
+    return session.exec(
+        select(ApiToken).where(ApiToken.user_id == user_id).order_by(col(ApiToken.id).desc())
+    ).all()
+
+
+# --- as administrators manage them -----------------------------------------
 
 
 def issue(
@@ -34,7 +85,7 @@ def issue(
     name = name.strip()
     if len(name) > 255:
         raise Invalid("Название длиннее 255 знаков — сократите его", code="invalid_name")
-    token, plain = auth_service.create_token(session, owner, name)
+    token, plain = create_token(session, owner, name)
     audit.record(
         session,
         actor=by,
@@ -57,7 +108,7 @@ def revoke(
     if token is None:
         raise NotFound("Токен не найден")
     if token.revoked_at is None:
-        auth_service.revoke_token(session, token_id, now)
+        revoke_token(session, token_id, now)
         audit.record(
             session,
             actor=by,

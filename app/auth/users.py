@@ -2,13 +2,13 @@
 and scope, deactivate (their sessions and tokens end at once), reset a password.
 
 The admin pages and `/api/v1/users` call these same functions; each change is
-written to the audit log (before → after) in the caller's transaction.
+written to the audit log (before → after) in the caller's transaction. The checks
+that creating and changing a user share are `app.auth.user_checks`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from app.auth import audit, invitations, passwords
+from app.auth import audit, invitations, login_sessions, passwords, user_checks
 from app.auth import service as auth_service
 from app.auth.models import (
     ApiToken,
@@ -28,12 +28,10 @@ from app.auth.models import (
     UserUpdate,
 )
 from app.core.errors import NotFound
-from app.directory.models import Institution, Sector, Territory
 
 FormInvalid = auth_service.FormInvalid
 
 _LOGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,149}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,66 +103,6 @@ def count_users(session: Session) -> dict[str, int]:
     return {str(role): n for role, n in rows}
 
 
-# --- checks -----------------------------------------------------------------------
-
-
-def _check_scope(
-    session: Session,
-    role: Role,
-    institution_ids: Iterable[int],
-    territory_id: int | None,
-    institution_id: int | None,
-    errors: dict[str, str],
-    sector: str | None = None,
-) -> None:
-    ids = list(institution_ids)
-    if role == Role.operator:
-        if not ids:
-            errors["institution_ids"] = (
-                "Выберите хотя бы одно учреждение, вопросы которого оператор будет видеть"
-            )
-        elif session.scalar(sa.select(func.count()).where(col(Institution.id).in_(ids))) != len(
-            set(ids)
-        ):
-            errors["institution_ids"] = "Такого учреждения нет — выберите учреждение из списка"
-    elif role == Role.supervisor:
-        if territory_id is None and institution_id is None:
-            errors["scope"] = (
-                "Выберите территорию или учреждение, за которыми куратор будет следить"
-            )
-        if territory_id is not None and session.get(Territory, territory_id) is None:
-            errors["scope"] = "Такой территории нет — выберите территорию из списка"
-        if institution_id is not None and session.get(Institution, institution_id) is None:
-            errors["scope"] = "Такого учреждения нет — выберите учреждение из списка"
-        if sector is not None and sector not in Sector.__members__:
-            errors["sector"] = "Такой отрасли нет — выберите отрасль из списка"
-        elif sector is not None and territory_id is None:
-            # A sector department sees that sector's institutions of a territory
-            # subtree; under an institution the sector would mean the whole directory.
-            errors["sector"] = (
-                "Отрасль задаётся вместе с территорией: выберите в поле «Что видит куратор» "
-                "территорию или оставьте «Все отрасли»"
-            )
-
-
-def _check_contact(name: str, email: str | None, errors: dict[str, str]) -> None:
-    if len(name) > 255:
-        errors["name"] = "Имя длиннее 255 знаков — сократите его"
-    if email and (len(email) > 255 or not _EMAIL.match(email)):
-        errors["email"] = "Введите адрес почты в виде name@example.ru"
-
-
-def _other_active_admins(session: Session, user: User) -> int:
-    return (
-        session.scalar(
-            sa.select(func.count()).where(
-                col(User.role) == Role.admin, col(User.is_active), col(User.id) != user.id
-            )
-        )
-        or 0
-    )
-
-
 # --- use cases --------------------------------------------------------------------
 
 
@@ -191,11 +129,11 @@ def create(
         )
     elif auth_service.get_user_by_login(session, login) is not None:
         errors["login"] = f"Логин «{login}» уже занят — выберите другой"
-    _check_contact(name, email, errors)
+    user_checks.check_contact(name, email, errors)
     ids = list(dict.fromkeys(data.institution_ids))
     if data.role == Role.operator and data.institution_id is not None:
         ids.append(data.institution_id)
-    _check_scope(
+    user_checks.check_scope(
         session, data.role, ids, data.territory_id, data.institution_id, errors, data.sector
     )
     if data.password and (why := passwords.problem(data.password, login)):
@@ -275,13 +213,15 @@ def update(
             "Нельзя снять с себя роль администратора — попросите другого администратора"
         )
     elif (
-        user.role == Role.admin and role != Role.admin and _other_active_admins(session, user) == 0
+        user.role == Role.admin
+        and role != Role.admin
+        and user_checks.other_active_admins(session, user) == 0
     ):
         errors["role"] = "Это последний администратор — сначала назначьте другого"
     if not name:
         errors["name"] = "Введите имя: его видят коллеги в очереди и на вопросах"
-    _check_contact(name, email, errors)
-    _check_scope(session, role, ids, territory_id, institution_id, errors, sector)
+    user_checks.check_contact(name, email, errors)
+    user_checks.check_scope(session, role, ids, territory_id, institution_id, errors, sector)
     if errors:
         raise FormInvalid(errors)
     user.name = name
@@ -328,13 +268,13 @@ def deactivate(
     once; history stays. Raises FormInvalid for oneself or the last administrator."""
     if user.id == by.id:
         raise FormInvalid({"active": "Нельзя отключить свою учётную запись"})
-    if user.role == Role.admin and _other_active_admins(session, user) == 0:
+    if user.role == Role.admin and user_checks.other_active_admins(session, user) == 0:
         raise FormInvalid({"active": "Это последний администратор — его нельзя отключить"})
     if not user.is_active:
         return user
     user.is_active = False
     session.add(user)
-    auth_service.end_sessions(session, user)
+    login_sessions.end_sessions(session, user)
     result = session.execute(
         sa.update(ApiToken)
         .where(col(ApiToken.user_id) == user.id, col(ApiToken.revoked_at).is_(None))
@@ -405,7 +345,7 @@ def reset_password(
         password = auth_service.generate_password()
         auth_service.set_password(session, user, password)
         credential = Credential(password=password)
-    auth_service.end_sessions(session, user)
+    login_sessions.end_sessions(session, user)
     session.flush()
     audit.record(
         session,

@@ -15,7 +15,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from app.auth import access_admin, admin, invite_views
+from app.auth import access_admin, admin, invite_views, login_sessions
+from app.auth import profile as auth_profile
 from app.auth import service as auth_service
 from app.auth.deps import (
     CSRF_COOKIE,
@@ -106,7 +107,7 @@ def login(
     if not cookie_token or not secrets.compare_digest(cookie_token, csrf_token):
         return refuse(403, "Форма устарела. Обновите страницу и войдите снова.")
     try:
-        result = auth_service.login(
+        result = login_sessions.login(
             session,
             login,
             password,
@@ -138,7 +139,7 @@ def login(
 
 @router.post("/logout", name="auth:logout")
 def logout(request: Request, session: SessionDep, user: WebFormUserDep) -> Response:
-    auth_service.logout(session, request.cookies.get(SESSION_COOKIE, ""))
+    login_sessions.logout(session, request.cookies.get(SESSION_COOKIE, ""))
     session.commit()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
@@ -218,7 +219,7 @@ def profile_save(
     timezone: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        auth_service.update_profile(session, user, name=name, email=email, timezone=timezone)
+        auth_profile.update_profile(session, user, name=name, email=email, timezone=timezone)
     except auth_service.FormInvalid as exc:
         session.rollback()
         session.refresh(user)
@@ -242,7 +243,7 @@ def password_change(
     repeat_password: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        auth_service.change_password(
+        auth_profile.change_password(
             session,
             user,
             current=current_password,

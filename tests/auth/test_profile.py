@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.auth import service
+from app.auth import login_sessions, profile, service
 from app.auth.models import LoginSession, Role, User
 from tests.factories.auth import PASSWORD, make_user
 
@@ -121,7 +121,7 @@ def test_changing_the_password_needs_the_current_one_and_ends_other_sign_ins(
     client: TestClient, session: Session, signed_in: tuple[User, str]
 ) -> None:
     user, token = signed_in
-    other_device = service.login(session, "petrova", PASSWORD, user.created_at, 12)
+    other_device = login_sessions.login(session, "petrova", PASSWORD, user.created_at, 12)
     assert other_device is not None
     wrong = client.post(
         "/profile/password",
@@ -172,5 +172,5 @@ def test_changing_the_password_needs_the_current_one_and_ends_other_sign_ins(
 def test_the_chosen_zone_is_how_alert_times_are_read(session: Session) -> None:
     user = make_user(session, Role.admin)
     assert service.user_timezone(session, user) == "Europe/Moscow"
-    service.update_profile(session, user, name="Админ", email="", timezone="Asia/Omsk")
+    profile.update_profile(session, user, name="Админ", email="", timezone="Asia/Omsk")
     assert service.user_timezone(session, user) == "Asia/Omsk"

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from app.auth import service as auth_service
+from app.auth import tokens
 from app.auth.models import Role
 from app.questions.models import Question
 from tests.factories.auth import auth_headers, make_user
@@ -107,10 +108,10 @@ def test_a_supervisor_lists_exactly_the_subtree(client: TestClient, session: Ses
 
 def test_revoked_token_is_refused(client: TestClient, session: Session, clock: object) -> None:
     user = make_user(session, Role.admin)
-    token, plain = auth_service.create_token(session, user)
+    token, plain = tokens.create_token(session, user)
     assert token.token_hash != plain and plain not in token.token_hash
     headers = {"Authorization": f"Bearer {plain}"}
     assert client.get("/api/v1/territories", headers=headers).status_code == 200
     assert token.id is not None
-    auth_service.revoke_token(session, token.id, datetime(2026, 3, 10, tzinfo=UTC))
+    tokens.revoke_token(session, token.id, datetime(2026, 3, 10, tzinfo=UTC))
     assert client.get("/api/v1/territories", headers=headers).status_code == 401

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from app.auth import passwords, service, throttle, users
+from app.auth import passwords, profile, service, throttle, users
 from app.auth.models import Role, UserCreate
 from app.core.config import Settings
 from tests.conftest import FrozenClock
@@ -160,7 +160,7 @@ def test_the_policy_applies_to_creation_and_the_profile(session: Session) -> Non
         )
     assert "распространён" in refused.value.errors["password"]
     with pytest.raises(service.FormInvalid) as refused:
-        service.change_password(
+        profile.change_password(
             session, admin, current=PASSWORD, new=admin.login, repeat=admin.login
         )
     assert "new_password" in refused.value.errors

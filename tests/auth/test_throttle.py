@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from app.auth import service, throttle
+from app.auth import login_sessions, service, throttle
 from app.auth.models import LoginFailure, Role
 from tests.conftest import FrozenClock
 from tests.factories.auth import PASSWORD, make_user
@@ -66,14 +66,14 @@ def test_a_success_clears_the_login_but_not_the_address(
     now = clock()
     for _ in range(throttle.PER_LOGIN - 1):
         throttle.record_failure(session, "teacher", "10.0.0.1", now)
-    assert service.login(session, "teacher", PASSWORD, now, 12, address="10.0.0.1")
+    assert login_sessions.login(session, "teacher", PASSWORD, now, 12, address="10.0.0.1")
     throttle.check(session, "teacher", "10.0.0.1", now)  # the login's count started again
     rows = session.execute(sa.select(LoginFailure.address)).scalars().all()
     assert rows == []
     for n in range(throttle.PER_ADDRESS - 1):
         throttle.record_failure(session, f"user{n}", "10.0.0.1", now)
     # A valid account signing in does not wash the address's guesses away.
-    assert service.login(session, "teacher", PASSWORD, now, 12, address="10.0.0.1")
+    assert login_sessions.login(session, "teacher", PASSWORD, now, 12, address="10.0.0.1")
     throttle.record_failure(session, "user-last", "10.0.0.1", now)
     with pytest.raises(throttle.TooManyAttempts):
         throttle.check(session, "teacher", "10.0.0.1", now)
@@ -82,12 +82,16 @@ def test_a_success_clears_the_login_but_not_the_address(
 def test_one_address_guessing_many_logins_is_stopped(session: Session, clock: FrozenClock) -> None:
     now = clock()
     for n in range(throttle.PER_ADDRESS):
-        assert service.login(session, f"nobody{n}", "x", now, 12, address="203.0.113.9") is None
+        assert (
+            login_sessions.login(session, f"nobody{n}", "x", now, 12, address="203.0.113.9") is None
+        )
     with pytest.raises(throttle.TooManyAttempts) as refused:
-        service.login(session, "someone-else", "x", now, 12, address="203.0.113.9")
+        login_sessions.login(session, "someone-else", "x", now, 12, address="203.0.113.9")
     assert refused.value.minutes == 15
     # Another address is not affected, nor is a login that was never guessed at.
-    assert service.login(session, "someone-else", "x", now, 12, address="198.51.100.1") is None
+    assert (
+        login_sessions.login(session, "someone-else", "x", now, 12, address="198.51.100.1") is None
+    )
 
 
 def test_old_failures_leave_the_window_and_the_table(session: Session, clock: FrozenClock) -> None:

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.auth import service
+from app.auth import login_sessions, service
 from app.auth.models import ApiToken, AuditEvent, LoginSession, Role, User
 from tests.factories.auth import PASSWORD, make_token, make_user
 from tests.factories.directory import make_institution, make_territory
@@ -190,7 +190,7 @@ def test_edit_role_and_scope_deactivate_and_reset(
     school = make_institution(session, territory_id=region.id, name="Школа")
     person = make_user(session, Role.operator, login="sidorov", institution_ids=[school.id])
     token = make_token(session, person)
-    service.login(session, "sidorov", PASSWORD, person.created_at, 12)
+    login_sessions.login(session, "sidorov", PASSWORD, person.created_at, 12)
     session.commit()  # a refused form rolls back to the last commit
     url = f"/admin/users/{person.id}"
     page = client.get(url)

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.auth import invitations, service, users
+from app.auth import invitations, login_sessions, service, users
 from app.auth.models import AuditEvent, LoginSession, Role, User, UserCreate, UserUpdate
 from app.core.errors import NotFound
 from tests.conftest import FrozenClock
@@ -184,15 +184,15 @@ def test_invitation_expires(session: Session) -> None:
 def test_deactivation_ends_sessions_and_reset_ends_them_too(session: Session) -> None:
     admin = make_user(session, Role.admin, login="chief")
     other = make_user(session, Role.admin, login="second")
-    assert service.login(session, "second", PASSWORD, NOW, 12) is not None
+    assert login_sessions.login(session, "second", PASSWORD, NOW, 12) is not None
     credential = users.reset_password(session, other, by=admin, now=NOW)
     assert credential.password and service.verify_password(credential.password, other.password_hash)
     sessions = select(LoginSession).where(LoginSession.user_id == other.id)
     assert session.exec(sessions).all() == []
-    assert service.login(session, "second", credential.password, NOW, 12) is not None
+    assert login_sessions.login(session, "second", credential.password, NOW, 12) is not None
     users.deactivate(session, other, by=admin, now=NOW)
     assert session.exec(sessions).all() == []
-    assert service.login(session, "second", credential.password, NOW, 12) is None
+    assert login_sessions.login(session, "second", credential.password, NOW, 12) is None
     reset = _audit(session, "user.password_reset")[0]
     assert credential.password not in repr(reset.after)
 

@@ -2,7 +2,7 @@
 
 The form and argon2 are tested elsewhere (tests/auth); admin page tests only need a
 signed-in browser, so the user gets no password and a session row is written the way
-`auth_service.login` writes it: the cookie carries the token, the page its CSRF token."""
+`login_sessions.login` writes it: the cookie carries the token, the page its CSRF token."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.auth import service
+from app.auth import service, tokens
 from app.auth.models import Role, User, UserCreate
 
 _seq = itertools.count(1)
@@ -19,7 +19,7 @@ def make_user(session: Session, role: Role = Role.admin, **overrides: Any) -> Us
 
 
 def make_token(session: Session, user: User) -> str:
-    _, plain = service.create_token(session, user, "test")
+    _, plain = tokens.create_token(session, user, "test")
     return plain
 
 

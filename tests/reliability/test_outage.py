@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from app.auth import service as auth_service
+from app.auth import tokens as auth_tokens
 from app.auth.models import Role
 from app.core.config import Settings
 from app.core.db import make_engine
@@ -203,7 +203,7 @@ def test_a_database_outage_answers_503_and_everything_resumes_after_it(
     with Session(engine) as session:
         page_row = make_page(session, platform=Platform.vk)
         admin = make_user(session, Role.admin, name="Администратор")
-        _, api_token = auth_service.create_token(session, admin, "outage")
+        _, api_token = auth_tokens.create_token(session, admin, "outage")
         session.commit()
         page = directory_service.page_secrets(page_row, cipher())
         login = admin.login
