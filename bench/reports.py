@@ -178,7 +178,7 @@ class Scope:
 
 
 def _scope(url: str) -> Scope:
-    from app.demo.region_year import HOT_INSTITUTION
+    from app.demo.region_year_rows import HOT_INSTITUTION
 
     engine = _engine(url)
     with engine.connect() as conn:

@@ -1,7 +1,10 @@
 """What happens to an outbox item after an attempt: sent later (backoff), deferred, failed.
 
-Each outcome is recorded only if the item is still this sender's claim, so a sender
-that lost its lease cannot overwrite what another one did since.
+Which items are due (`due`), and the lease a sender takes on one it claims
+(`SENDING_LEASE`), are here too: replies (`sender`) and outgoing webhooks
+(`outgoing_webhooks`) are claimed alike. Each outcome is recorded only if the item is
+still this sender's claim, so a sender that lost its lease cannot overwrite what another
+one did since.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlmodel import Session
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
 from app.jobs.context import JobContext
 from app.questions import timeline
@@ -19,6 +24,7 @@ from app.questions.models import OutboxItem, OutboxKind, OutboxStatus
 
 log = logging.getLogger("otklik.outbox")
 
+SENDING_LEASE = timedelta(minutes=5)  # far above the HTTP client's timeouts
 REPLY_MAX_ATTEMPTS = 12  # with the delays below: about four hours of trying
 WEBHOOK_MAX_ATTEMPTS = 10
 BASE_DELAY = 10.0  # seconds before the first retry; doubles with each attempt
@@ -44,6 +50,27 @@ class Claimed:
     kind: OutboxKind
     attempts: int
     stuck: bool  # it was 'sending' when claimed: the previous sender never finished
+
+
+def is_due(now: datetime) -> sa.ColumnElement[bool]:
+    """To send now (or its sender's lease ran out)."""
+    return sa.and_(
+        col(OutboxItem.status).in_([OutboxStatus.pending, OutboxStatus.sending]),
+        sa.or_(
+            col(OutboxItem.next_attempt_at).is_(None),
+            col(OutboxItem.next_attempt_at) <= now,
+        ),
+    )
+
+
+def due(now: datetime, kind: OutboxKind) -> Any:
+    """Items of `kind` to send now (or whose sender's lease ran out), oldest due first."""
+    return (
+        select(OutboxItem)
+        .where(col(OutboxItem.kind) == kind, is_due(now))
+        .order_by(col(OutboxItem.next_attempt_at), col(OutboxItem.id))
+        .with_for_update(skip_locked=True)
+    )
 
 
 def backoff(attempts: int, retry_after: float | None, jitter: float) -> float:

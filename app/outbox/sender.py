@@ -8,24 +8,18 @@ random_id come from the item id, so VK drops the repeat); Telegram, OK and MAX h
 no such key, so an item whose outcome is unknown there is stopped and shown to the
 operator rather than risk a second public answer.
 
-Outgoing webhooks, in batches (`_deliver_webhooks`): up to `WEBHOOK_BATCH` items are
-claimed in one transaction, with their subscriptions; each is POSTed with no
-transaction open; their outcomes are written together in one more. Two transactions
-per batch instead of three per item: on a storm day every new question, answer and
-breach is an outgoing event. Should the sender die within a batch, its items keep
-'sending' until the lease runs out and are delivered again: receivers deduplicate by
-`X-Otklik-Delivery`, as after any lost answer.
+Outgoing webhooks go in batches (`app.outbox.outgoing_webhooks`); a run alternates a
+batch of them with up to `REPLIES_PER_ROUND` replies, so neither starves.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -33,23 +27,21 @@ import httpx
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from app.core.errors import Invalid
 from app.directory import service as directory_service
 from app.jobs.context import JobContext
 from app.outbox import rates
 from app.outbox.outcomes import (
     GAVE_UP,
     REPLY_MAX_ATTEMPTS,
-    RETRYING,
-    WEBHOOK_GAVE_UP,
-    WEBHOOK_MAX_ATTEMPTS,
+    SENDING_LEASE,
     Claimed,
-    backoff,
     defer,
+    due,
     fail,
+    is_due,
     retry,
 )
-from app.outbox.subscriptions import check_target
+from app.outbox.outgoing_webhooks import WEBHOOK_BATCH, deliver_webhooks
 from app.questions import outgoing, timeline
 from app.questions.models import (
     Message,
@@ -58,7 +50,6 @@ from app.questions.models import (
     OutboxStatus,
     Question,
     QuestionStatus,
-    WebhookSubscription,
 )
 from app.sla import service as sla_service
 from webhooks import (
@@ -69,14 +60,11 @@ from webhooks import (
     TransientError,
     get_adapter,
 )
-from webhooks.generic import sign
 
 log = logging.getLogger("otklik.outbox")
 
-SENDING_LEASE = timedelta(minutes=5)  # far above the HTTP client's timeouts
 INLINE_WAIT = 2.0  # wait this long for a rate-limit slot in place, else come back later
 BATCH = 100  # items one run handles at most
-WEBHOOK_BATCH = 50  # outgoing webhooks claimed, and their outcomes written, together
 REPLIES_PER_ROUND = 10  # replies between two batches of webhooks (neither starves)
 
 # Platforms whose send carries an idempotency key derived from the item id.
@@ -116,11 +104,11 @@ def send_outbox(
     while a platform is called. `sleep` and `jitter` exist for tests (a frozen clock
     that sleeping advances, no randomness).
     """
-    if not ctx.anything(_DUE.where(_is_due(ctx.clock()))):
+    if not ctx.anything(_DUE.where(is_due(ctx.clock()))):
         return 0  # the usual run: nothing to send
     handled = 0
     while handled < limit and not ctx.stopping.is_set():
-        webhooks = _deliver_webhooks(ctx, jitter, min(WEBHOOK_BATCH, limit - handled))
+        webhooks = deliver_webhooks(ctx, jitter, min(WEBHOOK_BATCH, limit - handled))
         handled += webhooks
         replies = 0
         while replies < REPLIES_PER_ROUND and handled < limit and not ctx.stopping.is_set():
@@ -140,33 +128,12 @@ def send_outbox(
     return handled
 
 
-def _is_due(now: datetime) -> sa.ColumnElement[bool]:
-    """To send now (or its sender's lease ran out)."""
-    return sa.and_(
-        col(OutboxItem.status).in_([OutboxStatus.pending, OutboxStatus.sending]),
-        sa.or_(
-            col(OutboxItem.next_attempt_at).is_(None),
-            col(OutboxItem.next_attempt_at) <= now,
-        ),
-    )
-
-
 _DUE = sa.select(col(OutboxItem.id))
-
-
-def _due(now: datetime, kind: OutboxKind) -> Any:
-    """Items of `kind` to send now (or whose sender's lease ran out), oldest due first."""
-    return (
-        select(OutboxItem)
-        .where(col(OutboxItem.kind) == kind, _is_due(now))
-        .order_by(col(OutboxItem.next_attempt_at), col(OutboxItem.id))
-        .with_for_update(skip_locked=True)
-    )
 
 
 def _claim(ctx: JobContext, now: datetime, kind: OutboxKind) -> Claimed | None:
     with ctx.transaction() as session:
-        item = session.exec(_due(now, kind).limit(1)).first()
+        item = session.exec(due(now, kind).limit(1)).first()
         if item is None or item.id is None:
             return None
         claimed = Claimed(
@@ -391,251 +358,3 @@ def _record_published(ctx: JobContext, claimed: Claimed, published: Published) -
             if not interim:
                 outgoing.emit(session, "question.answered", question, at, data)
     log.info("reply published", extra={"fields": {"item": claimed.id, "key": published.source_key}})
-
-
-# --- webhooks ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Webhook:
-    """A claimed outgoing webhook, with what its POST needs."""
-
-    claimed: Claimed
-    url: str
-    secret: str
-    body: bytes
-    event: str
-
-
-@dataclass(slots=True)
-class _Outcomes:
-    """What happened to the webhooks of a batch, written together (`_record_webhooks`)."""
-
-    sent: list[Claimed] = field(default_factory=list)
-    # (claimed, error, retry_after, reason in Russian)
-    retried: list[tuple[Claimed, str, float | None, str]] = field(default_factory=list)
-    # (claimed, code, message in Russian, detail)
-    failed: list[tuple[Claimed, str, str, str]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.sent) + len(self.retried) + len(self.failed)
-
-
-def _deliver_webhooks(ctx: JobContext, jitter: Callable[[], float], limit: int) -> int:
-    """Claim up to `limit` due outgoing webhooks, POST them, record what came of each;
-    returns how many were handled."""
-    webhooks, handled = _claim_webhooks(ctx, ctx.clock(), limit)
-    if not webhooks:
-        return handled
-    outcomes = _Outcomes()
-    refused: dict[str, Invalid | None] = {}  # per URL, checked once per batch
-    for webhook in webhooks:
-        if ctx.stopping.is_set():
-            break  # the rest keep 'sending' until their lease ends, and go again
-        try:
-            _post_webhook(ctx, webhook, refused, outcomes)
-        except Exception:
-            # A bug: leave the item 'sending', its lease decides.
-            log.exception("outbox item crashed", extra={"fields": {"item": webhook.claimed.id}})
-        handled += 1
-    _record_webhooks(ctx, outcomes, jitter)
-    return handled
-
-
-def _claim_webhooks(ctx: JobContext, now: datetime, limit: int) -> tuple[list[_Webhook], int]:
-    """In one transaction: claim up to `limit` due webhooks ('sending', with a lease) and
-    read their subscriptions. Those that cannot be sent (subscription gone or paused,
-    or crashed on every attempt) are settled there. Returns the ones to POST and how
-    many were settled."""
-    with ctx.transaction() as session:
-        items = session.exec(_due(now, OutboxKind.webhook).limit(limit)).all()
-        if not items:
-            return [], 0
-        ids = {item.subscription_id for item in items if item.subscription_id is not None}
-        subscriptions = {
-            s.id: s
-            for s in session.exec(
-                select(WebhookSubscription).where(col(WebhookSubscription.id).in_(ids))
-            )
-        }
-        secrets: dict[int, str] = {}
-        webhooks: list[_Webhook] = []
-        settled = 0
-        for item in items:
-            assert item.id is not None
-            claimed = Claimed(
-                id=item.id,
-                kind=item.kind,
-                attempts=item.attempts + 1,
-                stuck=item.status == OutboxStatus.sending,
-            )
-            item.attempts = claimed.attempts
-            subscription = subscriptions.get(item.subscription_id or 0)
-            if claimed.stuck and claimed.attempts > WEBHOOK_MAX_ATTEMPTS:
-                code, message = WEBHOOK_GAVE_UP
-                item.status = OutboxStatus.failed
-                item.error_code, item.error_message = code, message
-                item.last_error = "crashed on every attempt"
-                item.next_attempt_at = None
-                log.warning("outbox item failed", extra={"fields": {"item": item.id, "code": code}})
-                settled += 1
-            elif subscription is None or subscription.id is None or not subscription.is_active:
-                item.status = OutboxStatus.cancelled
-                item.next_attempt_at = None
-                settled += 1
-            else:
-                item.status = OutboxStatus.sending
-                # While 'sending', next_attempt_at is the end of the lease.
-                item.next_attempt_at = now + SENDING_LEASE
-                if subscription.id not in secrets:
-                    secrets[subscription.id] = ctx.cipher.decrypt(subscription.secret_enc) or ""
-                webhooks.append(
-                    _Webhook(
-                        claimed=claimed,
-                        url=subscription.url,
-                        secret=secrets[subscription.id],
-                        body=json.dumps(
-                            item.payload, ensure_ascii=False, separators=(",", ":")
-                        ).encode(),
-                        event=str(item.payload.get("event", "")),
-                    )
-                )
-            session.add(item)
-        return webhooks, settled
-
-
-def _post_webhook(
-    ctx: JobContext, webhook: _Webhook, refused: dict[str, Invalid | None], outcomes: _Outcomes
-) -> None:
-    claimed, url = webhook.claimed, webhook.url
-    if url not in refused:
-        try:  # checked again at each delivery: a name can come to resolve inside
-            check_target(url, allow_private=ctx.settings.outgoing_webhooks_allow_private)
-            refused[url] = None
-        except Invalid as exc:
-            refused[url] = exc
-    refusal = refused[url]
-    if refusal is not None:
-        outcomes.failed.append((claimed, refusal.code, refusal.message, f"refused target {url}"))
-        return
-    headers = {
-        "Content-Type": "application/json; charset=utf-8",
-        "X-Otklik-Signature": sign(webhook.secret, webhook.body),
-        "X-Otklik-Event": webhook.event,
-        # Receivers deduplicate by this: a retry after a lost answer repeats it.
-        "X-Otklik-Delivery": str(claimed.id),
-    }
-    try:
-        response = ctx.http.post(url, content=webhook.body, headers=headers)
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        outcomes.retried.append((claimed, error, None, "Адрес подписки недоступен."))
-        return
-    if 200 <= response.status_code < 300:
-        outcomes.sent.append(claimed)
-        return
-    retry_after: float | None = None
-    header = response.headers.get("retry-after", "")
-    if header.replace(".", "", 1).isdigit():
-        retry_after = float(header)
-    status = response.status_code
-    reason = f"Адрес подписки ответил ошибкой (HTTP {status})."
-    outcomes.retried.append((claimed, f"HTTP {status}", retry_after, reason))
-
-
-# An outcome is written only if the item is still this sender's claim ('sending' from
-# this claim, not re-claimed since its lease ran out), as `outcomes.current` checks.
-_STILL_OURS = (
-    col(OutboxItem.id) == sa.bindparam("item_id"),
-    col(OutboxItem.status) == OutboxStatus.sending,
-    col(OutboxItem.attempts) == sa.bindparam("claimed_attempts"),
-)
-_SENT = (
-    sa.update(OutboxItem)
-    .where(*_STILL_OURS)
-    .values(
-        status=OutboxStatus.sent,
-        sent_at=sa.bindparam("at"),
-        next_attempt_at=None,
-        error_code=None,
-        error_message=None,
-    )
-)
-_RETRIED = (
-    sa.update(OutboxItem)
-    .where(*_STILL_OURS)
-    .values(
-        status=OutboxStatus.pending,
-        last_error=sa.bindparam("error"),
-        error_code=RETRYING,
-        error_message=sa.bindparam("message"),
-        next_attempt_at=sa.bindparam("next_at"),
-    )
-)
-_FAILED = (
-    sa.update(OutboxItem)
-    .where(*_STILL_OURS)
-    .values(
-        status=OutboxStatus.failed,
-        error_code=sa.bindparam("code"),
-        error_message=sa.bindparam("message"),
-        last_error=sa.bindparam("error"),
-        next_attempt_at=None,
-    )
-)
-
-
-def _record_webhooks(ctx: JobContext, outcomes: _Outcomes, jitter: Callable[[], float]) -> None:
-    """The outcomes of a batch of webhooks, in one transaction (a statement per kind of
-    outcome, each row written only if the item is still ours): as `retry` and `fail` of
-    `outcomes` would write them one item at a time."""
-    if not outcomes:
-        return
-    now = ctx.clock()
-    failed = list(outcomes.failed)
-    retried: list[dict[str, Any]] = []
-    for claimed, error, retry_after, reason_ru in outcomes.retried:
-        if claimed.attempts >= WEBHOOK_MAX_ATTEMPTS:
-            code, message = WEBHOOK_GAVE_UP
-            failed.append((claimed, code, message, error))
-            continue
-        delay = backoff(claimed.attempts, retry_after, jitter())
-        retried.append(
-            {
-                "item_id": claimed.id,
-                "claimed_attempts": claimed.attempts,
-                "error": error[:2000],
-                "message": f"{reason_ru} Попытка {claimed.attempts} из {WEBHOOK_MAX_ATTEMPTS} "
-                "не удалась; Отклик повторит отправку сам.",
-                "next_at": now + timedelta(seconds=delay),
-            }
-        )
-        log.warning("outbox retry", extra={"fields": {"item": claimed.id, "error": error}})
-    with ctx.transaction() as session:
-        db = session.connection()
-        if outcomes.sent:
-            db.execute(
-                _SENT,
-                [
-                    {"item_id": c.id, "claimed_attempts": c.attempts, "at": now}
-                    for c in outcomes.sent
-                ],
-            )
-        if retried:
-            db.execute(_RETRIED, retried)
-        if failed:
-            db.execute(
-                _FAILED,
-                [
-                    {
-                        "item_id": c.id,
-                        "claimed_attempts": c.attempts,
-                        "code": code[:64],
-                        "message": message,
-                        "error": detail[:2000],
-                    }
-                    for c, code, message, detail in failed
-                ],
-            )
-    for claimed, code, _, _ in failed:
-        log.warning("outbox item failed", extra={"fields": {"item": claimed.id, "code": code}})

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from app.auth.models import User
 from app.core.config import Settings
 from app.demo import region_year
+from app.demo.region_year_rows import Intended
 from app.questions.models import (
     OPEN_STATUSES,
     Direction,
@@ -40,9 +41,7 @@ DAYS = 60  # a short "year", so that every recent state shows up at this size
 
 
 @pytest.fixture(scope="module")
-def made(
-    engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[region_year.Intended]:
+def made(engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Intended]:
     wipe(engine)
     settings = Settings(
         database_url=str(engine.url.render_as_string(hide_password=False)),
@@ -66,12 +65,12 @@ def made(
 
 
 @pytest.fixture
-def db(engine: sa.Engine, made: region_year.Intended) -> Iterator[Session]:
+def db(engine: sa.Engine, made: Intended) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         yield session
 
 
-def test_every_question_has_its_message_and_clocks(db: Session, made: region_year.Intended) -> None:
+def test_every_question_has_its_message_and_clocks(db: Session, made: Intended) -> None:
     questions = db.exec(select(Question)).all()
     assert len(questions) == QUESTIONS == made.questions
     clocks: dict[int, dict[Target, SlaClock]] = {}
@@ -121,7 +120,7 @@ def test_every_question_has_its_message_and_clocks(db: Session, made: region_yea
             assert {c.state for c in mine.values()} == {ClockState.none}
 
 
-def test_every_state_an_operator_meets_is_there(db: Session, made: region_year.Intended) -> None:
+def test_every_state_an_operator_meets_is_there(db: Session, made: Intended) -> None:
     states = Counter(str(s) for s in db.exec(select(SlaClock.state)))
     assert states == Counter(made.by_state)
     for state in ("met", "missed", "running", "warning", "breached", "paused", "none"):
@@ -150,7 +149,7 @@ def test_every_state_an_operator_meets_is_there(db: Session, made: region_year.I
     assert hot_open >= made.hot_open == int(QUESTIONS * 0.02)
 
 
-def test_reports_count_what_was_written(db: Session, made: region_year.Intended) -> None:
+def test_reports_count_what_was_written(db: Session, made: Intended) -> None:
     admin = db.exec(select(User).where(User.login == "admin")).one()
     assert made.start is not None
     f = ReportFilter(made.start, NOW + timedelta(seconds=1), group_by="total")

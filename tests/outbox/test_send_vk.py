@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from app.auth.models import User
 from app.core.config import Settings
 from app.directory.models import Platform
-from app.outbox.sender import SENDING_LEASE
+from app.outbox.outcomes import SENDING_LEASE
 from app.questions.models import Direction, Message, OutboxItem, OutboxStatus, QuestionStatus
 from app.sla import service as sla_service
 from app.sla.models import ClockState, Target
