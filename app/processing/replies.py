@@ -4,7 +4,8 @@ What such a reply refers to is read in one statement (`targets`): whether it is
 already known (the echo of a reply Otklik published, a duplicate), the question of
 the message it answers, and our own reply with the same text still waiting for the
 outbox to record it. Processing asks once, before it decides whether the reply must
-wait for its message (`ingest.process`), and applies it with the same answer.
+wait for its message (`ingest.process`), and applies it with the same answer; the reply
+itself is written by `answered.answer`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlmodel import Session, col, select
 from app.directory.snapshots import PageInfo
 from app.processing import held
 from app.processing import new_question as intake
+from app.processing.answered import ANSWERED_COLUMNS, CLOCK_FIELDS, Answered, answer
 from app.processing.new_question import Delivery
 from app.questions.models import (
     OPEN_STATUSES,
@@ -57,7 +59,7 @@ _TARGETS = sa.select(
 )
 # PostgreSQL, in the same statement: the id of the reply's message, taken now (ids follow
 # the order of events), and the question it answers with that question's clocks, as JSON
-# (what `intake.answer` reads: `intake.ANSWERED_COLUMNS`, `intake.CLOCK_FIELDS`).
+# (what `answer` reads: `ANSWERED_COLUMNS`, `CLOCK_FIELDS`).
 _TARGETS_PG = sa.text(
     "WITH k AS (SELECT"
     " (SELECT question_id FROM message WHERE page_id = :page_id AND external_id = :source_key"
@@ -69,10 +71,10 @@ _TARGETS_PG = sa.text(
     " AND m.external_id IS NULL AND m.text = :text ORDER BY m.id LIMIT 1) AS pending,"
     " nextval(pg_get_serial_sequence('message', 'id')) AS message_id,"
     " (SELECT row_to_json(q) FROM (SELECT "
-    + ", ".join(intake.ANSWERED_COLUMNS)
+    + ", ".join(ANSWERED_COLUMNS)
     + " FROM question WHERE id = k.replied) AS q) AS question,"
     " (SELECT json_agg(c ORDER BY c.id) FROM (SELECT "
-    + ", ".join(intake.CLOCK_FIELDS)
+    + ", ".join(CLOCK_FIELDS)
     + " FROM sla_clock WHERE question_id = k.replied) AS c) AS clocks"
     " FROM k"
 )
@@ -120,10 +122,10 @@ _THREAD_TARGETS_PG = sa.text(
     " (SELECT m.id FROM message AS m WHERE m.question_id = t.id AND m.source = :otklik"
     " AND m.external_id IS NULL AND m.text = :text ORDER BY m.id LIMIT 1) AS pending,"
     " (SELECT row_to_json(q) FROM (SELECT "
-    + ", ".join(intake.ANSWERED_COLUMNS)
+    + ", ".join(ANSWERED_COLUMNS)
     + " FROM question WHERE id = t.id) AS q) AS question,"
     " (SELECT json_agg(c ORDER BY c.id) FROM (SELECT "
-    + ", ".join(intake.CLOCK_FIELDS)
+    + ", ".join(CLOCK_FIELDS)
     + " FROM sla_clock WHERE question_id = t.id) AS c) AS clocks"
     " FROM t"
 )
@@ -136,8 +138,8 @@ class Targets:
     pending: int | None  # our own reply to that question, with this text, not yet recorded
     message_id: int | None = None  # PostgreSQL: the id for the reply's message
     # PostgreSQL: the `replied` question and its clocks as the database had them
-    # (`intake.Answered`), for `intake.answer`
-    answered: intake.Answered | None = None
+    # (`Answered`), for `answer`
+    answered: Answered | None = None
 
 
 def targets(session: Session, db: sa.Connection, page_id: int, e: Event) -> Targets:
@@ -161,7 +163,7 @@ def targets(session: Session, db: sa.Connection, page_id: int, e: Event) -> Targ
         row = db.execute(_TARGETS_PG, params).one()
         known, replied, pending, message_id = row[:4]
         if row.question is not None:
-            answered = intake.Answered.from_json(row.question, row.clocks or [])
+            answered = Answered.from_json(row.question, row.clocks or [])
     else:
         (known, replied, pending), message_id = db.execute(_TARGETS, params).one(), None
     if held.question_of_key(session, page_id, e.source_key) is not None:
@@ -208,7 +210,7 @@ def page_reply(
         session.add(pending)
         session.flush()
         return
-    intake.answer(session, page, e, event, question_id, now, found.message_id, answered)
+    answer(session, page, e, event, question_id, now, found.message_id, answered)
 
 
 def thread_is_new(session: Session, db: sa.Connection, page_id: int, e: Event) -> bool:
@@ -223,7 +225,7 @@ def thread_is_new(session: Session, db: sa.Connection, page_id: int, e: Event) -
 
 def _thread_targets(
     db: sa.Connection, page_id: int, e: Event
-) -> tuple[int | None, int | None, intake.Answered | None]:
+) -> tuple[int | None, int | None, Answered | None]:
     """The thread's latest open question (None: there is none), our own reply waiting on
     it with `e`'s text, and on PostgreSQL the question with its clocks (one statement)."""
     if db.dialect.name != "postgresql":
@@ -245,8 +247,6 @@ def _thread_targets(
     if row is None:
         return None, None, None
     answered = (
-        intake.Answered.from_json(row.question, row.clocks or [])
-        if row.question is not None
-        else None
+        Answered.from_json(row.question, row.clocks or []) if row.question is not None else None
     )
     return row.id, row.pending, answered

@@ -182,7 +182,7 @@ def _outcome(engine: sa.Engine, page_id: int) -> dict[str, Any]:
 def test_a_reply_is_written_alike_whether_or_not_the_session_holds_the_question(
     live_engine: sa.Engine,
 ) -> None:
-    """A page's reply (`intake.answer`, the one writer of a native reply) changes the
+    """A page's reply (`answered.answer`, the one writer of a native reply) changes the
     question, its clocks, timeline and outbox alike when the session has loaded them
     (a batch, a test), and those loaded objects then read what was written."""
     with Session(live_engine) as session:
