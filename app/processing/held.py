@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from app.intake.models import InboundEvent
 from app.processing import combined
 from app.questions.models import Message, Question
 from app.sla.models import SlaClock
@@ -37,6 +38,7 @@ _HELD = "otklik.held"
 _QUESTIONS: sa.Table = Question.__table__  # type: ignore[attr-defined]
 _CLOCKS: sa.Table = SlaClock.__table__  # type: ignore[attr-defined]
 _MESSAGES: sa.Table = Message.__table__  # type: ignore[attr-defined]
+_DELIVERIES: sa.Table = InboundEvent.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,17 @@ def flush(session: Session) -> None:
         writes = held.writes
         held.sent()
         writes.send(session.connection())
+
+
+def settle(session: Session, outcomes: list[dict[str, Any]]) -> None:
+    """Hold the outcomes of the batch's deliveries (`ingest.SETTLE`'s values) for the
+    held statement: one UPDATE of all of them, not one statement per delivery."""
+    held: Held | None = session.info.get(_HELD)
+    assert held is not None, "settle is for a batch that holds its writes"
+    for outcome in outcomes:
+        row = dict(outcome)
+        row["id"] = row.pop("event_id")
+        held.writes.update(_DELIVERIES, "id", row)
 
 
 def question_of_key(session: Session, page_id: int, key: str) -> int | None:

@@ -259,9 +259,12 @@ def _process(
             elif time.perf_counter() > deadline or waits:
                 break  # commit now: others wait for the lock
         if hold:
-            # The rows the batch's events held back, in one statement (`held.holding`).
-            # Should it fail, the batch is done again event by event, nothing held.
+            # The rows the batch's events held back and the deliveries' outcomes, in one
+            # statement (`held.holding`). Should it fail, the batch is done again event by
+            # event, nothing held.
             try:
+                held.settle(session, settled)
+                settled = []
                 held.flush(session)
             except Exception:
                 return False
