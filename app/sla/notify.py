@@ -119,7 +119,10 @@ def insert_alerts(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.connection().execute(insert(Notification).on_conflict_do_nothing(), rows)
+    # RETURNING makes SQLAlchemy send the rows as multi-row INSERTs ("insertmanyvalues"):
+    # a sweep's alerts in one statement instead of one each.
+    statement = insert(Notification).on_conflict_do_nothing().returning(col(Notification.id))
+    session.connection().execute(statement, rows).all()
 
 
 # --- delivery ----------------------------------------------------------------------
