@@ -107,6 +107,7 @@ def _claim_webhooks(ctx: JobContext, now: datetime, limit: int) -> tuple[list[_W
         secrets: dict[int, str] = {}
         webhooks: list[_Webhook] = []
         settled = 0
+        sending: list[int] = []
         for item in items:
             assert item.id is not None
             claimed = Claimed(
@@ -115,9 +116,9 @@ def _claim_webhooks(ctx: JobContext, now: datetime, limit: int) -> tuple[list[_W
                 attempts=item.attempts + 1,
                 stuck=item.status == OutboxStatus.sending,
             )
-            item.attempts = claimed.attempts
             subscription = subscriptions.get(item.subscription_id or 0)
             if claimed.stuck and claimed.attempts > WEBHOOK_MAX_ATTEMPTS:
+                item.attempts = claimed.attempts
                 code, message = WEBHOOK_GAVE_UP
                 item.status = OutboxStatus.failed
                 item.error_code, item.error_message = code, message
@@ -126,13 +127,12 @@ def _claim_webhooks(ctx: JobContext, now: datetime, limit: int) -> tuple[list[_W
                 log.warning("outbox item failed", extra={"fields": {"item": item.id, "code": code}})
                 settled += 1
             elif subscription is None or subscription.id is None or not subscription.is_active:
+                item.attempts = claimed.attempts
                 item.status = OutboxStatus.cancelled
                 item.next_attempt_at = None
                 settled += 1
             else:
-                item.status = OutboxStatus.sending
-                # While 'sending', next_attempt_at is the end of the lease.
-                item.next_attempt_at = now + SENDING_LEASE
+                sending.append(item.id)
                 if subscription.id not in secrets:
                     secrets[subscription.id] = ctx.cipher.decrypt(subscription.secret_enc) or ""
                 webhooks.append(
@@ -146,7 +146,11 @@ def _claim_webhooks(ctx: JobContext, now: datetime, limit: int) -> tuple[list[_W
                         event=str(item.payload.get("event", "")),
                     )
                 )
-            session.add(item)
+        if sending:
+            # The usual claim, one statement for the batch (the rare others above are
+            # written by the session's flush). While 'sending', next_attempt_at is the
+            # end of the lease.
+            session.execute(_SENDING, {"ids": sending, "lease": now + SENDING_LEASE})
         return webhooks, settled
 
 
@@ -189,6 +193,17 @@ def _post_webhook(
     outcomes.retried.append((claimed, f"HTTP {status}", retry_after, reason))
 
 
+_SENDING = (
+    sa.update(OutboxItem)
+    .where(col(OutboxItem.id).in_(sa.bindparam("ids", expanding=True)))
+    .values(
+        status=OutboxStatus.sending,
+        attempts=col(OutboxItem.attempts) + 1,
+        next_attempt_at=sa.bindparam("lease"),
+    )
+    .execution_options(synchronize_session=False)
+)
+
 # An outcome is written only if the item is still this sender's claim ('sending' from
 # this claim, not re-claimed since its lease ran out), as `outcomes.current` checks.
 _STILL_OURS = (
@@ -196,9 +211,15 @@ _STILL_OURS = (
     col(OutboxItem.status) == OutboxStatus.sending,
     col(OutboxItem.attempts) == sa.bindparam("claimed_attempts"),
 )
+# Delivered: the usual outcome, one statement for the batch's (id, claimed attempts).
 _SENT = (
     sa.update(OutboxItem)
-    .where(*_STILL_OURS)
+    .where(
+        sa.tuple_(col(OutboxItem.id), col(OutboxItem.attempts)).in_(
+            sa.bindparam("claims", expanding=True)
+        ),
+        col(OutboxItem.status) == OutboxStatus.sending,
+    )
     .values(
         status=OutboxStatus.sent,
         sent_at=sa.bindparam("at"),
@@ -260,13 +281,7 @@ def _record_webhooks(ctx: JobContext, outcomes: _Outcomes, jitter: Callable[[], 
     with ctx.transaction() as session:
         db = session.connection()
         if outcomes.sent:
-            db.execute(
-                _SENT,
-                [
-                    {"item_id": c.id, "claimed_attempts": c.attempts, "at": now}
-                    for c in outcomes.sent
-                ],
-            )
+            db.execute(_SENT, {"claims": [(c.id, c.attempts) for c in outcomes.sent], "at": now})
         if retried:
             db.execute(_RETRIED, retried)
         if failed:
