@@ -121,8 +121,9 @@ def run(url: str, var: Path, rate: int, seconds: int, workers: int, port: int) -
             pg0 = _postgres_cpu() if url.startswith("postgresql") else {}
             cpu0 = [_tree_cpu(p.pid) for p in [serve, *procs]]
             wrk0 = os.times()
-            # Each connection sends every ~50 ms (wrk waits `delay` after each answer).
-            connections = max(1, rate // 20)
+            # Each connection sends every 45 ms plus the answer's time (wrk waits `delay`
+            # after each answer): 60 ms at 1,000/s offered on a busy machine.
+            connections = max(1, rate * 60 // 1000)
             # wrk stops once every delivery was answered (bench/mix.lua); its pacing gives
             # less than asked on a busy machine, so the limit is generous.
             duration = int(len(mix.deliveries) / rate * 4) + 10
