@@ -28,12 +28,12 @@ CTEs: there the same writes are separate statements, whose round trips cost noth
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+
+from app.core.bulk import insert_sql, rows_json, update_sql
 
 _CACHE: dict[tuple[Any, ...], Any] = {}
 _CACHE_MAX = 512
@@ -67,39 +67,6 @@ def _cached(shape: tuple[Any, ...], build: Any) -> Any:
             _CACHE.clear()
         _CACHE[shape] = statement
     return statement
-
-
-def _json_value(value: object) -> str:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _rows_json(rows: Sequence[Row]) -> str:
-    return json.dumps(rows, default=_json_value, ensure_ascii=False)
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _insert_sql(table: sa.Table, names: Sequence[str], param: str) -> str:
-    columns = ", ".join(_quoted(name) for name in names)
-    return (
-        f"INSERT INTO {_quoted(table.name)} ({columns}) SELECT {columns} FROM "
-        f"json_populate_recordset(NULL::{_quoted(table.name)}, CAST(:{param} AS json))"
-    )
-
-
-def _update_sql(table: sa.Table, key: str, names: Sequence[str], param: str) -> str:
-    sets = ", ".join(f"{_quoted(name)} = v.{_quoted(name)}" for name in names if name != key)
-    return (
-        f"UPDATE {_quoted(table.name)} AS t SET {sets} FROM "
-        f"json_populate_recordset(NULL::{_quoted(table.name)}, CAST(:{param} AS json)) AS v "
-        f"WHERE t.{_quoted(key)} = v.{_quoted(key)}"
-    )
 
 
 class Writes:
@@ -167,9 +134,9 @@ class Writes:
             ctes = [
                 f"w{n} AS ("
                 + (
-                    _insert_sql(table, list(rows[0]), f"w{n}")
+                    insert_sql(table, list(rows[0]), f"w{n}")
                     if kind == "insert"
-                    else _update_sql(table, key, list(rows[0]), f"w{n}")
+                    else update_sql(table, key, list(rows[0]), f"w{n}")
                 )
                 + ")"
                 for n, (kind, table, key, rows) in enumerate(parts)
@@ -177,7 +144,7 @@ class Writes:
             return sa.text("WITH " + ", ".join(ctes) + " SELECT 1")
 
         statement = _cached(("writes", *shape), build)
-        db.execute(statement, {f"w{n}": _rows_json(p[3]) for n, p in enumerate(parts)})
+        db.execute(statement, {f"w{n}": rows_json(p[3]) for n, p in enumerate(parts)})
 
     @staticmethod
     def _sqlite(kind: str, table: sa.Table, key: str, row: Row) -> Any:

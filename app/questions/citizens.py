@@ -209,8 +209,6 @@ def remember(
         for citizen_id in ids
     ]
     statement = insert(CitizenName)
-    # RETURNING makes SQLAlchemy send the rows as multi-row INSERTs ("insertmanyvalues"):
-    # one statement per thousand citizens instead of one each.
     session.execute(
         statement.on_conflict_do_update(
             index_elements=["platform", "platform_id"],
@@ -219,9 +217,9 @@ def remember(
                 "checked_at": statement.excluded.checked_at,
                 "next_check_at": statement.excluded.next_check_at,
             },
-        ).returning(col(CitizenName.id)),
+        ),
         rows,
-    ).all()
+    )
 
 
 def apply_cached(

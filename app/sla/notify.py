@@ -19,11 +19,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from app.auth.models import Notification, User
+from app.core import bulk
 from app.core import format as fmt
 from app.core.config import Settings
 from app.directory.models import Territory
@@ -31,6 +30,8 @@ from app.jobs.context import JobContext
 from app.questions.models import Priority, Question
 from app.sla import policies, recipients
 from webhooks import telegram
+
+_NOTIFICATIONS: sa.Table = Notification.__table__  # type: ignore[attr-defined]
 
 log = logging.getLogger("otklik.sla")
 
@@ -118,11 +119,8 @@ def insert_alerts(session: Session, rows: list[dict[str, Any]]) -> None:
     (the same user and key): one alert never reaches a person twice."""
     if not rows:
         return
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    # RETURNING makes SQLAlchemy send the rows as multi-row INSERTs ("insertmanyvalues"):
-    # a sweep's alerts in one statement instead of one each.
-    statement = insert(Notification).on_conflict_do_nothing().returning(col(Notification.id))
-    session.connection().execute(statement, rows).all()
+    # One statement for a sweep's alerts (`bulk.insert_many`), not one each.
+    bulk.insert_many(session.connection(), _NOTIFICATIONS, rows, skip_conflicts=True)
 
 
 # --- delivery ----------------------------------------------------------------------

@@ -19,10 +19,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from app.core import bulk
 from app.core.config import Settings
 from app.intake.turns import intake_signal
 from app.jobs.context import JobContext
@@ -33,6 +32,8 @@ from app.sla import notify
 from app.sla import recipients as audience
 from app.sla import service as sla_service
 from app.sla.models import ClockState, SlaClock, Target
+
+_TIMELINE: sa.Table = TimelineEntry.__table__  # type: ignore[attr-defined]
 
 BATCH = 200
 # On PostgreSQL a sweep holds its questions' rows until it commits, and processing may
@@ -117,8 +118,6 @@ def record(session: Session, batch: Batch, now: datetime, settings: Settings) ->
     # The clocks' and questions' changes first, in one flush: the reads below (snapshots
     # of subscriptions) then see a session with nothing pending.
     session.flush()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     entries = [
         {
             "question_id": r.question.id,
@@ -130,13 +129,13 @@ def record(session: Session, batch: Batch, now: datetime, settings: Settings) ->
         }
         for r in sorted(batch.raised, key=lambda r: r.key)
     ]
-    # Rows as parameters, not in the statement: one compiled statement, cached, that
-    # SQLAlchemy sends in pages of rows (a statement of the batch's values was compiled
-    # anew every sweep).
-    statement = (
-        insert(TimelineEntry).on_conflict_do_nothing().returning(col(TimelineEntry.dedupe_key))
+    # The rows as one parameter of one statement (`bulk.insert_many`): a statement of
+    # the batch's values was compiled, and parsed by psycopg, anew every sweep.
+    new = set(
+        bulk.insert_many(
+            session.connection(), _TIMELINE, entries, skip_conflicts=True, returning="dedupe_key"
+        )
     )
-    new = set(session.connection().execute(statement, entries).scalars())
     alerts: list[dict[str, Any]] = []
     outbox: list[dict[str, Any]] = []
     recipients = batch.recipients
