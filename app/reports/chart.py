@@ -19,8 +19,9 @@ LEFT, RIGHT, TOP, BOTTOM = 44, 120, 14, 30
 # The value labels' room: about 7 px per character of the 12 px font, and a gap.
 DIGIT_PX, LABEL_PAD = 7, 10
 # The phone's chart: drawn at its own size so its text stays legible (a 640-wide
-# chart scaled to 360 px would shrink 12 px labels to 7 px).
-NARROW = {"width": 360, "height": 240, "right": 96, "ticks": 4}
+# chart scaled to 360 px would shrink 12 px labels to 7 px). Its right margin holds the
+# longest series label, «С опозданием» in bold (about 95 px; at 96 it was cut off).
+NARROW = {"width": 360, "height": 240, "right": 108, "ticks": 4}
 LABEL_GAP = 16
 # (field of SlaRow, label, css modifier)
 SERIES: tuple[tuple[str, str, str], ...] = (
