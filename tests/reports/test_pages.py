@@ -164,3 +164,10 @@ def test_every_period_renders(
     )
     assert wrong.status_code == 200
     assert "Конец периода раньше начала" in wrong.text
+    # A period with no question says so in words, not with a dash for a duration.
+    empty = client.get(
+        "/dashboard", params={"period": "custom", "from": "2020-01-01", "to": "2020-01-07"}
+    )
+    assert empty.status_code == 200
+    assert "рабочего времени; ответов за период нет" in empty.text
+    assert "9 из 10 — до —" not in empty.text
