@@ -23,6 +23,13 @@ class EventStatus(StrEnum):
     orphaned = "orphaned"
 
 
+# A pending delivery, as the partial index `ix_inbound_event_pending` states it: literal
+# SQL, for every read of pending deliveries. With a bound parameter (`status = $1`) a
+# prepared statement's generic plan cannot take the partial index and reads every
+# delivery ever stored (12 ms at 20,000, one such look per processed batch).
+IS_PENDING = sa.text("inbound_event.status = 'pending'")
+
+
 class InboundEvent(SQLModel, table=True):
     """A raw webhook delivery, stored before the platform gets its answer."""
 

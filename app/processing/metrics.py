@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from app.intake.models import EventStatus, InboundEvent
+from app.intake.models import IS_PENDING, EventStatus, InboundEvent
 from app.jobs import stats
 from app.jobs.models import JobStat
 from app.questions.models import OutboxItem, OutboxStatus
@@ -37,7 +37,7 @@ def oldest_pending_seconds(session: Session, now: datetime) -> float:
     """How long the oldest pending delivery has waited: processing's lag."""
     oldest = session.execute(
         sa.select(InboundEvent.received_at)  # type: ignore[call-overload]
-        .where(col(InboundEvent.status) == EventStatus.pending)
+        .where(IS_PENDING)
         .order_by(col(InboundEvent.id))
         .limit(1)
     ).scalar()

@@ -26,7 +26,7 @@ from sqlmodel import Session, col
 from app.core.crypto import Cipher
 from app.directory import snapshots as directory
 from app.directory.snapshots import PageInfo
-from app.intake.models import EventStatus, InboundEvent
+from app.intake.models import IS_PENDING, InboundEvent
 from app.processing import ingest
 from webhooks import InboundEvent as Event
 
@@ -87,7 +87,7 @@ def _threads_of_others(session: Session, mine: Sequence[Stored], cipher: Cipher)
     query = (
         sa.select(*columns)
         .where(
-            col(InboundEvent.status) == EventStatus.pending,
+            IS_PENDING,
             col(InboundEvent.id) < max(ids),
             col(InboundEvent.id).not_in(ids),
         )

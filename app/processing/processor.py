@@ -27,7 +27,7 @@ from app.core.clock import Clock
 from app.core.crypto import Cipher
 from app.core.db import reading_engine
 from app.directory import snapshots as directory
-from app.intake.models import EventStatus, InboundEvent
+from app.intake.models import IS_PENDING, InboundEvent
 from app.intake.turns import intake_signal
 from app.processing import held, order
 from app.processing import ingest as inbox_service
@@ -62,15 +62,12 @@ _WINDOW = 10 * BATCH
 _PENDING = (
     sa.select(*_COLUMNS)
     .where(
-        col(InboundEvent.status) == EventStatus.pending,
+        IS_PENDING,
         # A window above the oldest pending id: sorting every pending delivery costs
         # 20 ms with a backlog of 30,000, when PostgreSQL's statistics do not yet know
         # of the backlog and it sorts instead of walking the (partial) index.
         col(InboundEvent.id)
-        <= sa.select(sa.func.min(InboundEvent.id))
-        .where(col(InboundEvent.status) == EventStatus.pending)
-        .scalar_subquery()
-        + _WINDOW,
+        <= sa.select(sa.func.min(InboundEvent.id)).where(IS_PENDING).scalar_subquery() + _WINDOW,
     )
     .order_by(col(InboundEvent.id))
 )
@@ -121,7 +118,7 @@ def has_pending(engine: sa.Engine) -> bool:
         return (
             conn.execute(
                 sa.select(InboundEvent.id)  # type: ignore[call-overload]
-                .where(col(InboundEvent.status) == EventStatus.pending)
+                .where(IS_PENDING)
                 .limit(1)
             ).first()
             is not None

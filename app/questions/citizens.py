@@ -89,7 +89,10 @@ def resolve_citizen_names(ctx: JobContext) -> int:
         with ctx.transaction() as session:
             _plan_each(session)
             remember(session, ids, names, checked_at=now, next_check_at=next_check)
-            handled += len(ids) + apply_cached(session, now, citizens=ids)
+            # Only those VK named have a name to write: none, when it was unreachable
+            # or refused (the read would find nothing, at the cost of a join).
+            named = [citizen_id for citizen_id in ids if names.get(citizen_id)]
+            handled += len(ids) + (apply_cached(session, now, citizens=named) if named else 0)
     if applied < _APPLY_BATCH and complete:
         # Everything above the marks was looked at (no query hit its limit): move on.
         seen.question, seen.message = seen.next_question, seen.next_message
@@ -234,10 +237,14 @@ def apply_cached(
     returns how many rows got a name."""
     mine_q = [] if citizens is None else [col(Question.citizen_platform_id).in_(citizens)]
     mine_m = [] if citizens is None else [col(Message.author_id).in_(citizens)]
+    # The cache's rows of `citizens` by their own index, too: the planner does not carry
+    # an IN list across the join, and read every cached name instead.
+    mine_c = [] if citizens is None else [col(CitizenName.platform_id).in_(citizens)]
     fresh = sa.and_(
         col(CitizenName.platform) == PLATFORM,
         col(CitizenName.name) != "",
         col(CitizenName.next_check_at) > now,
+        *mine_c,
     )
     questions = session.execute(
         sa.select(col(Question.id), col(CitizenName.name))
