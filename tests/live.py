@@ -25,7 +25,8 @@ PAYLOADS = Path(__file__).parent / "webhooks" / "payloads"
 def wipe(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         for table in reversed(SQLModel.metadata.sorted_tables):
-            conn.execute(table.delete())
+            if table.name != "snapshot_version":  # one row, kept as the migration made it
+                conn.execute(table.delete())
 
 
 @pytest.fixture

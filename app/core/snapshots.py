@@ -10,8 +10,14 @@ until one of these happens:
   events and Core INSERT/UPDATE/DELETE statements on those tables mark the writing
   connection (and session), and their commit or rollback bumps the generation,
   which drops every snapshot;
-- it is older than `TTL` seconds: the bound on how long a change made by another
-  process (another worker, the CLI) goes unseen.
+- another process (another worker, the web process, the CLI) committed a write to
+  a watched table: triggers on those tables count every such transaction in
+  `snapshot_version`, and a process reads that one number at most every `TTL`
+  seconds (the bound on how long another process's change goes unseen). Snapshots
+  built under an older number are built again. Before, every snapshot was simply
+  rebuilt every `TTL` seconds: at a few hundred events a second that was 5-8 % of a
+  worker's CPU, and it grows with the number of pages, institutions and people;
+- as a backstop, it is older than `MAX_AGE` seconds.
 
 A transaction that has written watched tables, or holds such changes unflushed,
 reads around the snapshots and so always sees its own writes. Raw SQL (text) that
@@ -31,9 +37,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapper, object_session
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql.dml import UpdateBase
-from sqlmodel import Session
+from sqlmodel import Field, Session, SQLModel
 
-TTL = 2.0  # seconds
+TTL = 2.0  # seconds between reads of `snapshot_version`
+MAX_AGE = 60.0  # seconds: a snapshot is built again this often whatever the version says
 # The tables snapshots are built from; each room names its own with `watch()`.
 WATCHED: tuple[type[Any], ...] = ()
 _WATCHED_TABLES: frozenset[str] = frozenset()
@@ -42,22 +49,59 @@ _WRITTEN = "otklik.snapshots.written"
 T = TypeVar("T")
 
 
+class SnapshotVersion(SQLModel, table=True):
+    """One row: how many transactions have written the watched tables, counted by their
+    triggers (migration `2026-12-07_0500_snapshot_version`), whichever process or tool
+    wrote them. A table given to `watch()` needs such a trigger too."""
+
+    __tablename__ = "snapshot_version"
+    id: int = Field(primary_key=True)
+    version: int = Field(default=0, sa_type=sa.BigInteger)
+
+
+_VERSION = sa.text("SELECT version FROM snapshot_version WHERE id = 1")
+
+
 @dataclass(slots=True)
 class _Entry:
     value: Any
     generation: int
-    expires: float
+    version: int  # of `snapshot_version` when it was built
+    expires: float  # `MAX_AGE`
+
+
+@dataclass(slots=True)
+class _Store:
+    """The snapshots of one database, and its `snapshot_version` as last read."""
+
+    entries: dict[Hashable, _Entry]
+    version: int = -1
+    checked: float = float("-inf")
+
+    def current(self, session: Session, now: float) -> int:
+        """The database's version, read again if the last read is `TTL` old."""
+        if now - self.checked >= TTL:
+            self.version = int(session.connection().execute(_VERSION).scalar() or 0)
+            self.checked = now
+        return self.version
+
+    def fresh(self, entry: _Entry | None, session: Session, now: float) -> bool:
+        return (
+            entry is not None
+            and entry.generation == _generation
+            and entry.expires > now
+            and entry.version == self.current(session, now)
+        )
 
 
 _lock = threading.Lock()
 _generation = 0
-_stores: weakref.WeakKeyDictionary[sa.pool.Pool, dict[Hashable, _Entry]] = (
-    weakref.WeakKeyDictionary()
-)
+_stores: weakref.WeakKeyDictionary[sa.pool.Pool, _Store] = weakref.WeakKeyDictionary()
 
 
 def watch(*models: type[Any]) -> None:
-    """Snapshots are built from these tables: any write to them drops every snapshot."""
+    """Snapshots are built from these tables: any write to them drops every snapshot.
+    Each needs a `snapshot_version` trigger too (a migration), for other processes."""
     global WATCHED, _WATCHED_TABLES
     for model in models:
         if model in WATCHED:
@@ -82,19 +126,18 @@ def get(session: Session, key: Hashable, build: Callable[[Session], T]) -> T:
     connection = session.connection()
     if connection.info.get(_WRITTEN) or _pending_writes(session):
         return build(session)
-    store = _stores.get(connection.engine.pool)
-    if store is None:
-        with _lock:
-            store = _stores.setdefault(connection.engine.pool, {})
+    store = _store(connection)
     now = time.monotonic()
-    entry = store.get(key)
-    if entry is not None and entry.generation == _generation and entry.expires > now:
+    entry = store.entries.get(key)
+    if store.fresh(entry, session, now):
+        assert entry is not None
         value: T = entry.value
         return value
-    generation = _generation
+    # The version before the build: a change committed meanwhile makes it stale at once.
+    generation, version = _generation, store.current(session, now)
     value = build(session)
     if value is not None:
-        store[key] = _Entry(value, generation, now + TTL)
+        store.entries[key] = _Entry(value, generation, version, now + MAX_AGE)
     return value
 
 
@@ -110,22 +153,23 @@ def prime(
     connection = session.connection()
     if connection.info.get(_WRITTEN) or _pending_writes(session):
         return
+    store = _store(connection)
+    now = time.monotonic()
+    stale = [k for k in dict.fromkeys(keys) if not store.fresh(store.entries.get(k), session, now)]
+    if not stale:
+        return
+    generation, version = _generation, store.current(session, now)
+    for key, value in build_many(session, stale).items():
+        if value is not None:
+            store.entries[key] = _Entry(value, generation, version, now + MAX_AGE)
+
+
+def _store(connection: sa.Connection) -> _Store:
     store = _stores.get(connection.engine.pool)
     if store is None:
         with _lock:
-            store = _stores.setdefault(connection.engine.pool, {})
-    now = time.monotonic()
-    stale = []
-    for key in dict.fromkeys(keys):
-        entry = store.get(key)
-        if entry is None or entry.generation != _generation or entry.expires <= now:
-            stale.append(key)
-    if not stale:
-        return
-    generation = _generation
-    for key, value in build_many(session, stale).items():
-        if value is not None:
-            store[key] = _Entry(value, generation, now + TTL)
+            store = _stores.setdefault(connection.engine.pool, _Store({}))
+    return store
 
 
 def _pending_writes(session: Session) -> bool:

@@ -146,8 +146,8 @@ def _user_zones(session: Session, users: Sequence[User]) -> dict[int | None, str
 class Recipients:
     """Who hears about the alerts of a sweep: the people of each institution with their
     time zones, from the process's snapshots (`app.core.snapshots`: rebuilt after a
-    write to users, institutions or territories in this process, and at most 2 s old
-    otherwise) instead of a dozen reads per institution every sweep."""
+    write to users, institutions or territories, at once in this process and within
+    2 s of another's) instead of a dozen reads per institution every sweep."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
