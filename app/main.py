@@ -199,7 +199,7 @@ def background_jobs() -> list[Job]:
     from app.outbox import sender as outbox_sender
     from app.processing import jobs as processing_jobs
     from app.questions import citizens, retention
-    from app.reports import facts as report_facts
+    from app.reports import fold as report_fold
     from app.reports import weekly_mail
     from app.sla import notify as sla_notify
     from app.sla import watcher as sla_watcher
@@ -214,7 +214,7 @@ def background_jobs() -> list[Job]:
         Job("citizen_names", citizens.resolve_citizen_names, interval=30.0, busy_pause=5.0),
         Job("alert_bot", alert_bot.poll_alert_bot),
         Job("weekly_reports", weekly_mail.send_weekly_reports, interval=300.0),
-        Job("report_facts", report_facts.fold_marks, interval=30.0),
+        Job("report_facts", report_fold.fold_marks, interval=30.0),
         Job("personal_data", retention.erase_expired, interval=retention.INTERVAL),
         Job(
             "old_deliveries",

@@ -135,12 +135,12 @@ def fold_marks(url: str) -> None:
     from sqlmodel import Session
 
     from app.core.db import make_engine
-    from app.reports import facts
+    from app.reports import fold
 
     engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     t0 = time.perf_counter()
     with Session(engine) as session, session.begin():
-        folded = facts.refresh(session)
+        folded = fold.refresh(session)
     engine.dispose()
     if folded:
         took = time.perf_counter() - t0

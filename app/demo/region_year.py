@@ -40,7 +40,7 @@ from app.demo.region_year_rows import HOT_INSTITUTION, Ids, Intended, YearPage
 from app.demo.region_year_writer import Writer, max_id
 from app.directory.models import Institution, Page
 from app.questions.models import Message, OutboxItem, Question, TimelineEntry
-from app.reports import facts
+from app.reports import fold
 from app.sla import norms, policies
 from app.sla.models import SlaClock
 
@@ -164,7 +164,7 @@ def generate(
                 f"(SELECT coalesce(max(id), 1) FROM {name}))"
             )
     # The reports' facts and daily rollup, in one pass rather than a fold per question.
-    facts.rebuild(session)
+    fold.rebuild(session)
     out.seconds = time.perf_counter() - started
     return out
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, col
 
 from app.auth.models import User
 from app.directory.models import Institution, Territory
-from app.reports import facts
+from app.reports import fold
 from app.reports.models import ReportFact
 from app.reports.population import (
     ReportFilter,
@@ -61,7 +61,7 @@ def backlog(
     """Open questions and complaints now, per group, by age (days and weeks: creation date)."""
     f = ReportFilter(now - timedelta(days=1), now, territory_id, institution_id, group_by, sector)
     scope = report_scope(session, f, user)
-    facts.current(session)
+    fold.current(session)
     # The open questions are found through their fact rows (a short index range), not
     # by reading the question table past every answered one.
     key = group_key(

@@ -45,7 +45,7 @@ from sqlmodel import Session
 
 from app.auth.models import User
 from app.questions.models import DismissReason
-from app.reports import facts, sources
+from app.reports import fold, sources
 from app.reports.percentiles import percentiles as percentiles_of
 from app.reports.population import (
     ReportFilter,
@@ -175,7 +175,7 @@ def prepare(session: Session, user: User, f: ReportFilter) -> Prepared:
     figures), and look at the scope's zones: once for any number of reports of that
     scope (any grouping and period)."""
     scope = report_scope(session, f, user)
-    facts.current(session)
+    fold.current(session)
     return Prepared(scope, sources.one_zone(session, user, f, scope))
 
 

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from app.answering import service as answering
 from app.answering.models import StatusChange
 from app.core.config import Settings
-from app.reports import facts, figures, percentiles
+from app.reports import figures, fold, percentiles
 from app.reports.models import ReportDay, ReportDirty, ReportFact
 from app.reports.population import ReportFilter
 from app.routing import service as routing
@@ -50,7 +50,7 @@ def _consistent(session: Session, user: Any) -> dict[str, Any]:
     total row."""
     folded = {g: _report(session, user, replace(MARCH, group_by=g)) for g in GROUPS}
     assert session.execute(sa.select(sa.func.count()).select_from(ReportDirty)).scalar_one() == 0
-    facts.rebuild(session)
+    fold.rebuild(session)
     for g in GROUPS:
         f = replace(MARCH, group_by=g)
         assert _report(session, user, f) == folded[g], g
@@ -66,7 +66,7 @@ def _total(session: Session, user: Any) -> dict[str, Any]:
 @pytest.fixture
 def w(session: Session, settings: Settings) -> dict[str, Any]:
     built = world.build(session, settings)
-    facts.refresh(session)
+    fold.refresh(session)
     return built
 
 
@@ -189,8 +189,8 @@ def test_a_backlog_of_marks_is_rebuilt_or_folded_in_chunks_exactly(
     """Every question marked at once (a fresh upgrade marks them all): past
     REBUILD_FROM one pass rebuilds everything, else chunks are folded."""
     expected = _report(session, w["boss"], replace(MARCH, group_by="institution"))
-    monkeypatch.setattr(facts, "REBUILD_FROM", rebuild_from)
-    monkeypatch.setattr(facts, "CHUNK", chunk)
+    monkeypatch.setattr(fold, "REBUILD_FROM", rebuild_from)
+    monkeypatch.setattr(fold, "CHUNK", chunk)
     session.execute(sa.delete(ReportFact))
     session.execute(sa.delete(ReportDay))
     question = sa.table("question", sa.column("id"))
@@ -199,7 +199,7 @@ def test_a_backlog_of_marks_is_rebuilt_or_folded_in_chunks_exactly(
             ["question_id", "marks"], sa.select(question.c.id, sa.literal(1))
         )
     )
-    assert facts.refresh(session) == 8
+    assert fold.refresh(session) == 8
     assert _report(session, w["boss"], replace(MARCH, group_by="institution")) == expected
 
 
@@ -211,13 +211,13 @@ def test_the_worker_folds_marks_in_short_transactions(
     w: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(facts, "JOB_CHUNK", 2)
+    monkeypatch.setattr(fold, "JOB_CHUNK", 2)
     for _ in range(3):
         world.question(session, w["clinic"].id)
     session.commit()
     ctx = job_context(connection, settings, clock, FakePlatform([vk_ok({})]))
-    assert [facts.fold_marks(ctx) for _ in range(3)] == [2, 1, 0]
-    assert not facts.pending(session)
+    assert [fold.fold_marks(ctx) for _ in range(3)] == [2, 1, 0]
+    assert not fold.pending(session)
     assert _consistent(session, w["boss"])["questions"] == 10
 
 
@@ -258,3 +258,21 @@ def test_percentiles_are_kept_until_a_fact_in_scope_changes(
     assert len(sorts) == runs + 2
     percentiles.clear_cache()
     assert _total(session, w["boss"])["median_first_response_working_minutes"] == 300.0
+
+
+@pytest.mark.postgres
+def test_the_workers_fold_does_not_wait_for_another(live_engine: sa.Engine) -> None:
+    with Session(live_engine) as session:
+        session.add(ReportDirty(question_id=987654, marks=1))  # a question since deleted
+        session.commit()
+    with live_engine.connect() as other:  # another worker, folding
+        other.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": fold._LOCK})
+        with Session(live_engine) as session:
+            assert fold.refresh(session, limit=10, wait=False) == 0
+            assert fold.pending(session)
+            session.rollback()
+        other.rollback()
+    with Session(live_engine) as session:
+        assert fold.refresh(session, limit=10, wait=False) == 1
+        session.commit()
+        assert not fold.pending(session)
