@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
+from app.core import raw
 from app.directory.snapshots import PageInfo
 from app.processing import combined, held
 from app.questions import outgoing
@@ -114,6 +115,7 @@ _SEEN_OR_OPEN_PG = sa.select(
         (_PAIR.c.seen.is_(None), sa.func.nextval(sa.func.pg_get_serial_sequence("message", "id")))
     ),
 )
+_SEEN_OR_OPEN_READ = raw.Read(_SEEN_OR_OPEN_PG)
 _NEW_QUESTION = sa.select(
     next_id("question"),
     sa.select(sa.func.array_agg(_RECENT.c.text)).scalar_subquery(),
@@ -182,7 +184,7 @@ def seen_or_open(
     params |= routing_arrival.recent_params(
         page_id=page_id, author_id=e.author_id, at=e.sent_at, question_id=0
     )
-    seen, open_id, new_id, recent, message_id = db.execute(_SEEN_OR_OPEN_PG, params).one()
+    seen, open_id, new_id, recent, message_id = _SEEN_OR_OPEN_READ.one(db, params)
     fresh = Fresh(new_id, list(recent or []), message_id) if new_id is not None else None
     return seen, open_id, fresh, message_id
 

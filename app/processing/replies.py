@@ -16,6 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from app.core import raw
 from app.directory.snapshots import PageInfo
 from app.processing import held
 from app.processing import new_question as intake
@@ -78,6 +79,7 @@ _TARGETS_PG = sa.text(
     + " FROM sla_clock WHERE question_id = k.replied) AS c) AS clocks"
     " FROM k"
 )
+_TARGETS_READ = raw.Read(_TARGETS_PG)
 _OPEN = [str(s) for s in OPEN_STATUSES]
 _ANY = [str(s) for s in QuestionStatus]
 _THREAD_QUESTION = (
@@ -160,10 +162,9 @@ def targets(session: Session, db: sa.Connection, page_id: int, e: Event) -> Targ
     answered = None
     if db.dialect.name == "postgresql":
         params["otklik"] = MessageSource.otklik.value
-        row = db.execute(_TARGETS_PG, params).one()
-        known, replied, pending, message_id = row[:4]
-        if row.question is not None:
-            answered = Answered.from_json(row.question, row.clocks or [])
+        known, replied, pending, message_id, question, clocks = _TARGETS_READ.one(db, params)
+        if question is not None:
+            answered = Answered.from_json(question, clocks or [])
     else:
         (known, replied, pending), message_id = db.execute(_TARGETS, params).one(), None
     if held.question_of_key(session, page_id, e.source_key) is not None:
