@@ -24,7 +24,7 @@ from webhooks.base import (
     utc_from_seconds,
 )
 from webhooks.setup import Check, Connected, WebhookStatus
-from webhooks.telegram import TELEGRAM_API, _permanent
+from webhooks.telegram_api import TELEGRAM_API, _permanent
 
 # The updates the adapter reads (webhooks/telegram.py); nothing else is asked for.
 ALLOWED_UPDATES = ("message", "edited_message", "channel_post", "edited_channel_post")

@@ -29,9 +29,8 @@ from app.questions.models import (
     QuestionStatus,
 )
 from app.sla import service as sla_service
-from webhooks import get_adapter, vk_api
+from webhooks import get_adapter, telegram_api, vk_api
 from webhooks import max as max_adapter
-from webhooks import telegram as telegram_adapter
 
 
 class CannotReply(Conflict):
@@ -59,7 +58,7 @@ def can_act(user: User) -> bool:
 
 # One message's length on each platform, and whether a longer reply is sent in parts.
 _PLATFORM_LIMITS: Mapping[str, tuple[int, bool]] = {
-    "telegram": (telegram_adapter.TEXT_LIMIT, True),
+    "telegram": (telegram_api.TEXT_LIMIT, True),
     "max": (max_adapter.TEXT_LIMIT, True),
     "vk": (vk_api.MESSAGE_LIMIT, False),
 }

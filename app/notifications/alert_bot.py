@@ -25,7 +25,7 @@ from app.auth.models import AlertBot, TelegramLink, User
 from app.core.config import Settings
 from app.core.db import insert_ignoring
 from app.jobs.context import JobContext
-from webhooks import telegram
+from webhooks import telegram, telegram_api
 from webhooks.base import PermanentError, TransientError
 
 log = logging.getLogger("otklik.alert_bot")
@@ -203,8 +203,8 @@ def poll_alert_bot(ctx: JobContext) -> int:
         return 0  # another worker is polling
     api = ctx.settings.telegram_api_url
     try:
-        username = state.username or telegram.get_me(ctx.http, api, token).get("username")
-        updates = telegram.get_updates(ctx.http, api, token, state.update_offset)
+        username = state.username or telegram_api.get_me(ctx.http, api, token).get("username")
+        updates = telegram_api.get_updates(ctx.http, api, token, state.update_offset)
     except (TransientError, PermanentError) as exc:
         log.warning("alert bot: polling failed", extra={"fields": {"error": str(exc)[:300]}})
         _release(ctx, bot, now, _explain(exc))
@@ -234,7 +234,7 @@ def poll_alert_bot(ctx: JobContext) -> int:
         )
     for chat_id, text in answers:
         try:
-            telegram.send_message(ctx.http, api, token, chat_id, text, link_preview=False)
+            telegram_api.send_message(ctx.http, api, token, chat_id, text, link_preview=False)
         except (TransientError, PermanentError) as exc:
             # The link is made; only the bot's «готово» is lost.
             log.warning("alert bot: answer failed", extra={"fields": {"error": str(exc)[:300]}})

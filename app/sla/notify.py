@@ -29,7 +29,7 @@ from app.directory.models import Territory
 from app.jobs.context import JobContext
 from app.questions.models import Priority, Question
 from app.sla import policies, recipients
-from webhooks import telegram
+from webhooks import telegram_api as telegram
 
 _NOTIFICATIONS: sa.Table = Notification.__table__  # type: ignore[attr-defined]
 

@@ -24,7 +24,8 @@ from webhooks import (
     get_adapter,
 )
 from webhooks.base import utf16_len
-from webhooks.telegram import TelegramAdapter, bot_id, send_message
+from webhooks.telegram import TelegramAdapter, bot_id
+from webhooks.telegram_api import send_message
 
 Payload = Callable[[str, str], bytes]
 
