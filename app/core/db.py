@@ -123,7 +123,8 @@ CONNECT_TIMEOUT = 10  # seconds to open a PostgreSQL connection, TCP and start-u
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         db_path = sa.engine.make_url(url).database
-        if db_path and db_path != ":memory:":
+        # A URI filename (`file:...?mode=ro&uri=true`) names a file that must exist.
+        if db_path and db_path != ":memory:" and not db_path.startswith("file:"):
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
