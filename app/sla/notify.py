@@ -29,7 +29,7 @@ from app.directory.models import Territory
 from app.jobs.context import JobContext
 from app.questions.models import Priority, Question
 from app.sla import policies, recipients
-from webhooks import telegram_api as telegram
+from webhooks import telegram_api
 
 _NOTIFICATIONS: sa.Table = Notification.__table__  # type: ignore[attr-defined]
 
@@ -148,7 +148,7 @@ def send_telegram(ctx: JobContext, chat_id: str, text: str) -> None:
     assert token is not None
     if len(text) > TELEGRAM_LIMIT:
         text = text[: TELEGRAM_LIMIT - 1] + "…"
-    telegram.send_message(
+    telegram_api.send_message(
         ctx.http,
         ctx.settings.telegram_api_url,
         token.get_secret_value(),
