@@ -308,15 +308,24 @@ def sweep(
     # in one read too (nothing to read when they were among those above).
     recipients.prefetch(sorted({q.institution_id for q in batch.questions.values()}))
     handled = 0
-    # Written by one flush when the batch ends (the caller's commit): the ORM groups the
-    # clocks' and questions' UPDATEs and the outbox INSERTs instead of a flush per clock.
-    # Then the timeline entries, alerts and outgoing events of the whole batch (`record`).
+    # Written together when the batch ends (`bulk.write_changes`) instead of a flush per
+    # clock; then the timeline entries, alerts and outgoing events of the whole batch
+    # (`record`).
     with session.no_autoflush:
         for clock in clocks:
             advance(session, clock, now, settings, batch)
             handled += 1
             if stand_aside is not None and stand_aside():
                 break
+    # The clocks' and questions' changes in one UPDATE each: the ORM's flush wrote one a
+    # row, and on PostgreSQL each ran the report marks' trigger (8,800 a bench run).
+    bulk.write_changes(
+        session,
+        [
+            *(c for of_question in batch.clocks.values() for c in of_question.values()),
+            *batch.questions.values(),
+        ],
+    )
     record(session, batch, now, settings)
     return handled
 

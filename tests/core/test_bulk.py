@@ -1,0 +1,69 @@
+"""`bulk.write_changes`: the changed columns of many ORM objects in one UPDATE a table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app.core import bulk
+from app.questions.models import Question
+from app.sla.models import ClockState, SlaClock, Target
+from tests.factories.questions import make_question
+
+
+def test_changes_are_written_in_one_update_a_table_and_left_clean(session: Session) -> None:
+    questions = [make_question(session, text=f"Вопрос {n}") for n in range(2)]
+    session.flush()
+    ids = [q.id for q in questions]
+    start = datetime(2026, 3, 19, 9, 0, tzinfo=UTC)
+    for question in questions:
+        assert question.id is not None
+        session.add(
+            SlaClock(
+                question_id=question.id,
+                target=Target.first_response,
+                started_at=start,
+                due_at=start + timedelta(hours=8),
+                check_at=start + timedelta(hours=6),
+                target_minutes=480,
+            )
+        )
+    session.flush()
+    clocks = session.exec(select(SlaClock).where(col(SlaClock.question_id).in_(ids))).all()
+    assert len(clocks) == 2
+    breached = datetime(2026, 3, 20, 9, 0, tzinfo=UTC)
+    for clock in clocks:
+        clock.state = ClockState.breached
+        clock.breached_at = breached
+        clock.escalation_level = 2
+    questions[0].due_at = breached + timedelta(hours=1)
+    questions[1].priority = questions[1].priority  # the same value: no change
+
+    updates: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            updates.append(statement)
+
+    engine = session.connection().engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert bulk.write_changes(session, [*clocks, *questions]) == len(clocks) + 1
+        assert len(updates) == 2  # the clocks, then the one question that changed
+        assert not any(session.is_modified(o) for o in [*clocks, *questions])
+        session.flush()
+        assert len(updates) == 2  # nothing left for the ORM to write
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    db = session.connection()
+    rows = db.execute(
+        sa.select(SlaClock.state, SlaClock.breached_at, SlaClock.escalation_level).where(  # type: ignore[call-overload]
+            col(SlaClock.question_id).in_(ids)
+        )
+    ).all()
+    assert {(str(s), lvl) for s, _, lvl in rows} == {("breached", 2)}
+    assert all(b is not None and b.replace(tzinfo=b.tzinfo or UTC) == breached for _, b, _ in rows)
+    due = db.execute(sa.select(Question.due_at).where(Question.id == ids[0])).scalar_one()  # type: ignore[call-overload, arg-type]
+    assert due.replace(tzinfo=due.tzinfo or UTC) == breached + timedelta(hours=1)
