@@ -40,6 +40,17 @@ TABLES = (
 )
 _EVENTS = ("insert", "update", "delete")
 _BUMP = "UPDATE snapshot_version SET version = version + 1 WHERE id = 1"
+# A person's sign-in writes `last_login_at` (and a rehashed password): no snapshot reads
+# them, and every sign-in would otherwise send every process to rebuild its snapshots.
+# A column of "user" that snapshots come to read must be added here.
+_USER_COLUMNS = (
+    "login, name, role, territory_id, institution_id, sector, email, telegram_chat_id, "
+    "timezone, is_active"
+)
+
+
+def _update(table: str) -> str:
+    return f"UPDATE OF {_USER_COLUMNS}" if table == "user" else "UPDATE"
 
 
 def upgrade() -> None:
@@ -64,15 +75,16 @@ def upgrade() -> None:
         )
         for table in TABLES:
             op.execute(
-                f"CREATE CONSTRAINT TRIGGER snapshot_version_{table} AFTER INSERT OR UPDATE "
-                f'OR DELETE ON "{table}" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW '
-                "EXECUTE FUNCTION snapshot_version_bump()"
+                f"CREATE CONSTRAINT TRIGGER snapshot_version_{table} AFTER INSERT OR "
+                f'{_update(table)} OR DELETE ON "{table}" DEFERRABLE INITIALLY DEFERRED '
+                "FOR EACH ROW EXECUTE FUNCTION snapshot_version_bump()"
             )
         return
     for table in TABLES:
         for event in _EVENTS:
+            when = _update(table) if event == "update" else event.upper()
             op.execute(
-                f"CREATE TRIGGER snapshot_version_{table}_{event} AFTER {event.upper()} "
+                f"CREATE TRIGGER snapshot_version_{table}_{event} AFTER {when} "
                 f'ON "{table}" BEGIN {_BUMP}; END'
             )
 

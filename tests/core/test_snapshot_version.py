@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import weakref
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
@@ -13,7 +14,9 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 import app.models  # noqa: F401
+from app.auth.models import User
 from app.core import snapshots
+from tests.factories.auth import make_user
 from tests.factories.directory import make_institution
 
 
@@ -134,3 +137,22 @@ def test_a_change_by_another_process_is_seen_after_ttl(
     assert read() == 3
     clock.now += snapshots.TTL
     assert read() == 3  # and only once
+
+
+def test_a_sign_in_is_not_a_configuration_change(live_engine: sa.Engine) -> None:
+    # Every column of a person but those a sign-in writes counts (a new one must be
+    # placed on one side or the other).
+    counted = {c.strip() for c in _MIGRATION._USER_COLUMNS.split(",")}
+    columns = {c.name for c in User.__table__.columns}  # type: ignore[attr-defined]
+    assert counted == columns - {"id", "created_at", "last_login_at", "password_hash"}
+    with Session(live_engine) as session:
+        user = make_user(session)
+        session.commit()
+        before = _version(live_engine)
+        user.last_login_at = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+        user.password_hash = "rehashed"
+        session.commit()
+        assert _version(live_engine) == before
+        user.is_active = False
+        session.commit()
+        assert _version(live_engine) > before
