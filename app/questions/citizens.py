@@ -85,14 +85,17 @@ def resolve_citizen_names(ctx: JobContext) -> int:
     for page_id, ids in wanted.items():
         if ctx.stopping.is_set():
             break
-        names, next_check = _ask(ctx, secrets.get(page_id), ids, now)
+        names, next_check, reached = _ask(ctx, secrets.get(page_id), ids, now)
         with ctx.transaction() as session:
             _plan_each(session)
             remember(session, ids, names, checked_at=now, next_check_at=next_check)
             # Only those VK named have a name to write: none, when it was unreachable
             # or refused (the read would find nothing, at the cost of a join).
             named = [citizen_id for citizen_id in ids if names.get(citizen_id)]
-            handled += len(ids) + (apply_cached(session, now, citizens=named) if named else 0)
+            applied_now = apply_cached(session, now, citizens=named) if named else 0
+        # VK unreachable is no work done: the job then waits its interval, not its short
+        # pause after work (each run reads every citizen still shown as an id again).
+        handled += (len(ids) if reached else 0) + applied_now
     if applied < _APPLY_BATCH and complete:
         # Everything above the marks was looked at (no query hit its limit): move on.
         seen.question, seen.message = seen.next_question, seen.next_message
@@ -112,10 +115,12 @@ def _plan_each(session: Session) -> None:
 
 def _ask(
     ctx: JobContext, page: PageSecrets | None, ids: Sequence[str], now: datetime
-) -> tuple[dict[str, str], dict[str, datetime]]:
-    """Names VK gives for `ids`, and when each id is to be asked for again."""
+) -> tuple[dict[str, str], dict[str, datetime], bool]:
+    """Names VK gives for `ids`, when each id is to be asked for again, and whether the
+    question was settled (False: VK was unreachable or busy)."""
     names: dict[str, str] = {}
     retry = now + NAME_TTL
+    reached = True
     if page is None or not page.access_token:
         retry = now + REFUSED_RETRY
     else:
@@ -129,7 +134,8 @@ def _ask(
         except TransientError as exc:
             log.info("VK users.get failed", extra={"fields": {"page": page.key, "error": str(exc)}})
             retry = now + TRANSIENT_RETRY
-    return names, dict.fromkeys(ids, retry)
+            reached = False
+    return names, dict.fromkeys(ids, retry), reached
 
 
 def _wanted(session: Session, now: datetime, after: int = 0) -> tuple[dict[int, list[str]], bool]:
