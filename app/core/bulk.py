@@ -108,7 +108,8 @@ _UPDATES: dict[tuple[str, tuple[str, ...]], sa.TextClause] = {}
 
 
 def write_changes(session: Session, objects: Iterable[Any]) -> int:
-    """Write what changed in these ORM objects (persistent, keyed by `id`) with one
+    """Write what changed in these ORM objects (persistent, keyed by `id`, attributes
+    named as their columns, as in every model here) with one
     UPDATE per table and set of changed columns, and leave them clean for the session's
     next flush; returns how many objects were written.
 
@@ -122,7 +123,13 @@ def write_changes(session: Session, objects: Iterable[Any]) -> int:
         state = sa.inspect(obj)
         if not state.persistent:
             continue
-        changed = {a.key: a.value for a in state.attrs if a.history.has_changes()}
+        # Columns only: a relationship's changes are the ORM's to write.
+        attrs = state.attrs
+        changed = {
+            c.key: attrs[c.key].value
+            for c in state.mapper.column_attrs
+            if attrs[c.key].history.has_changes()
+        }
         if not changed:
             continue
         table: sa.Table = state.mapper.local_table
