@@ -112,17 +112,19 @@ def _log_failure(event_id: int | None, exc: Exception) -> None:
     )
 
 
+# In the partial index's order: without it PostgreSQL, whose statistics were taken
+# during a backlog, expects a pending row near the table's start and scans every
+# processed delivery before the pending ones (1.8 ms a look at 20,000 deliveries,
+# growing with the table).
+ANY_PENDING = (
+    sa.select(col(InboundEvent.id)).where(IS_PENDING).order_by(col(InboundEvent.id)).limit(1)
+)
+
+
 def has_pending(engine: sa.Engine) -> bool:
     """A read that takes no write lock: is anything waiting?"""
     with reading_engine(engine).connect() as conn:
-        return (
-            conn.execute(
-                sa.select(InboundEvent.id)  # type: ignore[call-overload]
-                .where(IS_PENDING)
-                .limit(1)
-            ).first()
-            is not None
-        )
+        return conn.execute(ANY_PENDING).first() is not None
 
 
 def _claim(session: Session, limit: int, ids: list[int] | None = None) -> list[_Stored]:

@@ -234,3 +234,28 @@ def test_a_reply_is_written_alike_whether_or_not_the_session_holds_the_question(
     assert outcome["question"]["status"] == "answered"
     assert {k for k, *_ in outcome["timeline"]} >= {"created", "response", "message"}
     assert [e for e, *_ in outcome["outbox"]] == ["question.created"] + ["question.answered"] * 2
+
+
+@pytest.mark.postgres
+def test_the_look_for_pending_work_walks_the_pending_index_during_a_backlog(
+    live_engine: sa.Engine, page_id: int
+) -> None:
+    """Statistics taken during a backlog say most deliveries are pending; a look with
+    LIMIT 1 alone would then be planned as a scan of the table from its start, through
+    every delivery already processed. The look is in the partial index's order."""
+    from app.processing.processor import ANY_PENDING, has_pending
+
+    with live_engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO inbound_event (platform, page_id, delivery_key, body, received_at,"
+                " status, attempts, event_types) SELECT 'generic', :page, 'd-' || n, '{}',"
+                " now(), 'pending', 0, '' FROM generate_series(1, 3000) AS n"
+            ),
+            {"page": page_id},
+        )
+        conn.execute(sa.text("ANALYZE inbound_event"))
+        sql = str(ANY_PENDING.compile(conn, compile_kwargs={"literal_binds": True}))
+        plan = "\n".join(conn.execute(sa.text("EXPLAIN " + sql)).scalars())
+    assert "ix_inbound_event_pending" in plan, plan
+    assert has_pending(live_engine)
