@@ -40,6 +40,9 @@ def test_changes_are_written_in_one_update_a_table_and_left_clean(session: Sessi
         clock.escalation_level = 2
     questions[0].due_at = breached + timedelta(hours=1)
     questions[1].priority = questions[1].priority  # the same value: no change
+    text = questions[1].text
+    questions[1].text = "Другой текст"
+    questions[1].text = text  # set, then set back: no change either
 
     updates: list[str] = []
 
