@@ -96,7 +96,8 @@ class Notification(SQLModel, table=True):
     """An in-app alert for one user (SLA warnings, breaches, escalations, transfers)."""
 
     id: int | None = Field(default=None, primary_key=True)
-    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    # Found by the unique (user_id, dedupe_key) index: no index of its own.
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE")
     question_id: int | None = Field(default=None, foreign_key="question.id", index=True)
     kind: str = Field(max_length=40)
     text: str = Field(sa_type=sa.Text)

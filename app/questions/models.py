@@ -96,8 +96,6 @@ class ThreadContext(SQLModel, table=True):
 
 class Question(SQLModel, table=True):
     __table_args__ = (
-        # The queue: an institution's open questions by due time.
-        sa.Index("ix_question_queue", "institution_id", "status", "due_at"),
         # Threading: a citizen's open question in one thread of one page.
         sa.Index("ix_question_thread", "page_id", "thread_key", "citizen_platform_id"),
         sa.Index("ix_question_created", "created_at"),
@@ -114,6 +112,8 @@ class Question(SQLModel, table=True):
             "page_id",
         ),
         sa.Index("ix_question_page_created", "page_id", "created_at"),
+        # The queue: an institution's open questions by due time (and, from the index
+        # alone, what the queue sorts, counts and shows).
         sa.Index(
             "ix_question_open_queue",
             "institution_id",
