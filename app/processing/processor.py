@@ -112,19 +112,21 @@ def _log_failure(event_id: int | None, exc: Exception) -> None:
     )
 
 
-# In the partial index's order: without it PostgreSQL, whose statistics were taken
-# during a backlog, expects a pending row near the table's start and scans every
-# processed delivery before the pending ones (1.8 ms a look at 20,000 deliveries,
-# growing with the table).
-ANY_PENDING = (
-    sa.select(col(InboundEvent.id)).where(IS_PENDING).order_by(col(InboundEvent.id)).limit(1)
-)
+def any_pending(dialect: str) -> sa.Select[Any]:
+    """The look for pending work. On PostgreSQL in the partial index's order: without
+    it PostgreSQL, whose statistics were taken during a backlog, expects a pending row
+    near the table's start and scans every processed delivery before the pending ones
+    (1.8 ms a look at 20,000 deliveries, growing with the table). SQLite finds the
+    first pending row by `ix_inbound_event_status_next` and would sort every pending
+    one for the order (1 ms a look with 8,000 pending)."""
+    query = sa.select(col(InboundEvent.id)).where(IS_PENDING)
+    return (query.order_by(col(InboundEvent.id)) if dialect == "postgresql" else query).limit(1)
 
 
 def has_pending(engine: sa.Engine) -> bool:
     """A read that takes no write lock: is anything waiting?"""
     with reading_engine(engine).connect() as conn:
-        return conn.execute(ANY_PENDING).first() is not None
+        return conn.execute(any_pending(conn.dialect.name)).first() is not None
 
 
 def _claim(session: Session, limit: int, ids: list[int] | None = None) -> list[_Stored]:
