@@ -139,6 +139,8 @@ def answer(
     """
     db = connection(session)
     postgresql = db.dialect.name == "postgresql"
+    if message_id is None:  # SQLite, a batch that holds its rows
+        message_id = held.take_id(session, db, _MESSAGES)
     new = held.question(session, question_id)
     if (
         new is not None
@@ -172,10 +174,9 @@ def answer(
         values, clocks = dict(answered.question), answered.clocks
     writes = combined.Writes()
     reply = message_row(page.id, question_id, e, event, MessageSource.native)
-    if postgresql:
-        assert message_id is not None
+    if message_id is not None:
         writes.insert(_MESSAGES, [{"id": message_id, **reply}])
-    else:
+    else:  # SQLite, nothing held: the id comes from the INSERT
         message_id = insert_message(db, page.id, question_id, e, event, MessageSource.native)
     first_response_at = values.pop("first_response_at")
     settled = _settled(session, e, message_id, values, first_response_at, clocks, now)

@@ -23,7 +23,8 @@ the statement, so a message may refer to the question inserted beside it.
 The rows are the column values the separate INSERTs would write, defaults included
 (`_complete` adds the Python-side column defaults as SQLAlchemy's INSERT would);
 PostgreSQL casts each JSON value to its column's type. SQLite has no data-modifying
-CTEs: there the same writes are separate statements, whose round trips cost nothing.
+CTEs: there the same writes are an `executemany` a table and shape, whose round trips
+cost nothing.
 """
 
 from __future__ import annotations
@@ -67,6 +68,16 @@ def _cached(shape: tuple[Any, ...], build: Any) -> Any:
             _CACHE.clear()
         _CACHE[shape] = statement
     return statement
+
+
+_ORDER: dict[str, int] = {}
+
+
+def _sqlite_order(part: tuple[str, sa.Table, str, list[dict[str, Any]]]) -> tuple[int, int]:
+    kind, table = part[0], part[1]
+    if not _ORDER:
+        _ORDER.update({t.name: n for n, t in enumerate(table.metadata.sorted_tables)})
+    return (0, _ORDER[table.name]) if kind == "insert" else (1, 0)
 
 
 class Writes:
@@ -118,7 +129,10 @@ class Writes:
         if not self._parts:
             return
         if db.dialect.name != "postgresql":
-            for kind, table, key, rows in self._parts:
+            # SQLite checks a foreign key at each row: a batch's held rows go in the
+            # order of the tables' dependencies (a question before its messages), then
+            # the updates (only ever of rows in the database, `held.Held`).
+            for kind, table, key, rows in sorted(self._parts, key=_sqlite_order):
                 statement = self._sqlite(kind, table, key, rows[0])
                 if kind == "update":
                     rows = [{**row, f"key_{key}": row[key]} for row in rows]

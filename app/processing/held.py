@@ -1,4 +1,5 @@
-"""PostgreSQL: the rows of a whole batch of events in one statement.
+"""The rows of a whole batch of events in one statement (PostgreSQL), or in one
+`executemany` a table (SQLite).
 
 `combined.Writes` makes one event's writes one statement. Within `holding` (the
 processor's batch), `send` holds them back instead, and `flush` sends every held
@@ -13,8 +14,12 @@ the held rows first when they meet (the citizen's next message, an edit). A page
 reply to a question of the same batch (one event in nine of the realistic mix) reads
 that question, its clocks and the message it answers from the held rows instead
 (`question_of_key`, `question`), and settles them there: the rows are changed in
-place before they are sent. On SQLite, and when a batch is done again one event at
-a time, nothing is held.
+place before they are sent. When a batch is done again one event at a time, nothing
+is held.
+
+On SQLite the statements cost no round trip, but each costs the Python of an
+`execute`: a new question's five rows went in five statements, now a batch's rows go
+in one `executemany` a table and shape. New rows take their ids from `take_id`.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class Held:
         self.marks: set[str] = set()
         self.questions: dict[int, HeldQuestion] = {}  # new questions, by id
         self.keys: dict[tuple[int, str], int] = {}  # (page, message key) -> its question
+        self.ids: dict[str, int] = {}  # SQLite: the last id taken of a table (`take_id`)
 
     def note(self, writes: combined.Writes) -> None:
         """Index the new questions, clocks and messages among `writes` (held now)."""
@@ -83,6 +89,7 @@ class Held:
         self.marks.clear()
         self.questions.clear()
         self.keys.clear()
+        self.ids.clear()  # read again: what was held is written now
 
 
 @contextmanager
@@ -104,6 +111,24 @@ def send(session: Session, db: sa.Connection, writes: combined.Writes) -> None:
     else:
         held.writes.extend(writes)
         held.note(writes)
+
+
+def take_id(session: Session, db: sa.Connection, table: sa.Table) -> int | None:
+    """SQLite, while the batch holds its rows: the id for a new row of `table` (a
+    question, a message), so that rows of the batch can name it before it is written.
+    The batch's transaction holds SQLite's write lock, so nobody else takes the ids
+    above the table's largest; every new question and message of a batch that holds
+    takes its id here (a row without one, written later, could take an id given out).
+    None on PostgreSQL (the event's lookup takes ids from the sequences) and when
+    nothing is held (the INSERT gives the id)."""
+    held: Held | None = session.info.get(_HELD)
+    if held is None or db.dialect.name == "postgresql":
+        return None
+    last = held.ids.get(table.name)
+    if last is None:
+        last = int(db.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))).scalar_one())
+    held.ids[table.name] = last + 1
+    return last + 1
 
 
 def flush(session: Session) -> None:

@@ -309,13 +309,15 @@ def _citizen_message(
         # closed question starts a new one, as it would have a moment later.
         intake.open_question(session, page, e, event, now, None)
         return
-    if message_id is None:  # SQLite: the id comes from the INSERT
+    if message_id is None:  # SQLite, a batch that holds its rows
+        message_id = held.take_id(session, db, intake.MESSAGES)
+    if message_id is None:  # SQLite, nothing held: the id comes from the INSERT
         message_id = intake.insert_message(
             db, page.id, question.id, e, event, MessageSource.citizen
         )
         intake.record(db, question.id, e.sent_at, [("message", {"message_id": message_id})])
     else:
-        # PostgreSQL: the message and its timeline entry in one statement, or held with
+        # The message and its timeline entry in one statement, or held with
         # the batch's rows (`held`): nothing reads them back in this batch unless it
         # sends them first (an edit, a page's reply to this message: `replies.targets`).
         writes = combined.Writes()

@@ -269,6 +269,10 @@ def open_question(
         recent = routing_arrival.recent_texts(
             db, page_id=page.id, author_id=e.author_id, at=e.sent_at, question_id=0
         )
+        # SQLite, a batch that holds its rows: the ids from `held.take_id`.
+        question_id = held.take_id(session, db, _QUESTIONS)
+        if question_id is not None:
+            message["id"] = held.take_id(session, db, _MESSAGES)
     question: dict[str, Any] = {
         "page_id": page.id,
         "institution_id": page.institution_id,
@@ -312,7 +316,7 @@ def open_question(
     question["due_at"] = sla.due_at
 
     writes = combined.Writes()
-    if question_id is None:  # SQLite: the id comes from the INSERT
+    if question_id is None:  # SQLite, nothing held: the id comes from the INSERT
         inserted = db.execute(_INSERT_QUESTION, question).inserted_primary_key
         assert inserted is not None
         question_id = int(inserted[0])

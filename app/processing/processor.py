@@ -206,9 +206,9 @@ def _process(
     work = (
         [order.Ready(e, None) for e in events] if sqlite else order.ready(session, events, cipher)
     )
-    # PostgreSQL: the events' rows are held back and go in one statement at the end
-    # (`held.holding`); one by one (`careful`), each event writes its own.
-    hold = not sqlite and not careful
+    # The events' rows are held back and go in one statement at the end (`held.holding`;
+    # on SQLite one `executemany` a table); one by one (`careful`), each event writes its own.
+    hold = not careful
     with held.holding(session) if hold else contextlib.nullcontext():
         for item in work:
             event = item.event
@@ -248,9 +248,12 @@ def _process(
                 # budget (the jobs of this process may be waiting): commit what is done,
                 # stand aside, and go on with the rest of the batch in a new transaction
                 # (claiming the batch again would cost more than the event).
-                if settled:
-                    session.connection().execute(inbox_service.SETTLE, settled)
+                try:
+                    held.settle(session, settled)
                     settled.clear()
+                    held.flush(session)
+                except Exception:
+                    return False
                 session.commit()
                 if waits and intake is not None:
                     intake.release()

@@ -97,8 +97,10 @@ class SqlitePragmaFault:
         if self.fill is not None:
             # Pages freed earlier would still take writes: use them up, as a full disk would.
             with contextlib.closing(sqlite3.connect(self.fill, isolation_level=None)) as db:
-                db.execute(self.on)
+                # The filler's own table first: with no free page left, creating it
+                # under the limit would fail instead of filling.
                 db.execute("CREATE TABLE IF NOT EXISTS _filler (x BLOB)")
+                db.execute(self.on)
                 with contextlib.suppress(sqlite3.OperationalError):
                     for _ in range(100_000):
                         db.execute("INSERT INTO _filler VALUES (randomblob(512))")
