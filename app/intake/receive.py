@@ -35,7 +35,7 @@ from app.core.json_api import error_response
 from app.directory import service as directory_service
 from app.directory.models import Page
 from app.intake.writer import Delivery, DeliveryWriter
-from webhooks import Ack, Malformed, PageSecrets, Unauthentic, get_adapter, vk
+from webhooks import Ack, Malformed, PageSecrets, Unauthentic, get_adapter, vk_stored
 
 log = logging.getLogger("otklik.receive")
 router = APIRouter(tags=["webhooks"])
@@ -194,7 +194,7 @@ def check(
         page_id=page.id,
         delivery_key=delivery_key[:255],
         # VK copies the page's secret into every body: it is not kept.
-        body=vk.stored_body(page.secrets, body) if page.platform == "vk" else body,
+        body=vk_stored.stored_body(page.secrets, body) if page.platform == "vk" else body,
         received_at=now,
     )
     return delivery, ack

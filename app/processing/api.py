@@ -16,7 +16,7 @@ from app.core.errors import NotFound
 from app.core.json_api import ERROR_RESPONSES, Listing, clamp_limit, encode_cursor, id_cursor
 from app.intake.models import EventStatus, InboundEvent
 from app.processing.processor import process_one
-from webhooks import vk
+from webhooks import vk_stored
 
 router = APIRouter(prefix="/api/v1", tags=["events"], responses=ERROR_RESPONSES)
 
@@ -49,7 +49,7 @@ def _read(event: InboundEvent) -> EventRead:
         event_types=event.event_types,
         # Stored VK bodies have their secret masked already; rows stored before that
         # are masked here too.
-        body=(vk.mask_secret(event.body) if event.platform == "vk" else event.body).decode(
+        body=(vk_stored.mask_secret(event.body) if event.platform == "vk" else event.body).decode(
             "utf-8", errors="replace"
         )[:20000],
     )

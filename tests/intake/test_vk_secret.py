@@ -18,7 +18,7 @@ from tests.factories.auth import auth_headers, make_user
 from tests.factories.directory import make_page
 from tests.live import settle
 from webhooks.base import PageSecrets
-from webhooks.vk import stored_body
+from webhooks.vk_stored import stored_body
 
 Payload = Callable[[str, str], bytes]
 SECRET = "Zr7qL2vN9xKw"
