@@ -71,6 +71,7 @@ class Held:
         self.questions: dict[int, HeldQuestion] = {}  # new questions, by id
         self.keys: dict[tuple[int, str], int] = {}  # (page, message key) -> its question
         self.ids: dict[str, int] = {}  # SQLite: the last id taken of a table (`take_id`)
+        self.recount: set[str] = set()  # tables whose largest id to read again
 
     def note(self, writes: combined.Writes) -> None:
         """Index the new questions, clocks and messages among `writes` (held now)."""
@@ -89,7 +90,11 @@ class Held:
         self.marks.clear()
         self.questions.clear()
         self.keys.clear()
-        self.ids.clear()  # read again: what was held is written now
+        # After a flush (and so after a mid-batch commit, which flushes first) others may
+        # have written rows: the next id is above theirs and above every id taken, also
+        # one taken for a row not held yet (a reply takes its id, then sends the batch's
+        # writes before holding its own).
+        self.recount = set(self.ids)
 
 
 @contextmanager
@@ -119,14 +124,17 @@ def take_id(session: Session, db: sa.Connection, table: sa.Table) -> int | None:
     The batch's transaction holds SQLite's write lock, so nobody else takes the ids
     above the table's largest; every new question and message of a batch that holds
     takes its id here (a row without one, written later, could take an id given out).
-    None on PostgreSQL (the event's lookup takes ids from the sequences) and when
+    After a flush the largest is read again, and the next id is above both it and the
+    ids given out. None on PostgreSQL (the event's lookup takes ids from the sequences) and when
     nothing is held (the INSERT gives the id)."""
     held: Held | None = session.info.get(_HELD)
     if held is None or db.dialect.name == "postgresql":
         return None
     last = held.ids.get(table.name)
-    if last is None:
-        last = int(db.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))).scalar_one())
+    if last is None or table.name in held.recount:
+        stored = db.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))).scalar_one()
+        last = max(last or 0, int(stored))
+        held.recount.discard(table.name)
     held.ids[table.name] = last + 1
     return last + 1
 
