@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from app.auth.models import Role
 from app.questions.models import Question, QuestionStatus, TimelineEntry
 from app.routing import service as routing
+from app.routing import trial
 from app.routing.models import Category
 from app.routing.rules import RoutingRuleWrite, RuleConditions
 from app.sla import service as sla
@@ -288,8 +289,8 @@ def test_a_rule_is_tried_on_the_last_questions_before_it_is_saved(
     page = make_page(session)
     assert page.id is not None
     base = NOW - timedelta(days=30)
-    texts = ["Когда починят дорогу на Садовой?"] * 37 + ["Когда откроют бассейн?"] * 963
-    # The oldest 20 questions fall outside the last thousand.
+    texts = ["Когда починят дорогу на Садовой?"] * 37 + ["Когда откроют бассейн?"] * 63
+    # The oldest 20 questions fall outside the last hundred.
     texts = ["Дороги разбиты"] * 20 + texts
     for n, text in enumerate(texts):
         make_question(session, page_id=page.id, text=text, created_at=base + timedelta(minutes=n))
@@ -297,19 +298,29 @@ def test_a_rule_is_tried_on_the_last_questions_before_it_is_saved(
     earlier = _rule(session, "Садовая", {"keywords": ["садовый"]}, {"priority": "urgent"})
     result = client.post(
         "/api/v1/routing-rules/try",
-        json={"conditions": {"keywords": ["дороги"]}, "limit": 1000},
+        json={"conditions": {"keywords": ["дороги"]}, "limit": 100},
         headers=headers,
     )
     assert result.status_code == 200, result.text
     body = result.json()
-    assert (body["total"], body["matched"], body["shadowed"]) == (1000, 37, 37)
-    assert body["message"].startswith("Правило сработало бы на 37 из 1\u00a0000 вопросов")
+    assert (body["total"], body["matched"], body["shadowed"]) == (100, 37, 37)
+    assert body["message"].startswith("Правило сработало бы на 37 из 100 вопросов")
     assert len(body["examples"]) == 20
     assert body["examples"][0]["taken_by_rule_id"] == earlier
     # Standing first, nothing takes its questions away.
     first = client.post(
         "/api/v1/routing-rules/try",
-        json={"conditions": {"keywords": ["дороги"]}, "position": 0},
+        json={"conditions": {"keywords": ["дороги"]}, "position": 0, "limit": 100},
         headers=headers,
     ).json()
     assert (first["matched"], first["shadowed"]) == (37, 0)
+    # By default the last thousand are tried: here all 120, the oldest 20 too.
+    everything = client.post(
+        "/api/v1/routing-rules/try", json={"conditions": {"keywords": ["дороги"]}}, headers=headers
+    ).json()
+    assert (everything["total"], everything["matched"]) == (120, 57)
+
+
+def test_a_try_counts_thousands_the_russian_way() -> None:
+    assert trial._number(1000) == "1\u00a0000"
+    assert trial._number(12345) == "12\u00a0345"
