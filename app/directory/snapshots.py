@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from app.core import snapshots
+from app.core import bulk, snapshots
 from app.directory.models import Institution, Page, Platform, Territory
 
 DEFAULT_TIMEZONE = "Europe/Moscow"
@@ -97,7 +97,7 @@ def _load_pages(session: Session, keys: list[Hashable]) -> dict[Hashable, object
         select(Page, Institution, Territory)
         .join(Institution, col(Institution.id) == col(Page.institution_id))
         .outerjoin(Territory, col(Territory.id) == col(Institution.territory_id))
-        .where(col(Page.id).in_(ids))
+        .where(bulk.among(session, col(Page.id), ids))
     ).all()
     out: dict[Hashable, object] = {}
     for row in rows:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from app.core import bulk
 from app.core.crypto import Cipher
 from app.directory import snapshots as directory
 from app.directory.snapshots import PageInfo
@@ -89,7 +90,7 @@ def _threads_of_others(session: Session, mine: Sequence[Stored], cipher: Cipher)
         .where(
             IS_PENDING,
             col(InboundEvent.id) < max(ids),
-            col(InboundEvent.id).not_in(ids),
+            sa.not_(bulk.among(session, col(InboundEvent.id), ids)),
         )
         .order_by(col(InboundEvent.id))
         .limit(_OTHERS)

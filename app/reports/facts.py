@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from app.core import bulk
 from app.directory.models import Institution, Territory
 from app.questions.models import (
     OPEN_STATUSES,
@@ -162,7 +163,7 @@ def fact_rows(session: Session, ids: Sequence[int] | None) -> sa.Select[Any]:
             ),
         )
     )
-    return query if ids is None else query.where(col(Question.id).in_(ids))
+    return query if ids is None else query.where(bulk.among(session, col(Question.id), ids))
 
 
 def transfer_rows(session: Session, ids: Sequence[int] | None) -> sa.Select[Any]:
@@ -189,7 +190,11 @@ def transfer_rows(session: Session, ids: Sequence[int] | None) -> sa.Select[Any]
         .join(place, col(place.id) == col(held.territory_id))
         .where(col(TimelineEntry.kind) == "transferred")
     )
-    return query if ids is None else query.where(col(TimelineEntry.question_id).in_(ids))
+    return (
+        query
+        if ids is None
+        else query.where(bulk.among(session, col(TimelineEntry.question_id), ids))
+    )
 
 
 def _bool(condition: Any) -> Any:
@@ -210,10 +215,10 @@ def insert_facts(session: Session, ids: Sequence[int] | None) -> None:
 def days_of(session: Session, ids: Sequence[int]) -> set[tuple[int, Any]]:
     """The (institution, day) pairs the questions' facts and transfers are summed in."""
     facts = sa.select(col(ReportFact.institution_id), col(ReportFact.day)).where(
-        col(ReportFact.question_id).in_(ids)
+        bulk.among(session, col(ReportFact.question_id), ids)
     )
     moves = sa.select(col(ReportTransfer.holder_id), col(ReportTransfer.day)).where(
-        col(ReportTransfer.question_id).in_(ids)
+        bulk.among(session, col(ReportTransfer.question_id), ids)
     )
     return {(int(i), d) for i, d in session.execute(sa.union(facts, moves))}
 

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from app.core import bulk
 from app.jobs.context import JobContext
 from app.reports.facts import DAY_COLUMNS, counted, days_of, dialect, insert_facts
 from app.reports.models import ReportDay, ReportDirty, ReportFact, ReportTransfer
@@ -44,8 +45,8 @@ def _sumdays_of(session: Session, pairs: Iterable[tuple[int, Any]] | None, stamp
     moves: list[Any] = []
     if pairs is not None:
         pairs = list(pairs)
-        facts.append(sa.tuple_(col(f.institution_id), col(f.day)).in_(pairs))
-        moves.append(sa.tuple_(col(t.holder_id), col(t.day)).in_(pairs))
+        facts.append(bulk.pairs_among(session, col(f.institution_id), col(f.day), pairs))
+        moves.append(bulk.pairs_among(session, col(t.holder_id), col(t.day), pairs))
     both = counted("day", facts, moves).subquery()
     keys = [both.c[k] for k in DAY_COLUMNS[:5]]
     grouped = sa.select(
@@ -57,8 +58,12 @@ def _sumdays_of(session: Session, pairs: Iterable[tuple[int, Any]] | None, stamp
 
 def _fold(session: Session, ids: list[int]) -> None:
     before = days_of(session, ids)
-    session.execute(sa.delete(ReportFact).where(col(ReportFact.question_id).in_(ids)))
-    session.execute(sa.delete(ReportTransfer).where(col(ReportTransfer.question_id).in_(ids)))
+    session.execute(
+        sa.delete(ReportFact).where(bulk.among(session, col(ReportFact.question_id), ids))
+    )
+    session.execute(
+        sa.delete(ReportTransfer).where(bulk.among(session, col(ReportTransfer.question_id), ids))
+    )
     insert_facts(session, ids)
     pairs = sorted(before | days_of(session, ids))
     stamp = _stamp()
@@ -66,7 +71,7 @@ def _fold(session: Session, ids: list[int]) -> None:
         part = pairs[i : i + 500]
         session.execute(
             sa.delete(ReportDay).where(
-                sa.tuple_(col(ReportDay.institution_id), col(ReportDay.day)).in_(part)
+                bulk.pairs_among(session, col(ReportDay.institution_id), col(ReportDay.day), part)
             )
         )
         _sumdays_of(session, part, stamp)

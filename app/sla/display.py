@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from app.core import bulk
 from app.sla import clocks as clock_ops
 from app.sla.models import ClockState, SlaClock, Target
 
@@ -136,7 +137,9 @@ def clocks_by_question(session: Session, question_ids: Sequence[int]) -> dict[in
     out: dict[int, list[SlaClock]] = {i: [] for i in question_ids}
     if not question_ids:
         return out
-    rows = session.exec(select(SlaClock).where(col(SlaClock.question_id).in_(question_ids)))
+    rows = session.exec(
+        select(SlaClock).where(bulk.among(session, col(SlaClock.question_id), question_ids))
+    )
     for clock in rows:
         out.setdefault(clock.question_id, []).append(clock)
     return out

@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from app.auth.models import Role, User, UserInstitution
-from app.core import snapshots
+from app.core import bulk, snapshots
 from app.directory.models import Institution, Territory
 from app.sla import policies
 
@@ -53,13 +53,18 @@ def _read_recipients(
     """
     ids = sorted({int(key[2]) for key in keys})  # type: ignore[index]
     institutions = {
-        i.id or 0: i for i in session.exec(select(Institution).where(col(Institution.id).in_(ids)))
+        i.id or 0: i
+        for i in session.exec(
+            select(Institution).where(bulk.among(session, col(Institution.id), ids))
+        )
     }
     territories = {
         t.id: t
         for t in session.exec(
             select(Territory).where(
-                col(Territory.id).in_({i.territory_id for i in institutions.values()})
+                bulk.among(
+                    session, col(Territory.id), {i.territory_id for i in institutions.values()}
+                )
             )
         )
     }
@@ -72,7 +77,9 @@ def _read_recipients(
     for institution_id, user in session.exec(
         select(UserInstitution.institution_id, User)
         .join(User, col(User.id) == col(UserInstitution.user_id))
-        .where(col(UserInstitution.institution_id).in_(ids), _active(Role.operator))
+        .where(
+            bulk.among(session, col(UserInstitution.institution_id), ids), _active(Role.operator)
+        )
         .order_by(col(User.id))
     ):
         working[institution_id].append(user)
@@ -81,9 +88,11 @@ def _read_recipients(
         select(User)
         .where(
             _active(Role.supervisor),
-            col(User.institution_id).in_(set().union(*own.values()))
-            | col(User.territory_id).in_(
-                {i.territory_id for i in institutions.values()}.union(*above.values())
+            bulk.among(session, col(User.institution_id), set().union(*own.values()))
+            | bulk.among(
+                session,
+                col(User.territory_id),
+                {i.territory_id for i in institutions.values()}.union(*above.values()),
             ),
         )
         .order_by(col(User.id))
@@ -132,7 +141,9 @@ def _user_zones(session: Session, users: Sequence[User]) -> dict[int | None, str
     wanted = {u.territory_id for u in users if not u.timezone and u.territory_id is not None}
     territory_zones = dict(
         session.exec(
-            select(Territory.id, Territory.timezone).where(col(Territory.id).in_(wanted))
+            select(Territory.id, Territory.timezone).where(
+                bulk.among(session, col(Territory.id), wanted)
+            )
         ).all()
     )
     zones: dict[int | None, str] = {}

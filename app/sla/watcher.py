@@ -186,10 +186,14 @@ class Batch:
         self.questions: dict[int, Question] = {}
         self.clocks: dict[int, dict[Target, SlaClock]] = {i: {} for i in ids}
         if ids:
-            for question in session.exec(select(Question).where(col(Question.id).in_(ids))):
+            for question in session.exec(
+                select(Question).where(bulk.among(session, col(Question.id), ids))
+            ):
                 assert question.id is not None
                 self.questions[question.id] = question
-            for row in session.exec(select(SlaClock).where(col(SlaClock.question_id).in_(ids))):
+            for row in session.exec(
+                select(SlaClock).where(bulk.among(session, col(SlaClock.question_id), ids))
+            ):
                 self.clocks[row.question_id][Target(row.target)] = row
         self.recipients = recipients or audience.Recipients(session)
         self.raised: list[_Raised] = []

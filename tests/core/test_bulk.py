@@ -70,3 +70,30 @@ def test_changes_are_written_in_one_update_a_table_and_left_clean(session: Sessi
     assert all(b is not None and b.replace(tzinfo=b.tzinfo or UTC) == breached for _, b, _ in rows)
     due = db.execute(sa.select(Question.due_at).where(Question.id == ids[0])).scalar_one()  # type: ignore[call-overload, arg-type]
     assert due.replace(tzinfo=due.tzinfo or UTC) == breached + timedelta(hours=1)
+
+
+def test_among_selects_the_same_rows_as_in_with_one_text_for_any_count(
+    session: Session,
+) -> None:
+    questions = [make_question(session, text=f"Вопрос {n}") for n in range(5)]
+    ids = [q.id for q in questions]
+    texts = set()
+    for chosen in (ids[:1], ids[1:4], ids, []):
+        where = bulk.among(session, col(Question.id), chosen)
+        query = select(Question.id).where(where).order_by(col(Question.id))
+        assert list(session.exec(query)) == sorted(chosen)
+        outside = select(Question.id).where(col(Question.id).in_(ids), sa.not_(where))
+        assert set(session.exec(outside)) == set(ids) - set(chosen)
+        texts.add(str(query.compile(session.get_bind())))
+    if session.get_bind().dialect.name == "postgresql":
+        # One text, parsed and planned once, whatever the count (an IN list has one a count).
+        assert len(texts) == 1 and "= ANY" in texts.pop()
+
+
+def test_pairs_among_matches_both_columns_together(session: Session) -> None:
+    a, b = (make_question(session, text=f"Вопрос {n}") for n in range(2))
+    pairs = [(a.id, a.page_id), (b.id, a.page_id)]  # b's pair names a's page
+    where = bulk.pairs_among(session, col(Question.id), col(Question.page_id), pairs)
+    assert list(session.exec(select(Question.id).where(where))) == [a.id]
+    none = bulk.pairs_among(session, col(Question.id), col(Question.page_id), [])
+    assert list(session.exec(select(Question.id).where(none))) == []
