@@ -145,7 +145,7 @@ def worker(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     cipher = Cipher(settings.resolved_secret_key())
     processor = threading.Thread(
-        target=Processor(engine, cipher, utcnow).run_forever,
+        target=Processor(engine, cipher, utcnow, settings).run_forever,
         args=(stop,),
         name="otklik-processor",
     )

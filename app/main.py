@@ -294,7 +294,9 @@ def create_app(
     app.state.settings = settings
     app.state.process_events = settings.process_events if process_events is None else process_events
     # Intake stores and wakes; processing is handed in here, so intake never imports it.
-    app.state.processor_factory = Processor
+    app.state.processor_factory = lambda engine, cipher, clock: Processor(
+        engine, cipher, clock, settings
+    )
     app.state.engine = engine or make_engine(settings.database_url)
     # The queue's counts are cached per process; a new application starts afresh.
     queue.clear_cache()

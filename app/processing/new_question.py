@@ -20,7 +20,7 @@ Here too are the row helpers processing shares: the lookups of a citizen's messa
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
+from app.auth.models import Notification
 from app.core import raw
 from app.directory.snapshots import PageInfo
 from app.processing import combined, held
@@ -46,6 +47,7 @@ from app.questions.models import (
     TimelineEntry,
 )
 from app.routing import arrival as routing_arrival
+from app.sla import escalation
 from app.sla import service as sla_service
 from app.sla.models import SlaClock
 from webhooks import InboundEvent as Event
@@ -89,6 +91,7 @@ _MESSAGES = MESSAGES = Message.__table__  # type: ignore[attr-defined]
 _TIMELINE = TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
 _CLOCK_TABLE = SlaClock.__table__  # type: ignore[attr-defined]
 _OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
+_NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 
 
 def next_id(table: str) -> Any:
@@ -114,12 +117,20 @@ _SEEN_OR_OPEN_PG = sa.select(
     sa.case(
         (_PAIR.c.seen.is_(None), sa.func.nextval(sa.func.pg_get_serial_sequence("message", "id")))
     ),
+    # Ids for the question's clocks (first response, final answer): an overdue arrival's
+    # alerts name them (`escalation.on_arrival`).
+    *(
+        sa.case((_FRESH, sa.func.nextval(sa.func.pg_get_serial_sequence("sla_clock", "id"))))
+        for _ in range(2)
+    ),
 )
 _SEEN_OR_OPEN_READ = raw.Read(_SEEN_OR_OPEN_PG)
 _NEW_QUESTION = sa.select(
     next_id("question"),
     sa.select(sa.func.array_agg(_RECENT.c.text)).scalar_subquery(),
     next_id("message"),
+    next_id("sla_clock"),
+    next_id("sla_clock").label("second_clock"),
 )
 
 
@@ -133,6 +144,7 @@ class Fresh:
     question_id: int
     recent: list[str]
     message_id: int
+    clock_ids: tuple[int, int]
 
 
 class Delivery(Protocol):
@@ -184,8 +196,10 @@ def seen_or_open(
     params |= routing_arrival.recent_params(
         page_id=page_id, author_id=e.author_id, at=e.sent_at, question_id=0
     )
-    seen, open_id, new_id, recent, message_id = _SEEN_OR_OPEN_READ.one(db, params)
-    fresh = Fresh(new_id, list(recent or []), message_id) if new_id is not None else None
+    seen, open_id, new_id, recent, message_id, *clocks = _SEEN_OR_OPEN_READ.one(db, params)
+    fresh = None
+    if new_id is not None:
+        fresh = Fresh(new_id, list(recent or []), message_id, (clocks[0], clocks[1]))
     return seen, open_id, fresh, message_id
 
 
@@ -256,14 +270,15 @@ def open_question(
     linked_id = question_of_key(db, page.id, e.reply_to_key) if e.reply_to_key else None
     question_id: int | None = None
     message: dict[str, Any] = {}  # PostgreSQL: its id
+    clock_ids: Sequence[int] = ()  # PostgreSQL: its clocks'
     if fresh is not None:
         question_id, recent = fresh.question_id, fresh.recent
-        message["id"] = fresh.message_id
+        message["id"], clock_ids = fresh.message_id, fresh.clock_ids
     elif db.dialect.name == "postgresql":
         params = routing_arrival.recent_params(
             page_id=page.id, author_id=e.author_id, at=e.sent_at, question_id=0
         )
-        question_id, texts, message["id"] = db.execute(_NEW_QUESTION, params).one()
+        question_id, texts, message["id"], *clock_ids = db.execute(_NEW_QUESTION, params).one()
         recent = list(texts or [])
     else:
         recent = routing_arrival.recent_texts(
@@ -330,14 +345,20 @@ def open_question(
     )
     created = ("created", {"platform": str(page.platform)})
     writes.insert(_TIMELINE, timeline_rows(question_id, e.sent_at, [created, *decision.entries]))
-    writes.insert(
-        _CLOCK_TABLE,
-        [
-            {"question_id": question_id, "target": target, **values}
-            for target, values in sla.clocks.items()
-        ],
-    )
+    clocks = [
+        {**({"id": clock_ids[n]} if clock_ids else {}), "question_id": question_id, "target": t}
+        | values
+        for n, (t, values) in enumerate(sla.clocks.items())
+    ]
+    # Already overdue: its clocks go in moved on (warned, breached, escalated), with
+    # their alerts, instead of waiting for the SLA sweep to read them back.
+    overdue = escalation.on_arrival(session, question, clocks, now)
+    writes.insert(_CLOCK_TABLE, clocks)
     writes.insert(_OUTBOX, outgoing.outbox_rows(session, "question.created", question, now))
+    if overdue is not None:
+        writes.insert(_TIMELINE, overdue.timeline)
+        writes.insert(_NOTIFICATIONS, overdue.alerts)
+        writes.insert(_OUTBOX, overdue.outbox)
     held.send(session, db, writes)
     return question_id
 

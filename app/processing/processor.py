@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from app.core.clock import Clock
+from app.core.config import Settings
 from app.core.crypto import Cipher
 from app.core.db import reading_engine
 from app.directory import snapshots as directory
@@ -31,6 +32,7 @@ from app.intake.models import IS_PENDING, InboundEvent
 from app.intake.turns import intake_signal
 from app.processing import held, order
 from app.processing import ingest as inbox_service
+from app.sla import escalation
 from webhooks import Malformed
 
 log = logging.getLogger("otklik.ingest")
@@ -138,7 +140,13 @@ def _claim(session: Session, limit: int, ids: list[int] | None = None) -> list[_
 
 
 def process_pending(
-    engine: sa.Engine, cipher: Cipher, clock: Clock, limit: int = BATCH, *, look: bool = True
+    engine: sa.Engine,
+    cipher: Cipher,
+    clock: Clock,
+    limit: int = BATCH,
+    *,
+    look: bool = True,
+    settings: Settings | None = None,
 ) -> int:
     """Process waiting deliveries, oldest first, in one transaction; how many were handled.
 
@@ -156,20 +164,22 @@ def process_pending(
     if intake is not None:
         intake.hold()
     try:
-        return _process_pending(engine, cipher, clock, limit)
+        return _process_pending(engine, cipher, clock, limit, settings)
     finally:
         if intake is not None:
             intake.release()
 
 
-def _process_pending(engine: sa.Engine, cipher: Cipher, clock: Clock, limit: int) -> int:
+def _process_pending(
+    engine: sa.Engine, cipher: Cipher, clock: Clock, limit: int, settings: Settings | None
+) -> int:
     ids: list[int] = []
     try:
-        with Session(engine, expire_on_commit=False) as session:
+        with Session(engine, expire_on_commit=False) as session, _alerting(session, settings):
             if _process(engine, session, _claim(session, limit), cipher, clock, ids, careful=False):
                 session.commit()
                 return len(ids)
-        with Session(engine, expire_on_commit=False) as session:
+        with Session(engine, expire_on_commit=False) as session, _alerting(session, settings):
             _process(
                 engine, session, _claim(session, len(ids), ids), cipher, clock, [], careful=True
             )
@@ -181,6 +191,14 @@ def _process_pending(engine: sa.Engine, cipher: Cipher, clock: Clock, limit: int
         for event_id in ids:
             process_one(engine, event_id, cipher, clock)
     return len(ids)
+
+
+def _alerting(
+    session: Session, settings: Settings | None
+) -> contextlib.AbstractContextManager[None]:
+    """With settings (the worker's), the alerts of a question overdue when it arrives are
+    raised as it is written (`escalation.on_arrival`); without, the sweep raises them."""
+    return escalation.alerting(session, settings) if settings else contextlib.nullcontext()
 
 
 def _process(
@@ -281,8 +299,11 @@ class Processor:
     """A thread that processes deliveries as they are stored: woken by the writer in
     the same process, and looking every POLL seconds for those stored by others."""
 
-    def __init__(self, engine: sa.Engine, cipher: Cipher, clock: Clock) -> None:
+    def __init__(
+        self, engine: sa.Engine, cipher: Cipher, clock: Clock, settings: Settings | None = None
+    ) -> None:
         self._engine = engine
+        self._settings = settings
         self._cipher = cipher
         self._clock = clock
         self._wake = threading.Event()
@@ -332,7 +353,11 @@ class Processor:
             while not self._stop.is_set():
                 try:
                     handled = process_pending(
-                        self._engine, self._cipher, self._clock, look=handled < BATCH
+                        self._engine,
+                        self._cipher,
+                        self._clock,
+                        look=handled < BATCH,
+                        settings=self._settings,
                     )
                 except Exception:
                     log.exception("processing pass failed")

@@ -107,16 +107,19 @@ def refresh(session: Session, *, limit: int | None = None, wait: bool = True) ->
     done = 0
     while limit is None or done < limit:
         size = CHUNK if limit is None else min(CHUNK, limit - done)
-        # Rows a writer is marking right now wait for its commit and the next fold.
+        # Rows a writer is marking right now wait for its commit and the next fold. The
+        # choice is made once (MATERIALIZED): as a subquery of the DELETE, PostgreSQL may
+        # run it again for the rows it joins, and took 3 marks for a limit of 2.
         chosen = (
             sa.select(col(ReportDirty.question_id))
             .limit(size)
             .with_for_update(skip_locked=True)
-            .scalar_subquery()
+            .cte("chosen")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
         )
         taken = session.execute(
             sa.delete(ReportDirty)
-            .where(col(ReportDirty.question_id).in_(chosen))
+            .where(col(ReportDirty.question_id).in_(sa.select(chosen.c.question_id)))
             .returning(col(ReportDirty.question_id))
         )
         ids = sorted(int(i) for (i,) in taken)

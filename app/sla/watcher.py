@@ -14,9 +14,7 @@ target, to the supervisors of the territories above.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -25,12 +23,10 @@ from app.core import bulk
 from app.core.config import Settings
 from app.intake.turns import intake_signal
 from app.jobs.context import JobContext
-from app.questions import outgoing
 from app.questions.models import OutboxItem, Question, TimelineEntry
 from app.sla import clocks as clock_ops
-from app.sla import notify
+from app.sla import escalation, notify
 from app.sla import recipients as audience
-from app.sla import service as sla_service
 from app.sla.models import ClockState, SlaClock, Target
 
 _TIMELINE: sa.Table = TimelineEntry.__table__  # type: ignore[attr-defined]
@@ -39,74 +35,7 @@ BATCH = 200
 # On PostgreSQL a sweep holds its questions' rows until it commits, and processing may
 # be waiting for one of them (a citizen's follow-up, a page's reply): smaller batches.
 BATCH_POSTGRES = 50
-# After a breach, escalate up the territory chain once this share of the target passed again.
-ESCALATE_AFTER = 0.5
 WATCHED = (ClockState.running, ClockState.warning, ClockState.breached)
-
-LEVEL_OPERATORS, LEVEL_SUPERVISORS, LEVEL_CHAIN = 1, 2, 3
-
-TARGET_RU: dict[str, str] = {
-    Target.first_response: "первый ответ",
-    Target.next_response: "ответ на уточнение гражданина",
-    Target.final_answer: "окончательный ответ",
-}
-
-
-def _excerpt(text: str, size: int = 120) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= size else text[: size - 1] + "…"
-
-
-def _text(kind: str, question: Question, clock: SlaClock, settings: Settings) -> str:
-    target = TARGET_RU.get(str(clock.target), str(clock.target))
-    head = {
-        "warning": f"Срок ответа подходит к концу: {target} до {{due}}",
-        "breached": f"Срок ответа нарушен: {target} нужно было дать до {{due}}",
-        "escalated": f"Эскалация: нет ответа, {target} нужно было дать до {{due}}",
-    }[kind]
-    link = f"{settings.base_url.rstrip('/')}/questions/{question.id}"
-    return f"{head}. Вопрос №{question.id}: «{_excerpt(question.text)}» {link}"
-
-
-def _cycle(clock: SlaClock) -> str:
-    # A next-response clock restarts on every follow-up: each run has its own alerts.
-    return str(int(clock.started_at.timestamp()))
-
-
-@dataclass(frozen=True, slots=True)
-class _Raised:
-    """A warning, breach or escalation of one clock, as `advance` found it due."""
-
-    clock: SlaClock
-    question: Question
-    kind: str
-    at: datetime
-    due_at: datetime
-    data: dict[str, Any]
-    key: str
-    text: str
-
-
-def _raise(
-    batch: Batch,
-    clock: SlaClock,
-    question: Question,
-    kind: str,
-    at: datetime,
-    now: datetime,
-    settings: Settings,
-) -> None:
-    """Note the event for `record`, which writes it once and on the first recording
-    notifies and emits."""
-    data = {
-        "target": str(clock.target),
-        "clock_id": clock.id,
-        "due_at": clock.due_at.isoformat() if clock.due_at else None,
-        "detected_at": now.isoformat(),
-    }
-    key = f"sla:{clock.id}:{_cycle(clock)}:{kind}"
-    text = _text(kind, question, clock, settings)
-    batch.raised.append(_Raised(clock, question, kind, at, clock.due_at or at, data, key, text))
 
 
 def record(session: Session, batch: Batch, now: datetime, settings: Settings) -> int:
@@ -118,52 +47,20 @@ def record(session: Session, batch: Batch, now: datetime, settings: Settings) ->
     # The clocks' and questions' changes first, in one flush: the reads below (snapshots
     # of subscriptions) then see a session with nothing pending.
     session.flush()
-    entries = [
-        {
-            "question_id": r.question.id,
-            "kind": f"sla.{r.kind}",
-            "at": r.at,
-            "actor_id": None,
-            "data": r.data,
-            "dedupe_key": r.key,
-        }
-        for r in sorted(batch.raised, key=lambda r: r.key)
-    ]
     # The rows as one parameter of one statement (`bulk.insert_many`): a statement of
     # the batch's values was compiled, and parsed by psycopg, anew every sweep.
     new = set(
         bulk.insert_many(
-            session.connection(), _TIMELINE, entries, skip_conflicts=True, returning="dedupe_key"
+            session.connection(),
+            _TIMELINE,
+            escalation.timeline_rows(batch.raised),
+            skip_conflicts=True,
+            returning="dedupe_key",
         )
     )
-    alerts: list[dict[str, Any]] = []
-    outbox: list[dict[str, Any]] = []
-    recipients = batch.recipients
-    for r in batch.raised:
-        if r.key not in new:
-            continue
-        institution_id = r.question.institution_id
-        level = {"warning": LEVEL_OPERATORS, "breached": LEVEL_SUPERVISORS}.get(r.kind, LEVEL_CHAIN)
-        users: list[audience.Recipient] = []
-        if level <= LEVEL_SUPERVISORS:
-            users += recipients.operators(institution_id)
-        if level == LEVEL_SUPERVISORS:
-            users += recipients.supervisors(institution_id)
-        if level == LEVEL_CHAIN:
-            users += recipients.chain_supervisors(institution_id)
-        alerts += notify.alert_rows(
-            users,
-            r.question,
-            kind=f"sla.{r.kind}",
-            dedupe_key=r.key,
-            text=r.text,
-            due_at=r.due_at,
-            now=now,
-            settings=settings,
-        )
-        if r.kind in ("warning", "breached"):
-            values = {name: getattr(r.question, name) for name in outgoing.PAYLOAD_COLUMNS}
-            outbox += outgoing.outbox_rows(session, f"sla.{r.kind}", values, now, r.data)
+    alerts, outbox = escalation.alerts_and_events(
+        session, [r for r in batch.raised if r.key in new], batch.recipients, now, settings
+    )
     notify.insert_alerts(session, alerts)
     if outbox:
         session.execute(sa.insert(OutboxItem), outbox)
@@ -196,7 +93,7 @@ class Batch:
             ):
                 self.clocks[row.question_id][Target(row.target)] = row
         self.recipients = recipients or audience.Recipients(session)
-        self.raised: list[_Raised] = []
+        self.raised: list[escalation.Raised] = []
 
 
 def advance(
@@ -218,29 +115,7 @@ def advance(
         clock.check_at = None
         session.add(clock)
         return
-    for _ in range(3):
-        if clock.check_at is None or clock.check_at > now or clock.due_at is None:
-            break
-        if clock.state in (ClockState.running, ClockState.warning) and clock.due_at <= now:
-            clock.state = ClockState.breached
-            clock.breached_at = now
-            clock.escalation_level = LEVEL_SUPERVISORS
-            basis = sla_service.clock_basis(session, clock)
-            clock.check_at = basis.add(clock.due_at, clock.target_minutes * ESCALATE_AFTER)
-            _raise(batch, clock, question, "breached", clock.due_at, now, settings)
-        elif clock.state == ClockState.running:
-            clock.state = ClockState.warning
-            clock.warned_at = now
-            clock.escalation_level = LEVEL_OPERATORS
-            clock.check_at = clock.due_at
-            _raise(batch, clock, question, "warning", clock.warn_at or now, now, settings)
-        elif clock.state == ClockState.breached and clock.escalation_level < LEVEL_CHAIN:
-            clock.escalation_level = LEVEL_CHAIN
-            at = clock.check_at
-            clock.check_at = None
-            _raise(batch, clock, question, "escalated", at, now, settings)
-        else:
-            clock.check_at = None
+    escalation.step(session, clock, question, now, settings, batch.raised)
     session.add(clock)
     # The question's deadline: the earliest of its clocks, as `sla_service.refresh_due`
     # would read them (the batch holds every clock of the question).

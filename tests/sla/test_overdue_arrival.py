@@ -1,0 +1,153 @@
+"""A question already overdue when it arrives: on PostgreSQL its clocks are written
+moved on (warned, breached, escalated) with their alerts, in the event's own writes;
+on SQLite the sweep raises them. Either way each alert goes once, to the right people."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app.auth.models import Role
+from app.core.config import Settings
+from app.directory.models import Platform
+from app.intake.models import InboundEvent
+from app.processing.processor import process_pending
+from app.questions.models import OutboxItem, Question, WebhookSubscription
+from app.sla import escalation, watcher
+from app.sla import service as sla
+from app.sla.models import ClockState, Target
+from tests.factories.auth import make_user
+from tests.factories.directory import cipher, make_institution, make_page, make_territory
+from tests.factories.questions import make_question
+from tests.sla.test_watcher import DUE, ESCALATE, T0, WARN, _alerts, _entries, _world
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _events(session: Session, question: Question) -> list[str]:
+    rows = session.exec(
+        select(OutboxItem).where(OutboxItem.question_id == question.id).order_by(col(OutboxItem.id))
+    ).all()
+    return [row.payload["event"] for row in rows]
+
+
+def test_a_question_past_its_escalation_arrives_breached_and_escalated(
+    session: Session, settings: Settings
+) -> None:
+    world = _world(session)
+    session.add(WebhookSubscription(url="https://crm.example/h", events=["sla.breached"]))
+    now = ESCALATE + timedelta(minutes=5)
+    with escalation.alerting(session, settings):
+        question = make_question(session, page_id=world["page"].id, created_at=T0, now=now)
+    first = sla.clocks_of(session, question)[Target.first_response]
+    if _postgres(session):
+        # Written moved on: the sweep has nothing to read back.
+        assert (first.state, first.escalation_level, first.check_at) == (
+            ClockState.breached,
+            3,
+            None,
+        )
+        assert first.breached_at == now
+        assert watcher.sweep(session, now, settings) == 0
+    else:
+        # SQLite: a held clock gets its id only at its INSERT, so the sweep raises them.
+        assert first.state == ClockState.running
+        assert watcher.sweep(session, now, settings) == 1
+    assert watcher.sweep(session, now + timedelta(minutes=1), settings) == 0
+    session.refresh(question)
+    assert question.due_at == DUE  # a breached deadline stays at the head of the queue
+    assert _entries(session, question) == ["sla.breached", "sla.escalated"]
+    assert _alerts(session, world["operator"]) == ["sla.breached"]
+    assert _alerts(session, world["town"]) == ["sla.breached"]
+    assert _alerts(session, world["region"]) == ["sla.escalated"]
+    assert _alerts(session, world["elsewhere"]) == []
+    assert _events(session, question) == ["sla.breached"]
+
+
+def test_a_question_past_its_warning_arrives_warned(session: Session, settings: Settings) -> None:
+    world = _world(session)
+    now = WARN + timedelta(minutes=5)
+    with escalation.alerting(session, settings):
+        question = make_question(session, page_id=world["page"].id, created_at=T0, now=now)
+    first = sla.clocks_of(session, question)[Target.first_response]
+    if not _postgres(session):
+        assert watcher.sweep(session, now, settings) == 1
+    assert (first.state, first.check_at, first.warned_at) == (ClockState.warning, DUE, now)
+    assert _alerts(session, world["operator"]) == ["sla.warning"]
+    assert _alerts(session, world["town"]) == []
+    # Its deadline then comes as for any question.
+    assert watcher.sweep(session, DUE + timedelta(seconds=30), settings) == 1
+    assert _entries(session, question) == ["sla.warning", "sla.breached"]
+    assert _alerts(session, world["town"]) == ["sla.breached"]
+
+
+def test_a_question_on_time_raises_nothing_at_arrival(session: Session, settings: Settings) -> None:
+    world = _world(session)
+    with escalation.alerting(session, settings):
+        question = make_question(session, page_id=world["page"].id, created_at=T0, now=T0)
+    assert sla.clocks_of(session, question)[Target.first_response].state == ClockState.running
+    assert _entries(session, question) == []
+    assert _alerts(session, world["operator"]) == []
+
+
+def _deliver_old(engine: sa.Engine, page_id: int, sent: Any, count: int) -> None:
+    with Session(engine) as session:
+        for n in range(count):
+            body = {
+                "id": f"old-{n}",
+                "thread_id": f"old-thread-{n}",
+                "kind": "message",
+                "author": {"id": f"citizen-{n}", "name": "Елена Смирнова"},
+                "text": f"Когда откроют поликлинику №{n}?",
+                "sent_at": sent.isoformat(),
+                "from_page": False,
+            }
+            session.add(
+                InboundEvent(
+                    platform="generic",
+                    page_id=page_id,
+                    delivery_key=f"old-{n}",
+                    body=json.dumps(body).encode(),
+                    received_at=sent,
+                )
+            )
+        session.commit()
+
+
+def test_the_worker_raises_the_alerts_of_a_batch_of_overdue_arrivals_once(
+    live_engine: sa.Engine, settings: Settings
+) -> None:
+    with Session(live_engine, expire_on_commit=False) as session:
+        town = make_territory(session)
+        institution = make_institution(session, territory_id=town.id)
+        page = make_page(session, institution_id=institution.id, platform=Platform.generic)
+        operator = make_user(session, Role.operator, institution_ids=[institution.id])
+        supervisor = make_user(session, Role.supervisor, territory_id=town.id)
+        session.commit()
+        assert page.id is not None
+        page_id = page.id
+    now = ESCALATE + timedelta(minutes=5)
+    _deliver_old(live_engine, page_id, T0, 12)
+    while process_pending(live_engine, cipher(), lambda: now, settings=settings):
+        pass
+    with Session(live_engine) as session:
+        questions = session.exec(select(Question).where(Question.page_id == page_id)).all()
+        assert len(questions) == 12
+        breached = [
+            sla.clocks_of(session, q)[Target.first_response].state == ClockState.breached
+            for q in questions
+        ]
+        assert all(breached) if _postgres(session) else not any(breached)
+        while watcher.sweep(session, now, settings):
+            pass
+        assert watcher.sweep(session, now + timedelta(minutes=1), settings) == 0
+        assert all(_entries(session, q) == ["sla.breached", "sla.escalated"] for q in questions)
+        assert _alerts(session, operator) == ["sla.breached"] * 12
+        assert _alerts(session, supervisor) == ["sla.breached"] * 12
+        session.rollback()
