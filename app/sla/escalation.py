@@ -230,12 +230,14 @@ def on_arrival(
     if context is None or not due or any(c.get("id") is None for c in due):
         return None
     row = SimpleNamespace(**question)
+    recipients = context.recipients.bind(session)
+    # Everyone the institution's alerts may reach in one read (five queries), not one
+    # read a level: built cold, each read took 3.5 ms.
+    recipients.prefetch([row.institution_id])
     raised: list[Raised] = []
     for columns in due:
         clock = SimpleNamespace(**columns)
         step(session, clock, row, now, context.settings, raised)
         columns.update(vars(clock))
-    alerts, outbox = alerts_and_events(
-        session, raised, context.recipients.bind(session), now, context.settings
-    )
+    alerts, outbox = alerts_and_events(session, raised, recipients, now, context.settings)
     return Arrived(timeline_rows(raised), alerts, outbox)

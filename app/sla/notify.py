@@ -9,6 +9,7 @@ working morning, and everything waiting for one person goes out as one digest.
 
 from __future__ import annotations
 
+import functools
 import logging
 import smtplib
 from collections import defaultdict
@@ -72,7 +73,9 @@ def _deliver_after(zone: str, question: Question, now: datetime) -> datetime:
     return policies.office_calendar(zone).next_working_instant(now)
 
 
+@functools.lru_cache(maxsize=4096)
 def _local(zone: str, at: datetime) -> str:
+    # Cached: every recipient of an alert in one zone gets the same text.
     return at.astimezone(ZoneInfo(zone)).strftime("%d.%m %H:%M")
 
 
