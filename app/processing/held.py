@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import object_session
 from sqlmodel import Session
 
 from app.intake.models import InboundEvent
@@ -120,10 +121,11 @@ def send(session: Session, db: sa.Connection, writes: combined.Writes) -> None:
 
 def take_id(session: Session, db: sa.Connection, table: sa.Table) -> int | None:
     """SQLite, while the batch holds its rows: the id for a new row of `table` (a
-    question, a message), so that rows of the batch can name it before it is written.
+    question, a message, a clock), so that rows of the batch can name it before it is
+    written.
     The batch's transaction holds SQLite's write lock, so nobody else takes the ids
-    above the table's largest; every new question and message of a batch that holds
-    takes its id here (a row without one, written later, could take an id given out).
+    above the table's largest; every new question, message and clock of a batch that
+    holds takes its id here (a clock the ORM inserts too, `_clock_takes_its_id`) (a row without one, written later, could take an id given out).
     After a flush the largest is read again, and the next id is above both it and the
     ids given out. None on PostgreSQL (the event's lookup takes ids from the sequences) and when
     nothing is held (the INSERT gives the id)."""
@@ -137,6 +139,16 @@ def take_id(session: Session, db: sa.Connection, table: sa.Table) -> int | None:
         held.recount.discard(table.name)
     held.ids[table.name] = last + 1
     return last + 1
+
+
+@sa.event.listens_for(SlaClock, "before_insert")
+def _clock_takes_its_id(_mapper: Any, connection: sa.Connection, clock: SlaClock) -> None:
+    """A clock the ORM inserts while the batch holds its rows (a follow-up's next-response
+    clock) takes its id here too: held clocks carry ids taken ahead (an overdue arrival's
+    alerts name them), and SQLite's own next id could be one of those."""
+    session = object_session(clock)
+    if clock.id is None and session is not None:
+        clock.id = take_id(session, connection, _CLOCKS)  # type: ignore[arg-type]
 
 
 def flush(session: Session) -> None:

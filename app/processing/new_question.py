@@ -345,6 +345,9 @@ def open_question(
     )
     created = ("created", {"platform": str(page.platform)})
     writes.insert(_TIMELINE, timeline_rows(question_id, e.sent_at, [created, *decision.entries]))
+    if not clock_ids:  # SQLite, a batch that holds its rows: the ids from `held.take_id`
+        taken = [held.take_id(session, db, _CLOCK_TABLE) for _ in sla.clocks]
+        clock_ids = [i for i in taken if i is not None]
     clocks = [
         {**({"id": clock_ids[n]} if clock_ids else {}), "question_id": question_id, "target": t}
         | values

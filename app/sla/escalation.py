@@ -10,7 +10,10 @@ for warnings and breaches, the outgoing webhooks.
 Two callers look at clocks: the SLA sweep (`app.sla.watcher`), for clocks whose check
 came while they ran, and processing, for the clocks of a question that is overdue
 when it arrives (`on_arrival`), which are written already moved on, with their alerts,
-in the batch's own statement: the sweep never reads them back.
+in the batch's own writes: the sweep never reads them back. That needs the clocks' ids
+before they are written (the alerts' dedupe keys name them): PostgreSQL takes them from
+the sequence with the event's lookup, SQLite's batches from `held.take_id`. A clock
+without one (SQLite, an event applied on its own) is left to the sweep.
 """
 
 from __future__ import annotations
