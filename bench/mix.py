@@ -207,6 +207,11 @@ _COUNTS = {
     "edits": "select count(*) from message where edited_at is not null",
     "deletions": "select count(*) from message where deleted_at is not null",
     "questions": "select count(*) from question",
+    # The SLA alerts the run raised (the work of overdue arrivals, which processing now
+    # raises as it writes them): their timeline entries and in-app alerts.
+    "breaches": "select count(*) from timeline_entry where kind = 'sla.breached'",
+    "escalations": "select count(*) from timeline_entry where kind = 'sla.escalated'",
+    "alerts": "select count(*) from notification",
     # Citizen messages of one question applied against the order their deliveries were
     # received in (a follow-up before the message it follows). Received, not written:
     # deliveries sent side by side may arrive in either order, as VK's do.
@@ -241,6 +246,8 @@ def applied(engine: sa.Engine, expected: Expected) -> tuple[bool, str]:
         f"{expected.citizen_messages}, page replies {got['native_replies']}/"
         f"{expected.native_replies}, edits {got['edits']}/{expected.edits}, deletions "
         f"{got['deletions']}/{expected.deletions}; {got['out_of_order']} out of order, "
-        f"{got['duplicated']} twice; {got['questions']} questions"
+        f"{got['duplicated']} twice; {got['questions']} questions; SLA: "
+        f"{got['breaches']} breaches, {got['escalations']} escalations, "
+        f"{got['alerts']} in-app alerts"
     )
     return ok, ("exactly once, in order: yes — " if ok else "exactly once, in order: NO — ") + line
