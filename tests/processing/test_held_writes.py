@@ -211,7 +211,10 @@ def test_a_page_reply_with_the_text_of_our_unrecorded_reply_is_that_reply(
     answer = "Здравствуйте! Ремонт в плане на май."
     with Session(live_engine) as session:
         # An operator's replies, queued: the outbox has not recorded them as published.
-        for question in session.exec(select(Question).where(col(Question.page_id) == page_id)):
+        # In the questions' order, so that the messages' ids follow t1, t2: unordered,
+        # PostgreSQL returned them in heap order, where an updated row moves to the end.
+        questions = select(Question).where(col(Question.page_id) == page_id)
+        for question in session.exec(questions.order_by(col(Question.id))):
             assert question.id is not None
             session.add(
                 Message(
