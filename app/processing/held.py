@@ -125,9 +125,10 @@ def take_id(session: Session, db: sa.Connection, table: sa.Table) -> int | None:
     written.
     The batch's transaction holds SQLite's write lock, so nobody else takes the ids
     above the table's largest; every new question, message and clock of a batch that
-    holds takes its id here (a clock the ORM inserts too, `_clock_takes_its_id`) (a row without one, written later, could take an id given out).
-    After a flush the largest is read again, and the next id is above both it and the
-    ids given out. None on PostgreSQL (the event's lookup takes ids from the sequences) and when
+    holds takes its id here, a clock the ORM inserts too (`_clock_takes_its_id`): a row
+    without one, written later, could take an id given out. After a flush the largest is
+    read again, and the next id is above both it and the ids given out. None on
+    PostgreSQL (the event's lookup takes ids from the sequences) and when
     nothing is held (the INSERT gives the id)."""
     held: Held | None = session.info.get(_HELD)
     if held is None or db.dialect.name == "postgresql":

@@ -98,30 +98,6 @@ def test_a_question_on_time_raises_nothing_at_arrival(session: Session, settings
     assert _alerts(session, world["operator"]) == []
 
 
-def _deliver_old(engine: sa.Engine, page_id: int, sent: Any, count: int) -> None:
-    with Session(engine) as session:
-        for n in range(count):
-            body = {
-                "id": f"old-{n}",
-                "thread_id": f"old-thread-{n}",
-                "kind": "message",
-                "author": {"id": f"citizen-{n}", "name": "Елена Смирнова"},
-                "text": f"Когда откроют поликлинику №{n}?",
-                "sent_at": sent.isoformat(),
-                "from_page": False,
-            }
-            session.add(
-                InboundEvent(
-                    platform="generic",
-                    page_id=page_id,
-                    delivery_key=f"old-{n}",
-                    body=json.dumps(body).encode(),
-                    received_at=sent,
-                )
-            )
-        session.commit()
-
-
 def test_the_worker_raises_the_alerts_of_a_batch_of_overdue_arrivals_once(
     live_engine: sa.Engine, settings: Settings
 ) -> None:
@@ -135,7 +111,10 @@ def test_the_worker_raises_the_alerts_of_a_batch_of_overdue_arrivals_once(
         assert page.id is not None
         page_id = page.id
     now = ESCALATE + timedelta(minutes=5)
-    _deliver_old(live_engine, page_id, T0, 12)
+    with Session(live_engine) as session:
+        for n in range(12):
+            session.add(_generic(page_id, f"old-{n}", f"old-{n}", 0, page=False))
+        session.commit()
     while process_pending(live_engine, cipher(), lambda: now, settings=settings):
         pass
     with Session(live_engine) as session:
