@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from app.core import bulk
 from app.directory import service as directory_service
 from app.directory.models import Page
 from app.jobs.context import JobContext
@@ -42,6 +44,7 @@ TRANSIENT_RETRY = timedelta(minutes=15)  # VK was unreachable or busy
 CALLS_PER_RUN = 10  # users.get calls one run makes at most
 FULL_PASS = timedelta(minutes=5)  # between runs that look at every row showing an id
 _APPLY_BATCH = 1000
+_CHUNK = 2000  # rows showing an id read at a time
 # Literal conditions (no parameters), so that the planners use the partial indexes
 # `ix_question_unnamed` and `ix_message_unnamed` of exactly these rows.
 _UNNAMED_QUESTION = sa.text("question.citizen_name = '' AND question.platform = 'vk'")
@@ -142,38 +145,64 @@ def _wanted(session: Session, now: datetime, after: int = 0) -> tuple[dict[int, 
     """VK citizens shown as ids whose name is not cached (or is due to be asked again),
     grouped by a page to ask through: one with a token when they wrote to several.
     Of the questions above `after` only; and whether every one found was taken."""
-    cached = sa.and_(
-        col(CitizenName.platform) == PLATFORM,
-        col(CitizenName.platform_id) == col(Question.citizen_platform_id),
+    with_token = set(
+        session.execute(
+            select(Page.id).where(
+                col(Page.platform) == PLATFORM, col(Page.access_token_enc).is_not(None)
+            )
+        ).scalars()
     )
-    with_token = sa.case((col(Page.access_token_enc).is_not(None), col(Question.page_id)))
-    rows = session.execute(
-        sa.select(
-            col(Question.citizen_platform_id),
-            sa.func.coalesce(sa.func.min(with_token), sa.func.min(col(Question.page_id))),
-        )
-        .join(Page, col(Page.id) == col(Question.page_id))
-        .outerjoin(CitizenName, cached)
-        .where(
-            _UNNAMED_QUESTION,
-            col(Question.id) > after,
-            col(Question.citizen_platform_id) != "",
-            sa.not_(col(Question.citizen_platform_id).startswith("-")),  # a community
-            sa.or_(col(CitizenName.id).is_(None), col(CitizenName.next_check_at) <= now),
-        )
-        .group_by(col(Question.citizen_platform_id))
-        .order_by(col(Question.citizen_platform_id))
-        .limit(USERS_GET_LIMIT * CALLS_PER_RUN)
-    ).all()
+    pages: dict[str, set[int]] = defaultdict(set)
+    unnamed = sa.select(col(Question.citizen_platform_id), col(Question.page_id)).where(
+        _UNNAMED_QUESTION,
+        col(Question.id) > after,
+        col(Question.citizen_platform_id) != "",
+        sa.not_(col(Question.citizen_platform_id).startswith("-")),  # a community
+    )
+    for chunk in _chunks(session, unnamed):
+        settled = _cached(session, {row[0] for row in chunk}, now, named=False)
+        for citizen_id, page_id in chunk:
+            if citizen_id not in settled:
+                pages[citizen_id].add(page_id)
+    limit = USERS_GET_LIMIT * CALLS_PER_RUN
     by_page: dict[int, list[str]] = defaultdict(list)
-    complete = len(rows) < USERS_GET_LIMIT * CALLS_PER_RUN
-    for citizen_id, page_id in rows:
+    complete = len(pages) < limit
+    for citizen_id in sorted(pages)[:limit]:
+        page_id = min(pages[citizen_id] & with_token or pages[citizen_id])
         ids = by_page[page_id]
         if len(ids) < USERS_GET_LIMIT and (ids or len(by_page) <= CALLS_PER_RUN):
             ids.append(citizen_id)
         else:
             complete = False
     return {page_id: ids for page_id, ids in by_page.items() if ids}, complete
+
+
+def _chunks(session: Session, query: Any) -> Iterator[Sequence[Any]]:
+    """The rows of `query`, read a chunk at a time (a server-side cursor on PostgreSQL)."""
+    result = session.execute(query.execution_options(stream_results=True, yield_per=_CHUNK))
+    try:
+        yield from result.partitions()
+    finally:
+        result.close()
+
+
+def _cached(
+    session: Session, citizen_ids: set[str], now: datetime, *, named: bool
+) -> dict[str, str]:
+    """The cache's still valid answers for these citizens (`named`: only names, not the
+    absence of one), by id. One table by its unique index: the planner cannot turn
+    this into a loop over every cached name, as it did with the join it replaces when
+    its statistics were older than a burst of new citizens."""
+    if not citizen_ids:
+        return {}
+    query = sa.select(col(CitizenName.platform_id), col(CitizenName.name)).where(
+        col(CitizenName.platform) == PLATFORM,
+        bulk.among(session, col(CitizenName.platform_id), citizen_ids),
+        col(CitizenName.next_check_at) > now,
+    )
+    if named:
+        query = query.where(col(CitizenName.name) != "")
+    return dict(session.execute(query).all())
 
 
 def _secrets(
@@ -243,21 +272,13 @@ def apply_cached(
     returns how many rows got a name."""
     mine_q = [] if citizens is None else [col(Question.citizen_platform_id).in_(citizens)]
     mine_m = [] if citizens is None else [col(Message.author_id).in_(citizens)]
-    # The cache's rows of `citizens` by their own index, too: the planner does not carry
-    # an IN list across the join, and read every cached name instead.
-    mine_c = [] if citizens is None else [col(CitizenName.platform_id).in_(citizens)]
-    fresh = sa.and_(
-        col(CitizenName.platform) == PLATFORM,
-        col(CitizenName.name) != "",
-        col(CitizenName.next_check_at) > now,
-        *mine_c,
+    questions = _named(
+        session,
+        now,
+        sa.select(col(Question.id), col(Question.citizen_platform_id)).where(
+            _UNNAMED_QUESTION, col(Question.id) > after[0], *mine_q
+        ),
     )
-    questions = session.execute(
-        sa.select(col(Question.id), col(CitizenName.name))
-        .join(CitizenName, col(CitizenName.platform_id) == col(Question.citizen_platform_id))
-        .where(fresh, _UNNAMED_QUESTION, col(Question.id) > after[0], *mine_q)
-        .limit(_APPLY_BATCH)
-    ).all()
     # Core executemany on the connection: names only, no ORM objects to synchronise.
     if questions:
         session.connection().execute(
@@ -267,18 +288,16 @@ def apply_cached(
             [{"question_id": row[0], "name": row[1]} for row in questions],
         )
     vk_pages = select(Page.id).where(col(Page.platform) == PLATFORM)
-    messages = session.execute(
-        sa.select(col(Message.id), col(CitizenName.name))
-        .join(CitizenName, col(CitizenName.platform_id) == col(Message.author_id))
-        .where(
-            fresh,
+    messages = _named(
+        session,
+        now,
+        sa.select(col(Message.id), col(Message.author_id)).where(
             col(Message.page_id).in_(vk_pages.scalar_subquery()),
             _UNNAMED_MESSAGE,
             col(Message.id) > after[1],
             *mine_m,
-        )
-        .limit(_APPLY_BATCH)
-    ).all()
+        ),
+    )
     if messages:
         session.connection().execute(
             sa.update(Message)
@@ -287,3 +306,15 @@ def apply_cached(
             [{"message_id": row[0], "name": row[1]} for row in messages],
         )
     return len(questions) + len(messages)
+
+
+def _named(session: Session, now: datetime, unnamed: Any) -> list[tuple[int, str]]:
+    """(id, cached name) of the rows of `unnamed` (id, citizen id) whose citizen has a
+    valid name in the cache, _APPLY_BATCH at most."""
+    found: list[tuple[int, str]] = []
+    for chunk in _chunks(session, unnamed):
+        names = _cached(session, {row[1] for row in chunk}, now, named=True)
+        found += [(row[0], names[row[1]]) for row in chunk if row[1] in names]
+        if len(found) >= _APPLY_BATCH:
+            break
+    return found[:_APPLY_BATCH]
