@@ -71,6 +71,8 @@ class Held:
         self.marks: set[str] = set()
         self.questions: dict[int, HeldQuestion] = {}  # new questions, by id
         self.keys: dict[tuple[int, str], int] = {}  # (page, message key) -> its question
+        # Questions in the database a held reply answered (open no more, `answered`).
+        self.answered: set[int] = set()
         self.ids: dict[str, int] = {}  # SQLite: the last id taken of a table (`take_id`)
         self.recount: set[str] = set()  # tables whose largest id to read again
 
@@ -91,6 +93,7 @@ class Held:
         self.marks.clear()
         self.questions.clear()
         self.keys.clear()
+        self.answered.clear()
         # After a flush (and so after a mid-batch commit, which flushes first) others may
         # have written rows: the next id is above theirs and above every id taken, also
         # one taken for a row not held yet (a reply takes its id, then sends the batch's
@@ -199,6 +202,19 @@ def latest_in_thread(
     return max(found, default=None)
 
 
+def answered(session: Session, question_id: int | None = None) -> frozenset[int]:
+    """Note that a held reply answers `question_id` (a question in the database: the
+    rows that settle it are held); the questions noted so far in this batch. A page's
+    reply that looks for its thread's latest open question leaves these out: it would
+    otherwise have to send the held rows first to see them answered."""
+    held: Held | None = session.info.get(_HELD)
+    if held is None:
+        return frozenset()
+    if question_id is not None:
+        held.answered.add(question_id)
+    return frozenset(held.answered)
+
+
 def question(session: Session, question_id: int) -> HeldQuestion | None:
     """The held rows of a new question of this batch (None: it is in the database)."""
     held: Held | None = session.info.get(_HELD)
@@ -239,8 +255,9 @@ def before_event(session: Session, page_id: int, items: list[Event]) -> None:
       rows when they are there (`question_of_key`, `question`), else from the database.
       What the batch holds of a question in the database is another reply's settling
       of it (the mark `answered:<id>`, sent first by `intake.answer`) or a follow-up's
-      message (sent first by `replies.targets`). It reads the thread's questions only
-      when it answers no known message (`replies.page_reply` sends first then);
+      message (sent first by `replies.targets`). It reads the thread's latest open
+      question only when it answers no known message, leaving out those the batch's
+      held replies answered (`answered`);
     - edits, deletions and the like read through the ORM: anything.
     """
     reads: set[str] = set()

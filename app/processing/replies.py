@@ -88,6 +88,7 @@ _THREAD_QUESTION = (
         col(Question.page_id) == sa.bindparam("page_id"),
         col(Question.thread_key) == sa.bindparam("thread_key"),
         intake.one_of(col(Question.status), _OPEN),
+        col(Question.id).not_in(sa.bindparam("skip", expanding=True)),
     )
     .order_by(col(Question.id).desc())
     .limit(1)
@@ -119,7 +120,7 @@ _THREAD_TARGETS_PG = sa.text(
     "WITH t AS (SELECT id FROM question WHERE page_id = :page_id AND thread_key = :thread_key"
     " AND status IN ("
     + ", ".join(f":open_{n}" for n in range(len(OPEN_STATUSES)))
-    + ") ORDER BY id DESC LIMIT 1)"
+    + ") AND NOT (id = ANY(CAST(:skip AS integer[]))) ORDER BY id DESC LIMIT 1)"
     " SELECT t.id,"
     " (SELECT m.id FROM message AS m WHERE m.question_id = t.id AND m.source = :otklik"
     " AND m.external_id IS NULL AND m.text = :text ORDER BY m.id LIMIT 1) AS pending,"
@@ -194,13 +195,13 @@ def page_reply(
     answered = found.answered
     if question_id is None:
         # The thread's latest open question: a held one of this batch (no reply of ours
-        # can be waiting on it yet), else the database's, with what other replies of the
-        # batch held for the thread written first (`held.before_event`).
+        # can be waiting on it yet), else the database's, but for those that replies of
+        # the batch answered with held rows (a reply makes an open question answered).
         question_id = held.latest_in_thread(session, page.id, e.thread_key, _OPEN)
         answered = None
         if question_id is None:
-            held.before(session, reads=(f"reply:{page.id}:{e.thread_key}",), writes=())
-            question_id, pending_id, answered = _thread_targets(db, page.id, e)
+            skip = held.answered(session)
+            question_id, pending_id, answered = _thread_targets(db, page.id, e, skip)
             if question_id is None:
                 return  # the page wrote in a thread with no question: nothing to answer
     if pending_id is not None:
@@ -225,13 +226,15 @@ def thread_is_new(session: Session, db: sa.Connection, page_id: int, e: Event) -
 
 
 def _thread_targets(
-    db: sa.Connection, page_id: int, e: Event
+    db: sa.Connection, page_id: int, e: Event, skip: frozenset[int]
 ) -> tuple[int | None, int | None, Answered | None]:
-    """The thread's latest open question (None: there is none), our own reply waiting on
-    it with `e`'s text, and on PostgreSQL the question with its clocks (one statement)."""
+    """The thread's latest open question but for `skip` (None: there is none), our own
+    reply waiting on it with `e`'s text, and on PostgreSQL the question with its clocks
+    (one statement)."""
     if db.dialect.name != "postgresql":
         question_id = db.execute(
-            _THREAD_QUESTION, {"page_id": page_id, "thread_key": e.thread_key}
+            _THREAD_QUESTION,
+            {"page_id": page_id, "thread_key": e.thread_key, "skip": sorted(skip)},
         ).scalar()
         if question_id is None:
             return None, None, None
@@ -242,6 +245,7 @@ def _thread_targets(
         "thread_key": e.thread_key,
         "otklik": MessageSource.otklik.value,
         "text": e.text,
+        "skip": sorted(skip),
     }
     params |= {f"open_{n}": status for n, status in enumerate(_OPEN)}
     row = db.execute(_THREAD_TARGETS_PG, params).first()

@@ -278,3 +278,49 @@ def test_ids_taken_before_a_flush_are_not_given_again_after_it(live_engine: sa.E
         # not done again one event at a time).
         inserts = [s for s in statements if s.startswith("INSERT INTO message")]
         assert inserts and all(s.startswith("INSERT INTO message (id,") for s in inserts)
+
+
+def test_a_reply_naming_no_message_skips_the_question_a_held_reply_answered(
+    live_engine: sa.Engine,
+) -> None:
+    """Two citizens' questions stored in one thread; then, in one batch, the page answers
+    the newer by name and twice more naming no message. The second reply answers the
+    older question (the newer one is answered by the first, still held), the third
+    finds nothing open. As one event at a time, and without sending the held rows
+    before each reply."""
+    asked = "Когда починят дорогу на улице Ленина?"
+    replies = [
+        ("r1", "t1", None, "m2", 30, "Ремонт в мае."),
+        ("r2", "t1", None, None, 29, "И вам ответим: в мае."),
+        ("r3", "t1", None, None, 28, "Спасибо за вопросы."),
+    ]
+    outcomes = []
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    for alone in (False, True):
+        page_id = _page(live_engine)
+        _deliver(
+            live_engine,
+            page_id,
+            [("m1", "t1", "c1", None, 60, asked), ("m2", "t1", "c2", None, 50, asked)],
+        )
+        statements.clear()
+        sa.event.listen(live_engine, "before_cursor_execute", seen)
+        try:
+            for row in [[r] for r in replies] if alone else [replies]:
+                _deliver(live_engine, page_id, row)
+        finally:
+            sa.event.remove(live_engine, "before_cursor_execute", seen)
+        if not alone and live_engine.dialect.name == "postgresql":
+            held = [s for s in statements if s.startswith("WITH w0 AS (")]
+            assert len(held) == 1  # the batch's rows in its one statement at the end
+        outcomes.append(_outcome(live_engine, page_id))
+    together, alone_outcome = outcomes
+    assert [(q[1], q[2], q[6]) for q in alone_outcome] == [
+        ("c1", "answered", [("m1", "citizen"), ("r2", "native")]),
+        ("c2", "answered", [("m2", "citizen"), ("r1", "native")]),
+    ]
+    assert together == alone_outcome
