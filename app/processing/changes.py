@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.directory.snapshots import PageInfo
-from app.processing import combined
+from app.processing import combined, held
 from app.processing import new_question as intake
 from app.questions import timeline
 from app.questions.models import (
@@ -68,9 +68,12 @@ _EDITED = sa.select(
 
 def edit(session: Session, page: PageInfo, e: Event, now: datetime) -> None:
     """An edit of a message: its text (the previous one kept), the question's text when
-    it is the question's first message, a timeline entry. One read and, on PostgreSQL,
-    one statement (not held: edits send what the batch holds first, `held.before_event`,
-    and what they write is read back by later events of the batch)."""
+    it is the question's first message, a timeline entry. One read; the writes are held
+    with the batch's (`held`). The edited message is in the database (had the batch held
+    it, `held.before_event` sent it first); a later event of the batch that reads or
+    changes it sends the held rows first (its key's mark); a reply that settles the
+    question whose text this edit changes, before or after it in the batch, is sent
+    apart from it (`answered:<id>`): one statement must not update a row twice."""
     db = intake.connection(session)
     message = db.execute(_EDITED, {"page_id": page.id, "key": e.source_key}).first()
     if message is None:
@@ -101,9 +104,11 @@ def edit(session: Session, page: PageInfo, e: Event, now: datetime) -> None:
     )
     if message.first_id == message.id:
         writes.update(intake.QUESTIONS, "id", {"id": message.question_id, "text": e.text})
+        settles = (f"answered:{message.question_id}",)  # another update of the question
+        held.before(session, reads=settles, writes=settles)
     entry = {"question_id": message.question_id, "kind": "edited", "at": e.sent_at}
     writes.insert(intake.TIMELINE, [{**entry, "data": {"message_id": message.id}}])
-    writes.send(db)
+    held.send(session, db, writes)
     intake.expire(session, Message, [message.id])
     intake.expire(session, Question, [message.question_id])
 

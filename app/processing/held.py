@@ -61,14 +61,19 @@ class Held:
     they wrote (strings such as `citizen:page:thread:author`, see `before_event`).
 
     All data-modifying CTEs of a statement see the same snapshot, so an UPDATE would
-    miss a row INSERTed beside it. Updates are only ever of rows the event read from
-    the database, and those are never held: reading them sent them first. A held
-    row itself is changed in place instead (`question`).
+    miss a row INSERTed beside it, and a row must not be updated twice in one
+    statement. Updates are only ever of rows the event read from the database; an
+    event that would read or update such a row again sends the held rows first (the
+    marks: the message's key, `answered:<question>`). A held row itself is changed
+    in place instead (`question`).
     """
 
     def __init__(self) -> None:
         self.writes = combined.Writes()
         self.marks: set[str] = set()
+        # The marks of the event being applied: they stay when the held rows are sent
+        # in the middle of it, as its own writes are held after that.
+        self.current: set[str] = set()
         self.questions: dict[int, HeldQuestion] = {}  # new questions, by id
         self.keys: dict[tuple[int, str], int] = {}  # (page, message key) -> its question
         # Questions in the database a held reply answered (open no more, `answered`).
@@ -90,7 +95,7 @@ class Held:
 
     def sent(self) -> None:
         self.writes = combined.Writes()
-        self.marks.clear()
+        self.marks = set(self.current)
         self.questions.clear()
         self.keys.clear()
         self.answered.clear()
@@ -239,9 +244,10 @@ def before(
     if held.writes and (anything or not held.marks.isdisjoint(reads)):
         flush(session)
     held.marks.update(writes)
+    held.current.update(writes)
 
 
-_HOLDABLE = (EventKind.citizen_message, EventKind.page_reply, EventKind.ignored)
+_HOLDABLE = (EventKind.citizen_message, EventKind.page_reply, EventKind.edit, EventKind.ignored)
 
 
 def before_event(session: Session, page_id: int, items: list[Event]) -> None:
@@ -258,7 +264,8 @@ def before_event(session: Session, page_id: int, items: list[Event]) -> None:
       message (sent first by `replies.targets`). It reads the thread's latest open
       question only when it answers no known message, leaving out those the batch's
       held replies answered (`answered`);
-    - edits, deletions and the like read through the ORM: anything.
+    - an edit reads its message by key (`changes.edit`);
+    - deletions and restores read through the ORM: anything.
     """
     reads: set[str] = set()
     writes: set[str] = set()
@@ -275,4 +282,7 @@ def before_event(session: Session, page_id: int, items: list[Event]) -> None:
         else:
             reads |= {f"key:{p}:{k}" for k in (e.source_key, e.reply_to_key) if k}
     anything = any(e.kind not in _HOLDABLE for e in items)
+    held: Held | None = session.info.get(_HELD)
+    if held is not None:
+        held.current = set()  # a new event
     before(session, reads=reads, writes=writes, anything=anything)

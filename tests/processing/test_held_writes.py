@@ -324,3 +324,27 @@ def test_a_reply_naming_no_message_skips_the_question_a_held_reply_answered(
         ("c2", "answered", [("m2", "citizen"), ("r1", "native")]),
     ]
     assert together == alone_outcome
+
+
+def test_a_follow_up_after_two_replies_to_its_question_sees_them_both(
+    live_engine: sa.Engine,
+) -> None:
+    """The second reply to a stored question sends the batch's held rows first (the
+    first reply's settling of it): its own marks must outlive that send, so that the
+    citizen's follow-up after it sends its settling first too and reopens the question."""
+    asked = "Когда починят дорогу на улице Ленина?"
+    batch = [
+        ("r1", "t1", None, "m1", 30, "Ремонт в мае."),
+        ("r2", "t1", None, "m1", 29, "Уточним сроки."),
+        ("m2", "t1", "c1", None, 20, "А раньше никак?"),
+    ]
+    outcomes = []
+    for alone in (False, True):
+        page_id = _page(live_engine)
+        _deliver(live_engine, page_id, [("m1", "t1", "c1", None, 60, asked)])
+        for rows in [[r] for r in batch] if alone else [batch]:
+            _deliver(live_engine, page_id, rows)
+        outcomes.append(_outcome(live_engine, page_id))
+    together, alone_outcome = outcomes
+    assert [(q[1], q[2]) for q in alone_outcome] == [("c1", "in_progress")]
+    assert together == alone_outcome
