@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -153,9 +154,16 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
+_READERS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
 def reading_engine(engine: Engine) -> Engine:
-    """The engine for read-only work: on SQLite its transactions take no write lock."""
-    return engine.execution_options(sqlite_begin="DEFERRED")
+    """The engine for read-only work: on SQLite its transactions take no write lock.
+    Made once per engine (making it costs more than the processor's look for work)."""
+    reader = _READERS.get(engine)
+    if reader is None:
+        reader = _READERS[engine] = engine.execution_options(sqlite_begin="DEFERRED")
+    return reader
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -121,8 +121,17 @@ def any_pending(dialect: str) -> sa.Select[Any]:
     (1.8 ms a look at 20,000 deliveries, growing with the table). SQLite finds the
     first pending row by `ix_inbound_event_status_next` and would sort every pending
     one for the order (1 ms a look with 8,000 pending)."""
-    query = sa.select(col(InboundEvent.id)).where(IS_PENDING)
-    return (query.order_by(col(InboundEvent.id)) if dialect == "postgresql" else query).limit(1)
+    found = _LOOKS.get(dialect)
+    if found is None:
+        query = sa.select(col(InboundEvent.id)).where(IS_PENDING)
+        query = query.order_by(col(InboundEvent.id)) if dialect == "postgresql" else query
+        found = _LOOKS[dialect] = query.limit(1)
+    return found
+
+
+# Made once: an idle processor looks 20 times a second, and a new statement's cache
+# key costs more than the look itself.
+_LOOKS: dict[str, sa.Select[Any]] = {}
 
 
 def has_pending(engine: sa.Engine) -> bool:
