@@ -134,8 +134,8 @@ def worker(
     from app.core.db import utcnow
     from app.jobs.context import JobContext
     from app.jobs.runner import Runner
-    from app.main import background_jobs
     from app.processing.processor import Processor
+    from app.worker import background_jobs
 
     settings = _settings()
     setup_logging(settings.log_level)

@@ -151,7 +151,7 @@ def report_sla_xlsx(
         session, user, now, start, to, territory_id, institution_id, group_by, sector
     )
     rows = figures.sla_report(session, user, f, now=now)
-    body = exports.sla_xlsx(rows, "Сроки ответов", exports.period_text(f.start, f.end, tz))
+    body = exports.sla_xlsx(rows, "Сроки ответов", periods.period_text(f.start, f.end, tz))
     return Response(
         body, media_type=exports.XLSX, headers=_filename(f"sla-{group_by}", now, "xlsx")
     )

@@ -12,15 +12,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from app.core import format as fmt
 from app.questions.models import DismissReason
 from app.reports.figures import SlaRow
 from app.routing.service import DISMISS_REASONS_RU
@@ -116,18 +113,6 @@ def sla_csv(rows: Sequence[SlaRow]) -> str:
         for line in data
     )
     return "".join(csv_lines(headers, lines))
-
-
-def period_text(start: datetime, end: datetime, timezone: str) -> str:
-    """«01.03.2026 – 31.03.2026 (МСК+2)»: local dates, the end inclusive when the period
-    ends at a local midnight, else with times."""
-    tz = ZoneInfo(timezone)
-    a, b = start.astimezone(tz), end.astimezone(tz)
-    zone = fmt.zone_label(timezone, start)
-    if a.time() == b.time() == datetime.min.time():
-        last = b - timedelta(days=1)
-        return f"{a:%d.%m.%Y} – {last:%d.%m.%Y} ({zone})"
-    return f"{a:%d.%m.%Y %H:%M} – {b:%d.%m.%Y %H:%M} ({zone})"
 
 
 def typed_cell(sheet: WriteOnlyWorksheet, value: Any, kind: str = "text") -> Any:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from app.core import format as fmt
 from app.core.errors import Invalid
 
 PERIODS: dict[str, str] = {
@@ -84,3 +85,15 @@ def resolve(
     else:
         first = today - timedelta(days=29)
     return Period(key, _midnight(first, tz), _midnight(today + timedelta(days=1), tz), first, today)
+
+
+def period_text(start: datetime, end: datetime, timezone: str) -> str:
+    """«01.03.2026 – 31.03.2026 (МСК+2)»: local dates, the end inclusive when the period
+    ends at a local midnight, else with times."""
+    tz = ZoneInfo(timezone)
+    a, b = start.astimezone(tz), end.astimezone(tz)
+    zone = fmt.zone_label(timezone, start)
+    if a.time() == b.time() == datetime.min.time():
+        last = b - timedelta(days=1)
+        return f"{a:%d.%m.%Y} – {last:%d.%m.%Y} ({zone})"
+    return f"{a:%d.%m.%Y %H:%M} – {b:%d.%m.%Y %H:%M} ({zone})"

@@ -120,7 +120,7 @@ def build(
         sector=sector,
     )
     book = Workbook(write_only=True)
-    period = exports.period_text(span.start, span.end, tz)
+    period = periods.period_text(span.start, span.end, tz)
     summary = book.create_sheet("Итоги")
     t = exports.typed_cell
     summary.append([t(summary, f"Еженедельный отчёт: {d.scope_name}")])

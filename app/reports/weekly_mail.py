@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -26,7 +27,10 @@ from app.auth.models import Notification, Role, User
 from app.core import format as fmt
 from app.jobs.context import JobContext
 from app.notifications import mail
-from app.reports import exports, periods, population, weekly
+from app.reports import periods, population
+
+if TYPE_CHECKING:
+    from app.reports import weekly
 
 log = logging.getLogger("otklik.reports")
 
@@ -127,12 +131,16 @@ def send_weekly_reports(ctx: JobContext) -> int:
             zone = _zone(session, user)
             span = periods.resolve("last_week", now, zone)
             text = (
-                f"Отчёт за неделю {exports.period_text(span.start, span.end, zone)} "
+                f"Отчёт за неделю {periods.period_text(span.start, span.end, zone)} "
                 f"отправлен на {user.email}"
             )
             # Claimed first: a report another worker sends is not built twice.
             if not _claim(session, user, key, now, text):
                 continue
+            # Imported when a report is due: it brings openpyxl, a tenth of a worker's
+            # start-up.
+            from app.reports import weekly
+
             report = weekly.build(session, user, now=now)
         assert user.email is not None
         try:

@@ -10,9 +10,9 @@ from app.auth.models import Role
 from app.core.config import Settings
 from app.jobs.context import JobContext
 from app.jobs.runner import run_once
-from app.main import background_jobs
 from app.outbox.sender import send_outbox
 from app.questions.models import OutboxStatus
+from app.worker import background_jobs
 from tests.conftest import FrozenClock
 from tests.factories.auth import make_user
 from tests.outbox.outbox_helpers import CIPHER, FakePlatform, items_of, reply, vk_ok, vk_wall
