@@ -78,27 +78,39 @@ def insert_many(
     *,
     skip_conflicts: bool = False,
     returning: str | None = None,
+    update_on: tuple[str, ...] = (),
 ) -> list[Any]:
     """Insert `rows` (all with the same keys); `skip_conflicts`: leave out those that
-    conflict with a unique key (ON CONFLICT DO NOTHING). Returns the `returning` column
-    of the rows inserted (an empty list without `returning`)."""
+    conflict with a unique key (ON CONFLICT DO NOTHING); `update_on`: the columns of a
+    unique key, where a row that conflicts updates the stored one's other columns
+    instead (no two rows of one call may share that key). Returns the `returning`
+    column of the rows inserted (an empty list without `returning`)."""
     if not rows:
         return []
     names = tuple(rows[0])
+    updated = [name for name in names if name not in update_on]
     if db.dialect.name != "postgresql":
         statement: Any = sqlite_insert(table)
         if skip_conflicts:
             statement = statement.on_conflict_do_nothing()
+        elif update_on:
+            statement = statement.on_conflict_do_update(
+                index_elements=list(update_on),
+                set_={name: statement.excluded[name] for name in updated},
+            )
         if returning is None:
             db.execute(statement, list(rows))
             return []
         return list(db.execute(statement.returning(table.c[returning]), list(rows)).scalars())
-    shape = (table.name, names, skip_conflicts, returning)
+    shape = (table.name, names, skip_conflicts, returning, update_on)
     text = _STATEMENTS.get(shape)
     if text is None:
         sql = insert_sql(table, names, "rows")
         if skip_conflicts:
             sql += " ON CONFLICT DO NOTHING"
+        elif update_on:
+            sets = ", ".join(f"{quoted(n)} = EXCLUDED.{quoted(n)}" for n in updated)
+            sql += f" ON CONFLICT ({', '.join(quoted(n) for n in update_on)}) DO UPDATE SET {sets}"
         if returning is not None:
             sql += f" RETURNING {quoted(returning)}"
         text = _STATEMENTS[shape] = sa.text(sql)
@@ -128,6 +140,53 @@ def pairs_among(db: Session, a: Any, b: Any, pairs: Iterable[Any]) -> Any:
     seconds = sa.bindparam(None, [p[1] for p in pairs], type_=postgresql.ARRAY(b.type))
     both = sa.select(sa.func.unnest(firsts), sa.func.unnest(seconds))
     return sa.tuple_(a, b).in_(both)
+
+
+def update_many(
+    db: sa.Connection, table: sa.Table, rows: Sequence[Row], *, match: Row | None = None
+) -> None:
+    """Set the other columns of `rows` (all with the same keys, `id` among them) on the
+    rows with their ids, in one statement on PostgreSQL. `match`: only where the stored
+    row still has these values, and where its column named by each row's `match_<name>`
+    key equals that value (an outbox item still in the hands of the sender that
+    claimed it: its status, and the attempts of that claim)."""
+    if not rows:
+        return
+    match = match or {}
+    keys = tuple(rows[0])
+    checked = tuple(k.removeprefix("match_") for k in keys if k.startswith("match_"))
+    names = tuple(k for k in keys if not k.startswith("match_"))
+    if db.dialect.name != "postgresql":
+        statement = (
+            table.update()
+            .where(table.c.id == sa.bindparam("row_id"))
+            .where(*(table.c[n] == value for n, value in match.items()))
+            .where(*(table.c[n] == sa.bindparam(f"match_{n}") for n in checked))
+            .values({n: sa.bindparam(f"v_{n}") for n in names if n != "id"})
+        )
+        db.execute(
+            statement,
+            [
+                {
+                    "row_id": r["id"],
+                    **{f"v_{n}": r[n] for n in names if n != "id"},
+                    **{f"match_{n}": r[f"match_{n}"] for n in checked},
+                }
+                for r in rows
+            ],
+        )
+        return
+    shape = ("update", table.name, keys, tuple(match))
+    text = _STATEMENTS.get(shape)
+    if text is None:
+        sql = update_sql(table, "id", names, "rows")
+        sql += "".join(f" AND t.{quoted(n)} = :match_{n}" for n in match)
+        sql += "".join(f" AND t.{quoted(n)} = v.{quoted(n)}" for n in checked)
+        text = _STATEMENTS[shape] = sa.text(sql)
+    # The checked values travel in the row under their column's name (the record type
+    # has no column match_<name>), where update_sql does not set them.
+    payload = [{**{n: r[n] for n in names}, **{n: r[f"match_{n}"] for n in checked}} for r in rows]
+    db.execute(text, {"rows": rows_json(payload), **{f"match_{n}": v for n, v in match.items()}})
 
 
 _UPDATES: dict[tuple[str, tuple[str, ...]], sa.TextClause] = {}

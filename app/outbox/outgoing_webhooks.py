@@ -22,6 +22,7 @@ import httpx
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from app.core import bulk
 from app.core.errors import Invalid
 from app.jobs.context import JobContext
 from app.outbox.outcomes import (
@@ -204,13 +205,6 @@ _SENDING = (
     .execution_options(synchronize_session=False)
 )
 
-# An outcome is written only if the item is still this sender's claim ('sending' from
-# this claim, not re-claimed since its lease ran out), as `outcomes.current` checks.
-_STILL_OURS = (
-    col(OutboxItem.id) == sa.bindparam("item_id"),
-    col(OutboxItem.status) == OutboxStatus.sending,
-    col(OutboxItem.attempts) == sa.bindparam("claimed_attempts"),
-)
 # Delivered: the usual outcome, one statement for the batch's (id, claimed attempts).
 _SENT = (
     sa.update(OutboxItem)
@@ -228,28 +222,10 @@ _SENT = (
         error_message=None,
     )
 )
-_RETRIED = (
-    sa.update(OutboxItem)
-    .where(*_STILL_OURS)
-    .values(
-        status=OutboxStatus.pending,
-        last_error=sa.bindparam("error"),
-        error_code=RETRYING,
-        error_message=sa.bindparam("message"),
-        next_attempt_at=sa.bindparam("next_at"),
-    )
-)
-_FAILED = (
-    sa.update(OutboxItem)
-    .where(*_STILL_OURS)
-    .values(
-        status=OutboxStatus.failed,
-        error_code=sa.bindparam("code"),
-        error_message=sa.bindparam("message"),
-        last_error=sa.bindparam("error"),
-        next_attempt_at=None,
-    )
-)
+_ITEMS: sa.Table = OutboxItem.__table__  # type: ignore[attr-defined]
+# An outcome is written only if the item is still this sender's claim ('sending' from
+# this claim, not re-claimed since its lease ran out), as `outcomes.current` checks.
+_STILL_OURS = {"status": OutboxStatus.sending}
 
 
 def _record_webhooks(ctx: JobContext, outcomes: _Outcomes, jitter: Callable[[], float]) -> None:
@@ -269,12 +245,14 @@ def _record_webhooks(ctx: JobContext, outcomes: _Outcomes, jitter: Callable[[], 
         delay = backoff(claimed.attempts, retry_after, jitter())
         retried.append(
             {
-                "item_id": claimed.id,
-                "claimed_attempts": claimed.attempts,
-                "error": error[:2000],
-                "message": f"{reason_ru} Попытка {claimed.attempts} из {WEBHOOK_MAX_ATTEMPTS} "
-                "не удалась; Отклик повторит отправку сам.",
-                "next_at": now + timedelta(seconds=delay),
+                "id": claimed.id,
+                "status": OutboxStatus.pending,
+                "last_error": error[:2000],
+                "error_code": RETRYING,
+                "error_message": f"{reason_ru} Попытка {claimed.attempts} из "
+                f"{WEBHOOK_MAX_ATTEMPTS} не удалась; Отклик повторит отправку сам.",
+                "next_attempt_at": now + timedelta(seconds=delay),
+                "match_attempts": claimed.attempts,
             }
         )
         log.warning("outbox retry", extra={"fields": {"item": claimed.id, "error": error}})
@@ -282,21 +260,21 @@ def _record_webhooks(ctx: JobContext, outcomes: _Outcomes, jitter: Callable[[], 
         db = session.connection()
         if outcomes.sent:
             db.execute(_SENT, {"claims": [(c.id, c.attempts) for c in outcomes.sent], "at": now})
-        if retried:
-            db.execute(_RETRIED, retried)
-        if failed:
-            db.execute(
-                _FAILED,
-                [
-                    {
-                        "item_id": c.id,
-                        "claimed_attempts": c.attempts,
-                        "code": code[:64],
-                        "message": message,
-                        "error": detail[:2000],
-                    }
-                    for c, code, message, detail in failed
-                ],
-            )
+        # One statement for all the batch's retries (a subscriber that is down fails
+        # every item), and one for its failures.
+        bulk.update_many(db, _ITEMS, retried, match=_STILL_OURS)
+        failures = [
+            {
+                "id": c.id,
+                "status": OutboxStatus.failed,
+                "error_code": code[:64],
+                "error_message": message,
+                "last_error": detail[:2000],
+                "next_attempt_at": None,
+                "match_attempts": c.attempts,
+            }
+            for c, code, message, detail in failed
+        ]
+        bulk.update_many(db, _ITEMS, failures, match=_STILL_OURS)
     for claimed, code, _, _ in failed:
         log.warning("outbox item failed", extra={"fields": {"item": claimed.id, "code": code}})

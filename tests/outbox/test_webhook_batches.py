@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
@@ -137,8 +138,13 @@ def test_stuck_paused_and_refused_webhooks_in_one_batch(
     assert of_private.error_code == "subscription_url_private"
 
 
+@pytest.mark.parametrize("answer", [204, 503], ids=["sent", "retried"])
 def test_an_outcome_is_not_written_over_another_senders_claim(
-    session: Session, connection: sa.Connection, settings: Settings, clock: FrozenClock
+    session: Session,
+    connection: sa.Connection,
+    settings: Settings,
+    clock: FrozenClock,
+    answer: int,
 ) -> None:
     _subscribe(session)
     (item_id,) = _events(session, vk_wall(session, clock), clock, 1)
@@ -151,8 +157,9 @@ def test_an_outcome_is_not_written_over_another_senders_claim(
             .where(col(OutboxItem.id) == item_id)
             .values(attempts=OutboxItem.attempts + 1)
         )
-        return httpx.Response(204)
+        return httpx.Response(answer)
 
     run(connection, settings, clock, FakePlatform([reclaimed]))
     (item,) = _items(session, [item_id])
     assert item.status == OutboxStatus.sending and item.attempts == 2 and item.sent_at is None
+    assert item.error_code is None
