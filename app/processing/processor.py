@@ -37,7 +37,10 @@ from webhooks import Malformed
 
 log = logging.getLogger("otklik.ingest")
 
-BATCH = 100
+# Deliveries a batch claims. On PostgreSQL 200 took 6 % less of its CPU per delivery
+# than 100 (fewer statements and trigger firings a delivery: 850 against 800 events/s
+# end to end, two alternating rounds); SQLite's batches end by SQLITE_BUDGET first.
+BATCH = 200
 # On SQLite a batch holds the one write lock: commit after this much work
 # (seconds), or at once when the webhook writer is waiting (see turns.py).
 SQLITE_BUDGET = 0.05
