@@ -244,7 +244,9 @@ def remember(
         for citizen_id in ids
     ]
     # One statement for the call's thousand ids, not one each.
-    bulk.insert_many(session.connection(), _CITIZEN_NAMES, rows, update_on=("platform", "platform_id"))
+    bulk.insert_many(
+        session.connection(), _CITIZEN_NAMES, rows, update_on=("platform", "platform_id")
+    )
 
 
 def apply_cached(
