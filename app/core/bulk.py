@@ -143,25 +143,30 @@ def pairs_among(db: Session, a: Any, b: Any, pairs: Iterable[Any]) -> Any:
 
 
 def update_many(
-    db: sa.Connection, table: sa.Table, rows: Sequence[Row], *, match: Row | None = None
+    db: sa.Connection,
+    table: sa.Table,
+    rows: Sequence[Row],
+    *,
+    only_if: Row | None = None,
+    compare: tuple[str, ...] = (),
 ) -> None:
-    """Set the other columns of `rows` (all with the same keys, `id` among them) on the
-    rows with their ids, in one statement on PostgreSQL. `match`: only where the stored
-    row still has these values, and where its column named by each row's `match_<name>`
-    key equals that value (an outbox item still in the hands of the sender that
-    claimed it: its status, and the attempts of that claim)."""
+    """Set the columns of `rows` (all with the same keys, `id` among them) on the rows
+    with their ids: one statement on PostgreSQL (the rows as one JSON parameter,
+    `update_sql`), an `executemany` on SQLite. Only where the stored row still has the
+    values of `only_if`, and the row's own values of the columns in `compare`, which are
+    compared, not set (an outbox item still in the hands of the sender that claimed it:
+    its status, and the attempts of that claim)."""
     if not rows:
         return
-    match = match or {}
+    only_if = only_if or {}
     keys = tuple(rows[0])
-    checked = tuple(k.removeprefix("match_") for k in keys if k.startswith("match_"))
-    names = tuple(k for k in keys if not k.startswith("match_"))
+    names = tuple(k for k in keys if k not in compare)
     if db.dialect.name != "postgresql":
         statement = (
             table.update()
             .where(table.c.id == sa.bindparam("row_id"))
-            .where(*(table.c[n] == value for n, value in match.items()))
-            .where(*(table.c[n] == sa.bindparam(f"match_{n}") for n in checked))
+            .where(*(table.c[n] == value for n, value in only_if.items()))
+            .where(*(table.c[n] == sa.bindparam(f"was_{n}") for n in compare))
             .values({n: sa.bindparam(f"v_{n}") for n in names if n != "id"})
         )
         db.execute(
@@ -170,26 +175,22 @@ def update_many(
                 {
                     "row_id": r["id"],
                     **{f"v_{n}": r[n] for n in names if n != "id"},
-                    **{f"match_{n}": r[f"match_{n}"] for n in checked},
+                    **{f"was_{n}": r[n] for n in compare},
                 }
                 for r in rows
             ],
         )
         return
-    shape = ("update", table.name, keys, tuple(match))
+    shape = ("update", table.name, keys, tuple(only_if), compare)
     text = _STATEMENTS.get(shape)
     if text is None:
         sql = update_sql(table, "id", names, "rows")
-        sql += "".join(f" AND t.{quoted(n)} = :match_{n}" for n in match)
-        sql += "".join(f" AND t.{quoted(n)} = v.{quoted(n)}" for n in checked)
+        sql += "".join(f" AND t.{quoted(n)} = :only_{n}" for n in only_if)
+        sql += "".join(f" AND t.{quoted(n)} = v.{quoted(n)}" for n in compare)
         text = _STATEMENTS[shape] = sa.text(sql)
-    # The checked values travel in the row under their column's name (the record type
-    # has no column match_<name>), where update_sql does not set them.
-    payload = [{**{n: r[n] for n in names}, **{n: r[f"match_{n}"] for n in checked}} for r in rows]
-    db.execute(text, {"rows": rows_json(payload), **{f"match_{n}": v for n, v in match.items()}})
+    db.execute(text, {"rows": rows_json(rows), **{f"only_{n}": v for n, v in only_if.items()}})
 
 
-_UPDATES: dict[tuple[str, tuple[str, ...]], sa.TextClause] = {}
 _COLUMN_KEYS: dict[Any, frozenset[str]] = {}
 
 
@@ -239,23 +240,8 @@ def write_changes(session: Session, objects: Iterable[Any]) -> int:
         groups.setdefault((table, names), []).append({"id": state.identity[0], **changed})
         written.append((obj, changed))
     db = session.connection()
-    for (table, names), rows in groups.items():
-        if db.dialect.name == "postgresql":
-            text = _UPDATES.get((table.name, names))
-            if text is None:
-                sql = update_sql(table, "id", names, "rows")
-                text = _UPDATES[(table.name, names)] = sa.text(sql)
-            db.execute(text, {"rows": rows_json(rows)})
-        else:
-            statement = (
-                table.update()
-                .where(table.c.id == sa.bindparam("row_id"))
-                .values({name: sa.bindparam(f"v_{name}") for name in names})
-            )
-            db.execute(
-                statement,
-                [{"row_id": r["id"], **{f"v_{n}": r[n] for n in names}} for r in rows],
-            )
+    for (table, _), rows in groups.items():
+        update_many(db, table, rows)
     for obj, changed in written:
         for key, value in changed.items():
             set_committed_value(obj, key, value)

@@ -226,6 +226,7 @@ _ITEMS: sa.Table = OutboxItem.__table__  # type: ignore[attr-defined]
 # An outcome is written only if the item is still this sender's claim ('sending' from
 # this claim, not re-claimed since its lease ran out), as `outcomes.current` checks.
 _STILL_OURS = {"status": OutboxStatus.sending}
+_CLAIM = ("attempts",)  # the rows' attempts: those of the claim, compared, not set
 
 
 def _record_webhooks(ctx: JobContext, outcomes: _Outcomes, jitter: Callable[[], float]) -> None:
@@ -252,7 +253,7 @@ def _record_webhooks(ctx: JobContext, outcomes: _Outcomes, jitter: Callable[[], 
                 "error_message": f"{reason_ru} Попытка {claimed.attempts} из "
                 f"{WEBHOOK_MAX_ATTEMPTS} не удалась; Отклик повторит отправку сам.",
                 "next_attempt_at": now + timedelta(seconds=delay),
-                "match_attempts": claimed.attempts,
+                "attempts": claimed.attempts,
             }
         )
         log.warning("outbox retry", extra={"fields": {"item": claimed.id, "error": error}})
@@ -262,7 +263,7 @@ def _record_webhooks(ctx: JobContext, outcomes: _Outcomes, jitter: Callable[[], 
             db.execute(_SENT, {"claims": [(c.id, c.attempts) for c in outcomes.sent], "at": now})
         # One statement for all the batch's retries (a subscriber that is down fails
         # every item), and one for its failures.
-        bulk.update_many(db, _ITEMS, retried, match=_STILL_OURS)
+        bulk.update_many(db, _ITEMS, retried, only_if=_STILL_OURS, compare=_CLAIM)
         failures = [
             {
                 "id": c.id,
@@ -271,10 +272,10 @@ def _record_webhooks(ctx: JobContext, outcomes: _Outcomes, jitter: Callable[[], 
                 "error_message": message,
                 "last_error": detail[:2000],
                 "next_attempt_at": None,
-                "match_attempts": c.attempts,
+                "attempts": c.attempts,
             }
             for c, code, message, detail in failed
         ]
-        bulk.update_many(db, _ITEMS, failures, match=_STILL_OURS)
+        bulk.update_many(db, _ITEMS, failures, only_if=_STILL_OURS, compare=_CLAIM)
     for claimed, code, _, _ in failed:
         log.warning("outbox item failed", extra={"fields": {"item": claimed.id, "code": code}})
