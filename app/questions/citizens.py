@@ -43,6 +43,8 @@ CALLS_PER_RUN = 10  # users.get calls one run makes at most
 FULL_PASS = timedelta(minutes=5)  # between runs that look at every row showing an id
 _APPLY_BATCH = 1000
 _CITIZEN_NAMES: sa.Table = CitizenName.__table__  # type: ignore[attr-defined]
+_QUESTIONS: sa.Table = Question.__table__  # type: ignore[attr-defined]
+_MESSAGES: sa.Table = Message.__table__  # type: ignore[attr-defined]
 _CHUNK = 2000  # rows showing an id read at a time
 # Literal conditions (no parameters), so that the planners use the partial indexes
 # `ix_question_unnamed` and `ix_message_unnamed` of exactly these rows.
@@ -268,14 +270,10 @@ def apply_cached(
             _UNNAMED_QUESTION, col(Question.id) > after[0], *mine_q
         ),
     )
-    # Core executemany on the connection: names only, no ORM objects to synchronise.
-    if questions:
-        session.connection().execute(
-            sa.update(Question)
-            .where(col(Question.id) == sa.bindparam("question_id"))
-            .values(citizen_name=sa.bindparam("name")),
-            [{"question_id": row[0], "name": row[1]} for row in questions],
-        )
+    # Names only, no ORM objects to synchronise; one statement on PostgreSQL, not one
+    # UPDATE (and one firing of the question's statement triggers) a row.
+    db = session.connection()
+    bulk.update_many(db, _QUESTIONS, [{"id": i, "citizen_name": n} for i, n in questions])
     vk_pages = select(Page.id).where(col(Page.platform) == PLATFORM)
     messages = _named(
         session,
@@ -287,13 +285,7 @@ def apply_cached(
             *mine_m,
         ),
     )
-    if messages:
-        session.connection().execute(
-            sa.update(Message)
-            .where(col(Message.id) == sa.bindparam("message_id"))
-            .values(author_name=sa.bindparam("name")),
-            [{"message_id": row[0], "name": row[1]} for row in messages],
-        )
+    bulk.update_many(db, _MESSAGES, [{"id": i, "author_name": n} for i, n in messages])
     return len(questions) + len(messages)
 
 
