@@ -185,7 +185,7 @@ def answer(
         writes.update(_CLOCK_TABLE, "id", {"id": clocks[target].id, **changes})
     writes.update(_QUESTIONS, "id", {"id": question_id, **settled.question})
     held.send(session, db, writes)
-    held.answered(session, question_id)
+    held.note_answered(session, question_id)
     expire(session, Question, [question_id])
     expire(session, SlaClock, [row.id for row in clocks.values()])
 

@@ -207,17 +207,20 @@ def latest_in_thread(
     return max(found, default=None)
 
 
-def answered(session: Session, question_id: int | None = None) -> frozenset[int]:
-    """Note that a held reply answers `question_id` (a question in the database: the
-    rows that settle it are held); the questions noted so far in this batch. A page's
+def note_answered(session: Session, question_id: int) -> None:
+    """A held reply answers `question_id`, a question in the database (the rows that
+    settle it are held): see `answered`."""
+    held: Held | None = session.info.get(_HELD)
+    if held is not None:
+        held.answered.add(question_id)
+
+
+def answered(session: Session) -> frozenset[int]:
+    """The questions in the database that held replies of this batch answered. A page's
     reply that looks for its thread's latest open question leaves these out: it would
     otherwise have to send the held rows first to see them answered."""
     held: Held | None = session.info.get(_HELD)
-    if held is None:
-        return frozenset()
-    if question_id is not None:
-        held.answered.add(question_id)
-    return frozenset(held.answered)
+    return frozenset() if held is None else frozenset(held.answered)
 
 
 def question(session: Session, question_id: int) -> HeldQuestion | None:

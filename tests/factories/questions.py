@@ -22,7 +22,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from app.directory import snapshots as directory
 from app.processing import ingest
 from app.processing import new_question as processing
-from app.questions.models import Message, Question
+from app.questions.models import Message, Question, TimelineEntry
 from tests.factories.directory import make_page
 from webhooks import EventKind, InboundEvent, ThreadKind
 
@@ -239,3 +239,14 @@ def native_reply(
 
 def _by_key(page_id: int, key: str) -> SelectOfScalar[Message]:
     return select(Message).where(col(Message.page_id) == page_id, col(Message.external_id) == key)
+
+
+def timeline_kinds(session: Session, question_id: int | None) -> list[str]:
+    """The kinds of the question's timeline entries, sorted."""
+    return list(
+        session.exec(
+            select(TimelineEntry.kind)
+            .where(col(TimelineEntry.question_id) == question_id)
+            .order_by(col(TimelineEntry.kind))
+        ).all()
+    )

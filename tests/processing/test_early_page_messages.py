@@ -12,17 +12,14 @@ from sqlmodel import Session, col, select
 
 from app.core.config import Settings
 from app.demo import deliveries as d
-from app.directory import service as directory_service
-from app.directory.models import Platform
 from app.intake.models import EventStatus, InboundEvent
-from app.intake.writer import Delivery, DeliveryWriter
 from app.jobs.context import JobContext
 from app.processing import ingest
 from app.processing.jobs import retry_events
 from app.processing.processor import process_pending
 from app.questions.models import Message, MessageSource, Question, QuestionStatus
-from tests.factories.directory import cipher, make_page
-from webhooks import PageSecrets
+from tests.factories.deliveries import store_vk, vk_page
+from tests.factories.directory import cipher
 
 AT = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 CITIZEN = "512348907"
@@ -34,21 +31,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-def _page(engine: sa.Engine) -> tuple[int, PageSecrets]:
-    with Session(engine) as session:
-        page = make_page(session, platform=Platform.vk)
-        session.commit()
-        assert page.id is not None
-        return page.id, directory_service.page_secrets(page, cipher())
-
-
-def _store(engine: sa.Engine, page_id: int, page: PageSecrets, *bodies: dict) -> None:  # type: ignore[type-arg]
-    now = datetime.now(UTC)
-    DeliveryWriter(engine).write_now(
-        [Delivery("vk", page_id, b["event_id"], d.signed(page, b, now).body, now) for b in bodies]
-    )
 
 
 def _run(engine: sa.Engine, settings: Settings, clock: Clock, seconds: float) -> None:
@@ -70,15 +52,15 @@ def _statuses(engine: sa.Engine) -> list[str]:
 def test_a_reply_that_overtook_the_citizens_first_message_answers_it(
     live_engine: sa.Engine, settings: Settings
 ) -> None:
-    page_id, page = _page(live_engine)
+    page_id, page = vk_page(live_engine)
     reply = d.vk_page_message(page, CITIZEN, 11, "Здравствуйте! Запись открыта.", AT)
-    _store(live_engine, page_id, page, reply)
+    store_vk(live_engine, page_id, page, [reply])
     clock = Clock()
     process_pending(live_engine, cipher(), clock)
     assert _statuses(live_engine) == [EventStatus.waiting]
 
     first = d.vk_message(page, CITIZEN, 10, "Как записаться в кружок?", AT - timedelta(minutes=5))
-    _store(live_engine, page_id, page, first)
+    store_vk(live_engine, page_id, page, [first])
     _run(live_engine, settings, clock, seconds=ingest.WAITS[0])
 
     assert _statuses(live_engine) == [EventStatus.processed, EventStatus.processed]
@@ -94,8 +76,8 @@ def test_a_reply_that_overtook_the_citizens_first_message_answers_it(
 def test_a_page_that_writes_first_is_applied_after_a_moment_not_kept_waiting(
     live_engine: sa.Engine, settings: Settings
 ) -> None:
-    page_id, page = _page(live_engine)
-    _store(live_engine, page_id, page, d.vk_page_message(page, CITIZEN, 11, "Рассылка", AT))
+    page_id, page = vk_page(live_engine)
+    store_vk(live_engine, page_id, page, [d.vk_page_message(page, CITIZEN, 11, "Рассылка", AT)])
     clock = Clock()
     _run(live_engine, settings, clock, seconds=sum(ingest.WAITS[: ingest.NEW_THREAD_WAITS]) + 1)
 

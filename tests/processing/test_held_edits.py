@@ -12,33 +12,18 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.demo import deliveries as d
-from app.directory import service as directory_service
-from app.directory.models import Platform
-from app.intake.writer import Delivery, DeliveryWriter
 from app.processing.processor import process_pending
-from app.questions.models import Message, Question, TimelineEntry
-from tests.factories.directory import cipher, make_page
+from app.questions.models import Message, Question
+from tests.factories.deliveries import store_vk, vk_page
+from tests.factories.directory import cipher
+from tests.factories.questions import timeline_kinds
 from webhooks import PageSecrets
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 
 
-def _page(engine: sa.Engine) -> tuple[int, PageSecrets]:
-    with Session(engine) as session:
-        page = make_page(session, platform=Platform.vk)
-        session.commit()
-        assert page.id is not None
-        return page.id, directory_service.page_secrets(page, cipher())
-
-
 def _process(engine: sa.Engine, page_id: int, page: PageSecrets, bodies: list[Any]) -> None:
-    now = datetime.now(UTC)
-    DeliveryWriter(engine).write_now(
-        [
-            Delivery("vk", page_id, body["event_id"], d.signed(page, body, now).body, now)
-            for body in bodies
-        ]
-    )
+    store_vk(engine, page_id, page, bodies)
     while process_pending(engine, cipher(), lambda: datetime.now(UTC)):
         pass
 
@@ -74,18 +59,14 @@ def _outcome(engine: sa.Engine, page_id: int) -> list[Any]:
                 .where(col(Message.question_id) == q.id)
                 .order_by(col(Message.id))
             ).all()
-            kinds = session.exec(
-                select(TimelineEntry.kind)
-                .where(col(TimelineEntry.question_id) == q.id)
-                .order_by(col(TimelineEntry.kind))
-            ).all()
+            kinds = timeline_kinds(session, q.id)
             out.append(
                 (
                     q.citizen_platform_id,
                     q.text,
                     str(q.status),
                     [
-                        (m[0].rsplit(":", 1)[-1], m[1], [p["text"] for p in m[2] or []])
+                        ((m[0] or "").rsplit(":", 1)[-1], m[1], [p["text"] for p in m[2] or []])
                         for m in messages
                     ],
                     [k for k in kinds if k in ("created", "edited", "response")],
@@ -102,7 +83,7 @@ def test_edits_held_with_the_batch_end_as_one_event_at_a_time(live_engine: sa.En
 
     outcomes = []
     for alone in (False, True):
-        page_id, page = _page(live_engine)
+        page_id, page = vk_page(live_engine)
         _process(
             live_engine,
             page_id,

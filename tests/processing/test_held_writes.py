@@ -18,9 +18,10 @@ from app.directory.models import Platform
 from app.intake.models import InboundEvent
 from app.processing import processor
 from app.processing.processor import process_pending
-from app.questions.models import Direction, Message, MessageSource, Question, TimelineEntry
+from app.questions.models import Direction, Message, MessageSource, Question
 from app.sla.models import SlaClock
 from tests.factories.directory import cipher, make_page
+from tests.factories.questions import timeline_kinds
 
 NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
 
@@ -93,11 +94,7 @@ def _outcome(engine: sa.Engine, page_id: int) -> list[Any]:
                 .where(col(SlaClock.question_id) == q.id)
                 .order_by(col(SlaClock.target))
             ).all()
-            kinds = session.exec(
-                select(TimelineEntry.kind)
-                .where(col(TimelineEntry.question_id) == q.id)
-                .order_by(col(TimelineEntry.kind))
-            ).all()
+            kinds = timeline_kinds(session, q.id)
             out.append(
                 (
                     q.thread_key,

@@ -25,16 +25,15 @@ from sqlmodel import Session, col, select
 
 from app.core.config import Settings
 from app.demo import deliveries as d
-from app.directory import service as directory_service
-from app.directory.models import Platform
 from app.intake.models import EventStatus, InboundEvent
-from app.intake.writer import Delivery, DeliveryWriter
 from app.jobs.context import JobContext
 from app.processing import ingest
 from app.processing.jobs import retry_events
 from app.processing.processor import process_pending
 from app.questions.models import Message, MessageSource, Question, QuestionStatus
-from tests.factories.directory import cipher, make_page
+from tests.factories import deliveries
+from tests.factories.deliveries import store_vk
+from tests.factories.directory import cipher
 from webhooks import PageSecrets
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
@@ -92,18 +91,6 @@ def _interleaved(page: PageSecrets, threads: list[Thread], early: int) -> list[d
         row = [bodies[step] for bodies in per_thread]
         out.extend(row if step % 2 == 0 else reversed(row))
     return out
-
-
-def _store(
-    engine: sa.Engine, page_id: int, page: PageSecrets, bodies: list[dict[str, Any]]
-) -> None:
-    now = datetime.now(UTC)
-    DeliveryWriter(engine).write_now(
-        [
-            Delivery("vk", page_id, body["event_id"], d.signed(page, body, now).body, now)
-            for body in bodies
-        ]
-    )
 
 
 _LEFT = sa.text("SELECT count(*) FROM inbound_event WHERE status IN ('pending', 'waiting')")
@@ -199,11 +186,7 @@ def _external(session: Session, page_id: int) -> str:
 
 @pytest.fixture
 def vk_page(live_engine: sa.Engine) -> tuple[int, PageSecrets]:
-    with Session(live_engine) as session:
-        page = make_page(session, platform=Platform.vk)
-        session.commit()
-        assert page.id is not None
-        return page.id, directory_service.page_secrets(page, cipher())
+    return deliveries.vk_page(live_engine)
 
 
 @pytest.fixture
@@ -223,7 +206,7 @@ def test_workers_keep_each_thread_in_order_and_never_deadlock(
 ) -> None:
     page_id, page = vk_page
     threads = _threads(40)
-    _store(live_engine, page_id, page, _interleaved(page, threads, early=8))
+    store_vk(live_engine, page_id, page, _interleaved(page, threads, early=8))
     deadlocks = _deadlocks(live_engine)
     with caplog.at_level(logging.WARNING, logger="otklik"):
         errors = _work(live_engine, settings, workers, batch=6)
@@ -239,7 +222,7 @@ def test_an_edit_a_reply_and_a_deletion_before_their_comment_wait_for_it(
 ) -> None:
     page_id, page = vk_page
     threads = _threads(3)
-    _store(live_engine, page_id, page, _interleaved(page, threads, early=3))
+    store_vk(live_engine, page_id, page, _interleaved(page, threads, early=3))
     assert _work(live_engine, settings, 1, batch=100) == []
     _check(live_engine, page_id, threads, early=3)
     with Session(live_engine) as session:
@@ -253,7 +236,7 @@ def test_an_edit_whose_comment_never_comes_is_kept_as_an_orphan_with_the_reason(
 ) -> None:
     page_id, page = vk_page
     edit = d.vk_comment(page, "300000001", 7, 77, "Исправлено", START, kind="wall_reply_edit")
-    _store(live_engine, page_id, page, [edit])
+    store_vk(live_engine, page_id, page, [edit])
     assert _work(live_engine, settings, 1, batch=100, timeout=20) == []
     with Session(live_engine) as session:
         event = session.exec(select(InboundEvent)).one()
