@@ -37,9 +37,10 @@ from webhooks import Malformed
 
 log = logging.getLogger("otklik.ingest")
 
-# Deliveries a batch claims. On PostgreSQL 200 took 6 % less of its CPU per delivery
-# than 100 (fewer statements and trigger firings a delivery: 850 against 800 events/s
-# end to end, two alternating rounds); SQLite's batches end by SQLITE_BUDGET first.
+# Deliveries a batch claims. On PostgreSQL 200 rather than 100 spreads a batch's fixed
+# statements and trigger firings over more deliveries: 853 and 848 against 808 and 793
+# events/s end to end, PostgreSQL's CPU 1.10 against 1.16 ms a delivery (two alternating
+# rounds of bench.e2e). SQLite's batches end by SQLITE_BUDGET first.
 BATCH = 200
 # On SQLite a batch holds the one write lock: commit after this much work
 # (seconds), or at once when the webhook writer is waiting (see turns.py).
