@@ -62,13 +62,25 @@ def insert_sql(table: sa.Table, names: Sequence[str], param: str) -> str:
 
 
 def update_sql(table: sa.Table, key: str, names: Sequence[str], param: str) -> str:
-    """UPDATE of the columns `names` of the rows whose `key` is in the JSON parameter."""
+    """UPDATE of the columns `names` of the rows whose `key` is in the JSON parameter.
+
+    The rows to update are found by `key = ANY(the keys of the JSON)`, an index scan.
+    Joined only to the JSON's records, which PostgreSQL guesses at 100 whatever their
+    number, the table was read whole (a hash join) as long as it was of a few thousand
+    rows: 3.2 of the 3.6 ms of updating 4 of 6,000 clocks."""
     sets = ", ".join(f"{quoted(name)} = v.{quoted(name)}" for name in names if name != key)
+    k = quoted(key)
+    key_type = table.c[key].type.compile(dialect=postgresql.dialect())
     return (
         f"UPDATE {quoted(table.name)} AS t SET {sets} FROM "
         f"json_populate_recordset(NULL::{quoted(table.name)}, CAST(:{param} AS json)) AS v "
-        f"WHERE t.{quoted(key)} = v.{quoted(key)}"
+        f"WHERE t.{k} = v.{k} AND t.{k} = ANY(ARRAY(SELECT (e ->> {_literal(key)})::{key_type} "
+        f"FROM json_array_elements(CAST(:{param} AS json)) AS e))"
     )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def insert_many(
