@@ -151,7 +151,15 @@ def _claim_webhooks(ctx: JobContext, now: datetime, limit: int) -> tuple[list[_W
             # The usual claim, one statement for the batch (the rare others above are
             # written by the session's flush). While 'sending', next_attempt_at is the
             # end of the lease.
-            session.execute(_SENDING, {"ids": sending, "lease": now + SENDING_LEASE})
+            session.connection().execute(
+                _ITEMS.update()
+                .where(bulk.among(session, _ITEMS.c.id, sending))
+                .values(
+                    status=OutboxStatus.sending,
+                    attempts=_ITEMS.c.attempts + 1,
+                    next_attempt_at=now + SENDING_LEASE,
+                )
+            )
         return webhooks, settled
 
 
@@ -194,34 +202,6 @@ def _post_webhook(
     outcomes.retried.append((claimed, f"HTTP {status}", retry_after, reason))
 
 
-_SENDING = (
-    sa.update(OutboxItem)
-    .where(col(OutboxItem.id).in_(sa.bindparam("ids", expanding=True)))
-    .values(
-        status=OutboxStatus.sending,
-        attempts=col(OutboxItem.attempts) + 1,
-        next_attempt_at=sa.bindparam("lease"),
-    )
-    .execution_options(synchronize_session=False)
-)
-
-# Delivered: the usual outcome, one statement for the batch's (id, claimed attempts).
-_SENT = (
-    sa.update(OutboxItem)
-    .where(
-        sa.tuple_(col(OutboxItem.id), col(OutboxItem.attempts)).in_(
-            sa.bindparam("claims", expanding=True)
-        ),
-        col(OutboxItem.status) == OutboxStatus.sending,
-    )
-    .values(
-        status=OutboxStatus.sent,
-        sent_at=sa.bindparam("at"),
-        next_attempt_at=None,
-        error_code=None,
-        error_message=None,
-    )
-)
 _ITEMS: sa.Table = OutboxItem.__table__  # type: ignore[attr-defined]
 # An outcome is written only if the item is still this sender's claim ('sending' from
 # this claim, not re-claimed since its lease ran out), as `outcomes.current` checks.
@@ -260,7 +240,23 @@ def _record_webhooks(ctx: JobContext, outcomes: _Outcomes, jitter: Callable[[], 
     with ctx.transaction() as session:
         db = session.connection()
         if outcomes.sent:
-            db.execute(_SENT, {"claims": [(c.id, c.attempts) for c in outcomes.sent], "at": now})
+            # Delivered, the usual outcome: one statement for the batch's (id, claimed
+            # attempts), a text whatever their number (`bulk.pairs_among`).
+            claims = [(c.id, c.attempts) for c in outcomes.sent]
+            db.execute(
+                _ITEMS.update()
+                .where(
+                    bulk.pairs_among(session, _ITEMS.c.id, _ITEMS.c.attempts, claims),
+                    _ITEMS.c.status == OutboxStatus.sending,
+                )
+                .values(
+                    status=OutboxStatus.sent,
+                    sent_at=now,
+                    next_attempt_at=None,
+                    error_code=None,
+                    error_message=None,
+                )
+            )
         # One statement for all the batch's retries (a subscriber that is down fails
         # every item), and one for its failures.
         bulk.update_many(db, _ITEMS, retried, only_if=_STILL_OURS, compare=_CLAIM)
