@@ -102,20 +102,22 @@ def _env(url: str, var: Path) -> dict[str, str]:
     return env
 
 
-def _status(engine: sa.Engine) -> tuple[int, int, float | None, float | None]:
-    """(stored, still to do (pending or waiting), and seconds since epoch of the first and
-    of the last processed). A read that takes no write lock (on SQLite a worker may hold
-    it for long)."""
+def _status(engine: sa.Engine, stored: bool = True) -> tuple[int, int, float | None, float | None]:
+    """(stored (0 unless `stored`), still to do (pending or waiting), and seconds since
+    epoch of the first and of the last processed). A read that takes no write lock (on
+    SQLite a worker may hold it for long). Without the count of every stored delivery,
+    a read of indexes only: the drain asks four times a second, and a whole-table count
+    was 3 % of PostgreSQL's CPU in the figures of the run it watched."""
+    total = "(select count(*) from inbound_event)" if stored else "0"
     with reading_engine(engine).connect() as conn:
+        if engine.dialect.name == "postgresql" and not stored:
+            # Statistics of when every delivery was pending would have it read the table.
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
         row = conn.execute(
             sa.text(
-                "select count(*), count(*) filter (where status in ('pending', 'waiting')),"
-                " min(processed_at), max(processed_at) from inbound_event"
-            )
-            if engine.dialect.name == "postgresql"
-            else sa.text(
-                "select count(*), sum(status in ('pending', 'waiting')), min(processed_at),"
-                " max(processed_at) from inbound_event"
+                f"select {total}, (select count(*) from inbound_event where status in "
+                "('pending', 'waiting')), (select min(processed_at) from inbound_event),"
+                " (select max(processed_at) from inbound_event)"
             )
         ).one()
     return row[0], row[1] or 0, _epoch(row[2]), _epoch(row[3])
@@ -209,7 +211,7 @@ def drain(url: str, var: Path, workers: int, timeout: float = 600, split: bool =
         deadline = started + timeout
         stalled, last_left = time.time(), stored
         while time.time() < deadline:
-            _, left, first_at, _ = _status(engine)
+            _, left, first_at, _ = _status(engine, stored=False)
             if at_first is None and first_at is not None:
                 at_first = [_cpu_seconds(p.pid) for p in procs]
             if left == 0:
