@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine.processors import str_to_datetime
 from sqlmodel import Session, SQLModel
 
 # Constraint names must be stable across SQLite and PostgreSQL so that
@@ -56,6 +57,39 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
+    # On SQLite, the two steps of each way (the methods above, then SQLAlchemy's SQLite
+    # DATETIME text) in one function: the same text and values, at a fraction of the
+    # CPU. Every row processing writes on SQLite has three to six times; it was a third
+    # of sending a batch's held rows.
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        return _sqlite_text
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        return _sqlite_datetime
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    """A UTC time as SQLAlchemy's SQLite DATETIME stores it: `YYYY-MM-DD HH:MM:SS.ffffff`."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    text = value.replace(tzinfo=None).isoformat(" ")
+    return text if value.microsecond else text + ".000000"
+
+
+def _sqlite_datetime(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    parsed: datetime = str_to_datetime(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
 
 class EnumText(sa.TypeDecorator[StrEnum]):
     """A StrEnum stored as plain text (no database enum type), read back as the enum."""
@@ -68,7 +102,11 @@ class EnumText(sa.TypeDecorator[StrEnum]):
         self.enum = enum
 
     def process_bind_param(self, value: StrEnum | str | None, dialect: Dialect) -> str | None:
-        return None if value is None else self.enum(value).value
+        if value is None:
+            return None
+        if type(value) is self.enum:  # the usual case, without the enum's lookup
+            return value._value_
+        return self.enum(value).value
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> StrEnum | None:
         return None if value is None else self.enum(value)
