@@ -97,3 +97,27 @@ def test_pairs_among_matches_both_columns_together(session: Session) -> None:
     assert list(session.exec(select(Question.id).where(where))) == [a.id]
     none = bulk.pairs_among(session, col(Question.id), col(Question.page_id), [])
     assert list(session.exec(select(Question.id).where(none))) == []
+
+
+def test_update_many_writes_only_its_rows_and_finds_them_by_the_key(session: Session) -> None:
+    # A table of thousands of rows without statistics, as a young database's or one
+    # after a burst: joined only to the JSON's records (guessed at 100), PostgreSQL read
+    # the whole table for each update of a few rows.
+    probe = sa.Table(
+        "bulk_probe",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("n", sa.Integer, nullable=False),
+        prefixes=["TEMPORARY"],
+    )
+    db = session.connection()
+    probe.create(db)
+    db.execute(probe.insert(), [{"id": i, "n": 0} for i in range(1, 5001)])
+    rows = [{"id": 17, "n": 1}, {"id": 4242, "n": 2}, {"id": 99999, "n": 3}]  # the last: none
+    bulk.update_many(db, probe, rows)
+    changed = db.execute(sa.select(probe.c.id, probe.c.n).where(probe.c.n != 0)).all()
+    assert sorted(tuple(r) for r in changed) == [(17, 1), (4242, 2)]
+    if db.dialect.name == "postgresql":
+        sql = bulk.update_sql(probe, "id", ["id", "n"], "rows")
+        plan = db.execute(sa.text("EXPLAIN " + sql), {"rows": bulk.rows_json(rows)}).scalars().all()
+        assert not any("Seq Scan on bulk_probe" in line for line in plan), plan
