@@ -1,7 +1,12 @@
 # Otklik application image: `otklik serve` by default, `otklik worker` for background work.
 FROM python:3.11-slim AS base
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+# Bytecode is compiled at build time (UV_COMPILE_BYTECODE for the dependencies,
+# compileall for the application): the processes never write it (PYTHONDONTWRITEBYTECODE,
+# and the user they run as cannot), and without it every `otklik serve`, `otklik worker`
+# and `otklik migrate` compiled all it imports at each start: 8-9 s of CPU instead of
+# 3 s on a slow 2-core machine (measured with an empty bytecode cache against a full one).
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy UV_PROJECT_ENVIRONMENT=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 
@@ -18,7 +23,7 @@ COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static
 COPY alembic.ini ./
-RUN uv sync --frozen --no-dev
+RUN uv sync --frozen --no-dev && python -m compileall -q app webhooks migrations
 
 RUN useradd --system --uid 10001 --home /srv/otklik otklik && mkdir -p /srv/otklik/var && chown otklik /srv/otklik/var
 USER otklik
