@@ -34,7 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.core.bulk import insert_sql, quoted, rows_json, update_sql
+from app.core.bulk import insert_sql, rows_json, sqlite_many, update_sql
 
 _CACHE: dict[tuple[Any, ...], Any] = {}
 _CACHE_MAX = 512
@@ -135,17 +135,7 @@ class Writes:
             for kind, table, key, rows in sorted(self._parts, key=_sqlite_order):
                 if kind == "insert":
                     rows = [_complete(table, r) for r in rows]
-                sql, names, processors = _sqlite(db.dialect, kind, table, key, tuple(rows[0]))
-                db.exec_driver_sql(
-                    sql,
-                    [
-                        tuple(
-                            row[name] if process is None else process(row[name])
-                            for name, process in zip(names, processors, strict=True)
-                        )
-                        for row in rows
-                    ],
-                )
+                sqlite_many(db, kind, table, key, rows)
             return
         # In one order whatever order the events came in (all the CTEs see the same
         # snapshot, and foreign keys are checked at the statement's end): a batch's
@@ -180,32 +170,3 @@ class Writes:
 
         statement = _cached(("writes", *shape), build)
         db.execute(statement, {f"w{n}": rows_json(p[3]) for n, p in enumerate(parts)})
-
-
-def _sqlite(
-    dialect: sa.Dialect, kind: str, table: sa.Table, key: str, names: tuple[str, ...]
-) -> tuple[str, tuple[str, ...], list[Any]]:
-    """SQLite: the statement of a part (an INSERT of these columns, or an UPDATE of them
-    by `key`), the row keys in the order of its parameters, and each one's bind
-    processor (the column type's, as SQLAlchemy applies it). The rows go to the driver's
-    `executemany` as tuples: SQLAlchemy's own handling of an executemany's parameters
-    (a dict a row, each value through its processor by name) cost as much as SQLite's
-    work on them."""
-
-    def build() -> tuple[str, tuple[str, ...], list[Any]]:
-        if kind == "insert":
-            order = names
-            columns = ", ".join(quoted(n) for n in order)
-            marks = ", ".join("?" for _ in order)
-            sql = f"INSERT INTO {quoted(table.name)} ({columns}) VALUES ({marks})"
-        else:
-            order = (*(n for n in names if n != key), key)
-            sets = ", ".join(f"{quoted(n)} = ?" for n in order[:-1])
-            sql = f"UPDATE {quoted(table.name)} SET {sets} WHERE {quoted(key)} = ?"
-        processors = [table.c[n].type._cached_bind_processor(dialect) for n in order]
-        return sql, order, processors
-
-    found: tuple[str, tuple[str, ...], list[Any]] = _cached(
-        ("sqlite", kind, table.name, key, names), build
-    )
-    return found
