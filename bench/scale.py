@@ -107,7 +107,8 @@ def _status(engine: sa.Engine, stored: bool = True) -> tuple[int, int, float | N
     epoch of the first and of the last processed). A read that takes no write lock (on
     SQLite a worker may hold it for long). Without the count of every stored delivery,
     a read of indexes only: the drain asks four times a second, and a whole-table count
-    was 3 % of PostgreSQL's CPU in the figures of the run it watched."""
+    was about 5 % of the PostgreSQL CPU reported by the drain it watched (616 ms of
+    statement time against 11.7 s)."""
     total = "(select count(*) from inbound_event)" if stored else "0"
     with reading_engine(engine).connect() as conn:
         if engine.dialect.name == "postgresql" and not stored:
