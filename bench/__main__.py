@@ -183,9 +183,11 @@ def _uvicorn(app: str, port: int) -> list[str]:
 
 
 def _wrk(
-    url: str, seconds: int, connections: int, delay_ms: int = 0, secret: str = "bench-secret"
+    url: str, seconds: int, connections: int, rate: int = 0, secret: str = "bench-secret"
 ) -> tuple[float, float, float]:
-    env = dict(os.environ, BENCH_SECRET=secret, BENCH_DELAY_MS=str(delay_ms))
+    """As fast as `connections` go, or `rate` requests a second on one schedule
+    (bench/pace.lua): (requests/s, p50 ms, p99 ms)."""
+    env = dict(os.environ, BENCH_SECRET=secret, BENCH_RATE=str(rate))
     out = subprocess.run(
         [
             "wrk",
@@ -328,10 +330,9 @@ def bench_webhooks(seconds: int, repeat: int, postgres: bool) -> None:
                     f"{name:<10} processing   {rate:8.0f} events/s end to end, first delivery to last "
                     f"question ({processed}/{received} processed; goal 1000 on SQLite)"
                 )
-                # Half the measured maximum, paced by wrk's per-connection delay.
-                connections = 16
-                delay = max(1, int(connections * 1000 / (rps / 2)))
-                half = _wrk(target, seconds, connections, delay)
+                # Half the measured maximum, one request every 2/max s (bench/pace.lua):
+                # webhooks come spread out, not in step with the answers.
+                half = _wrk(target, seconds, max(16, int(rps) // 20), int(rps / 2))
                 print(
                     f"{name:<10} at ~half rate {half[0]:7.0f} req/s  p50 {half[1]:6.2f} ms  p99 {half[2]:6.2f} ms (goal p99 < 50 ms)"
                 )
@@ -340,9 +341,8 @@ def bench_webhooks(seconds: int, repeat: int, postgres: bool) -> None:
             for offered in (1000, 300):
                 _reset_events(url)
                 with _server(serve, env, port):
-                    # Each connection sends every 50 ms: wrk waits `delay` after an answer,
-                    # and answering and wrk's own timing took about 5 ms more here.
-                    paced = _wrk(target, seconds, offered // 20, 45)
+                    # One delivery every 1/offered s, whatever the answers' times.
+                    paced = _wrk(target, seconds, max(16, offered // 10), offered)
                     _wait_processed(url)
                     received, processed, rate, lag = _processing(url)
                 print(

@@ -7,7 +7,6 @@ for line in io.lines(os.getenv("BENCH_REQUESTS")) do
   local tab = string.find(line, "\t", 1, true)
   lines[#lines + 1] = {string.sub(line, 1, tab - 1), string.sub(line, tab + 1)}
 end
-local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 local counter = 0
 local answered = 0
 wrk.method = "POST"
@@ -34,6 +33,5 @@ response = function(status, headers, body)
   end
 end
 
-if delay_ms > 0 then
-  delay = function() return delay_ms end
-end
+-- BENCH_RATE: bench/pace.lua, beside this file.
+dofile(string.match(debug.getinfo(1, "S").source, "^@(.*/)") .. "pace.lua")

@@ -2,7 +2,6 @@
 local counter = 0
 local group = os.getenv("BENCH_GROUP") or "218734591"
 local secret = os.getenv("BENCH_SECRET") or "bench-secret"
-local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 -- A citizen's comment as long as real ones often are: the body is about 1.6 KB.
 local complaint = string.rep("Ямы огромные, машины ломаются, дети ходят по проезжей части. ", 12)
 wrk.method = "POST"
@@ -19,6 +18,5 @@ request = function()
   return wrk.format(nil, nil, nil, body)
 end
 
-if delay_ms > 0 then
-  delay = function() return delay_ms end
-end
+-- BENCH_RATE: bench/pace.lua, beside this file.
+dofile(string.match(debug.getinfo(1, "S").source, "^@(.*/)") .. "pace.lua")
