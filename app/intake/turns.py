@@ -5,8 +5,10 @@ gets it. Event processing holds it for a batch of events, and a webhook behind
 that batch would wait for all of it. So the webhook writer raises a flag while it
 waits — one byte in a small file beside the database, mapped into memory by
 every process that uses the database — and processing, which looks at it after
-each event, commits at once and stands aside until the flag is lowered. A
-delivery then waits for one event's processing at most, whichever process does it.
+each event, commits once it has had the lock for a few milliseconds
+(`processor.SQLITE_TURN`) and stands aside until the flag is lowered. A delivery
+then waits for that turn and one event at most, whichever process does the work,
+and the deliveries that came meanwhile go in one commit.
 A second byte says that processing has the lock, so that intake, rather than
 knocking every half millisecond (a failed BEGIN costs as much as a write),
 waits for it to drop.

@@ -128,11 +128,12 @@ def test_intake_waits_for_a_held_sqlite_lock_with_its_flag_raised(
 
 
 @pytest.mark.sqlite
-def test_processing_commits_after_the_event_in_hand_when_intake_waits(
+def test_processing_commits_after_the_event_in_hand_when_intake_waits_past_its_turn(
     live_engine: sa.Engine, db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import threading
 
+    monkeypatch.setattr(processor, "SQLITE_TURN", 0.0)  # its turn is over at once
     # Processing stands aside for at most 50 ms, then goes on: on a busy machine this
     # test could look only after that. Here it stands aside until the flag is lowered.
     stand_aside = IntakeSignal.wait_lowered
@@ -168,6 +169,37 @@ def test_processing_commits_after_the_event_in_hand_when_intake_waits(
     assert handled == [5]
     db.commit()
     assert set(db.exec(select(InboundEvent.status)).all()) == {EventStatus.processed}
+
+
+@pytest.mark.sqlite
+def test_processing_keeps_the_lock_for_its_turn_though_intake_waits(
+    live_engine: sa.Engine, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Webhooks come one at a time: giving way after each event would make every event a
+    transaction of its own. Within its turn processing goes on; intake writes after."""
+    monkeypatch.setattr(processor, "SQLITE_TURN", 60.0)
+    monkeypatch.setattr(processor, "SQLITE_BUDGET", 60.0)
+    page = _page(db)
+    DeliveryWriter(live_engine).write_now([_delivery(page, f"p{n}") for n in range(5)])
+    flag = intake_signal(live_engine)
+    assert flag is not None
+    flag.raise_()
+    try:
+        committed: list[int] = []
+
+        def on_commit(conn: sa.Connection) -> None:
+            committed.append(1)
+
+        sa.event.listen(live_engine, "commit", on_commit)
+        try:
+            assert processor.process_pending(live_engine, Cipher(SECRET), lambda: NOW) == 5
+        finally:
+            sa.event.remove(live_engine, "commit", on_commit)
+    finally:
+        flag.lower()
+    db.commit()
+    assert set(db.exec(select(InboundEvent.status)).all()) == {EventStatus.processed}
+    assert len(committed) == 1, "processing gave way within its turn"
 
 
 def test_deliveries_stored_while_no_processor_ran_are_processed_at_start_up(
