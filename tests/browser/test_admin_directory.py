@@ -80,7 +80,7 @@ def test_admin_imports_a_registry_and_adds_a_rule(
 
     # A routing rule, tried on recent questions before it is saved. A little simulated
     # traffic makes sure there are questions, whatever the demo's history holds.
-    server.cli(
+    simulated = server.cli(
         "simulate", "--base-url", server.base, "--rate", "20", "--duration", "2", "--seed", "7"
     )
     page.goto(f"{server.base}/admin/rules/new")
@@ -98,7 +98,7 @@ def test_admin_imports_a_registry_and_adds_a_rule(
         if matched and int(matched.group(1)) > 0:
             break
         page.wait_for_timeout(500)
-    assert matched and int(matched.group(1)) > 0, result
+    assert matched and int(matched.group(1)) > 0, f"{result}\n{simulated}\n{_deliveries(server)}"
     assert "/admin/rules/new" in page.url  # htmx: nothing saved, the form stays
     keep(page, shoot, "admin-rule-preview")
     page.click("button:has-text('Сохранить правило')")
@@ -162,3 +162,16 @@ def test_an_institutions_retention_period_is_set_on_its_page(
     no_sideways_scroll(small)
     assert small.locator("#retention_days").is_visible()
     keep(small, shoot, "admin-institution-retention-phone")
+
+
+def _deliveries(server: Server) -> str:
+    """What became of the stored deliveries, for a failure's message."""
+    import sqlite3
+
+    path = server.env["OTKLIK_DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "select status, count(*), max(last_error) from inbound_event group by status"
+        ).fetchall()
+        questions = db.execute("select count(*) from question").fetchone()
+    return f"deliveries by status: {rows}; questions: {questions}"
