@@ -6,9 +6,10 @@ that batch would wait for all of it. So the webhook writer raises a flag while i
 waits — one byte in a small file beside the database, mapped into memory by
 every process that uses the database — and processing, which looks at it after
 each event, commits once it has had the lock for a few milliseconds
-(`processor.SQLITE_TURN`) and stands aside until the flag is lowered. A delivery
-then waits for that turn and one event at most, whichever process does the work,
-and the deliveries that came meanwhile go in one commit.
+(`processor.SQLITE_TURN`), or at once when many deliveries wait, and stands aside
+until the flag is lowered. A delivery then waits for that turn and one event at
+most, whichever process does the work, and the deliveries that came meanwhile go
+in one commit.
 A second byte says that processing has the lock, so that intake, rather than
 knocking every half millisecond (a failed BEGIN costs as much as a write),
 waits for it to drop.
@@ -28,7 +29,7 @@ _signals: dict[str, IntakeSignal] = {}
 _lock = threading.Lock()
 
 
-_WAITING = 0  # byte 0: webhook intake waits for the write lock
+_WAITING = 0  # byte 0: webhook intake waits for the write lock, with this many deliveries
 _HOLDING = 1  # byte 1: event processing has (or is taking) the write lock
 
 
@@ -48,14 +49,19 @@ class IntakeSignal:
         if self._map[index] != value:
             self._map[index] = value
 
-    def raise_(self) -> None:
-        self._set(_WAITING, 1)
+    def raise_(self, waiting: int = 1) -> None:
+        """Intake waits for the lock, with this many deliveries (counted up to 255)."""
+        self._set(_WAITING, max(1, min(255, waiting)))
 
     def lower(self) -> None:
         self._set(_WAITING, 0)
 
     def raised(self) -> bool:
         return self._map[_WAITING] != 0
+
+    def waiting(self) -> int:
+        """How many deliveries intake holds while it waits (0: it does not wait)."""
+        return self._map[_WAITING]
 
     def hold(self) -> None:
         """Processing takes the lock for a batch: intake need not knock until it is done."""

@@ -155,7 +155,7 @@ class DeliveryWriter:
         intake = self._intake
         if intake is not None and intake.held() and time.monotonic() - first_try < _HELD_WAIT:
             # Processing has the lock and will let go after the event in hand.
-            intake.raise_()
+            intake.raise_(len(self._pending))
             self._loop.call_later(_RETRY, self._flush_sqlite, first_try)
             return
         batch = self._take()
@@ -165,9 +165,9 @@ class DeliveryWriter:
             if _locked(exc) and time.monotonic() - first_try < _LOCK_WAIT:
                 # Someone (event processing, mostly) has the lock: ask for a turn and try
                 # again shortly, with whatever arrived meanwhile.
-                if self._intake is not None:
-                    self._intake.raise_()
                 self._pending[:0] = batch
+                if self._intake is not None:
+                    self._intake.raise_(len(self._pending))
                 self._loop.call_later(_RETRY, self._flush_sqlite, first_try)
                 return
             self._fail(batch, exc)

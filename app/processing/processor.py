@@ -51,6 +51,9 @@ SQLITE_BUDGET = 0.05
 # processed, against 672 and 679 with 5 and 10 ms). What waits meanwhile is written
 # by intake in one commit.
 SQLITE_TURN = 0.005
+# ...unless this many deliveries wait: at intake's full speed, a turn held regardless
+# halved the deliveries acknowledged (3,489 against 6,330 a second).
+SQLITE_CROWD = 8
 POLL = 0.05  # seconds between looks for new events when nobody says there are
 
 
@@ -280,8 +283,9 @@ def _process(
                 inbox_service.mark_failed(session, event.id, exc, clock())
             if not sqlite:
                 continue
-            waits = (
-                intake is not None and intake.raised() and time.perf_counter() - turn >= SQLITE_TURN
+            waiting = intake.waiting() if intake is not None else 0
+            waits = waiting > 0 and (
+                waiting >= SQLITE_CROWD or time.perf_counter() - turn >= SQLITE_TURN
             )
             if not careful and (waits or time.perf_counter() > deadline):
                 # A webhook waits for the write lock, or the batch has held it for its

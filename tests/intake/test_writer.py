@@ -128,12 +128,21 @@ def test_intake_waits_for_a_held_sqlite_lock_with_its_flag_raised(
 
 
 @pytest.mark.sqlite
-def test_processing_commits_after_the_event_in_hand_when_intake_waits_past_its_turn(
-    live_engine: sa.Engine, db: Session, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("turn", "waiting"),
+    [(0.0, 1), (60.0, processor.SQLITE_CROWD)],
+    ids=["its-turn-is-over", "many-deliveries-wait"],
+)
+def test_processing_commits_after_the_event_in_hand_when_intake_waits(
+    live_engine: sa.Engine,
+    db: Session,
+    monkeypatch: pytest.MonkeyPatch,
+    turn: float,
+    waiting: int,
 ) -> None:
     import threading
 
-    monkeypatch.setattr(processor, "SQLITE_TURN", 0.0)  # its turn is over at once
+    monkeypatch.setattr(processor, "SQLITE_TURN", turn)
     # Processing stands aside for at most 50 ms, then goes on: on a busy machine this
     # test could look only after that. Here it stands aside until the flag is lowered.
     stand_aside = IntakeSignal.wait_lowered
@@ -145,7 +154,7 @@ def test_processing_commits_after_the_event_in_hand_when_intake_waits_past_its_t
     flag = intake_signal(live_engine)
     assert flag is not None
     cipher = Cipher(SECRET)
-    flag.raise_()
+    flag.raise_(waiting)
     handled: list[int] = []
     worker = threading.Thread(
         target=lambda: handled.append(processor.process_pending(live_engine, cipher, lambda: NOW))
