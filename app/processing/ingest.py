@@ -50,13 +50,16 @@ MAX_ATTEMPTS = 12
 
 
 # An edit, deletion or native reply whose message has not arrived waits this many
-# seconds before each new try (8 minutes in all), then is recorded as an orphan.
-WAITS = (1, 2, 4, 8, 15, 30, 60, 120, 240)
+# seconds before each new try (8 minutes in all), then is recorded as an orphan. Most
+# came side by side with their message, a few milliseconds ahead: the first try is
+# soon (the retry job looks every `jobs.RETRY_LOOK` seconds).
+WAITS = (0.5, 1, 2, 4, 8, 15, 30, 60, 120, 240)
 # A page's reply that names no message, in a thread where no question was ever opened,
-# waits this many of them (3 s): deliveries sent side by side may come in either order,
-# and a page that writes first (a mailing) must not load the retries for 8 minutes.
-# Then it is applied as it is: a page's message in a thread with nothing to answer.
-NEW_THREAD_WAITS = 2
+# waits this many of them (3.5 s): deliveries sent side by side may come in either
+# order, and a page that writes first (a mailing) must not load the retries for 8
+# minutes. Then it is applied as it is: a page's message in a thread with nothing to
+# answer.
+NEW_THREAD_WAITS = 3
 
 
 def parse(session: Session, event: Delivery, cipher: Cipher) -> tuple[PageInfo, list[Event]]:

@@ -12,6 +12,10 @@ from app.jobs.context import JobContext
 from app.processing.processor import process_one
 
 BATCH = 200
+# Seconds between looks for deliveries due again, whatever the worker's interval: one
+# that came a few milliseconds before its message is applied within a second
+# (`ingest.WAITS`). The look reads an index (status, next_attempt_at).
+RETRY_LOOK = 0.5
 
 
 def retry_events(ctx: JobContext) -> int:

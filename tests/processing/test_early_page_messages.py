@@ -23,6 +23,7 @@ from tests.factories.directory import cipher
 
 AT = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 CITIZEN = "512348907"
+STEP = 0.5  # seconds between the retry job's looks (`jobs.RETRY_LOOK`)
 
 
 class Clock:
@@ -38,8 +39,8 @@ def _run(engine: sa.Engine, settings: Settings, clock: Clock, seconds: float) ->
     with httpx.Client() as http:
         ctx = JobContext(engine, settings, clock, http, cipher())
         process_pending(engine, cipher(), clock)
-        for _ in range(int(seconds)):
-            clock.now += timedelta(seconds=1)
+        for _ in range(round(seconds / STEP)):
+            clock.now += timedelta(seconds=STEP)
             retry_events(ctx)
 
 

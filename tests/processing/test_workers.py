@@ -244,3 +244,41 @@ def test_an_edit_whose_comment_never_comes_is_kept_as_an_orphan_with_the_reason(
         assert event.attempts == len(ingest.WAITS)
         assert "7:77" in (event.last_error or "") and "ожидание истекло" in (event.last_error or "")
         assert session.exec(select(Message)).all() == []
+
+
+def test_an_edit_that_came_before_its_comment_is_applied_soon_after_it(
+    live_engine: sa.Engine, settings: Settings, vk_page: tuple[int, PageSecrets]
+) -> None:
+    """Deliveries sent side by side may come a few milliseconds out of order: the edit
+    waits, and the worker's retry job (at its own cadence, whatever the worker's idle
+    interval) applies it soon after its comment, not seconds later."""
+    from app.jobs.runner import Runner
+    from app.worker import background_jobs
+
+    page_id, page = vk_page
+    t = _threads(1)[0]
+    comment, edit = _bodies(page, t, 0)[:2]
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
+    store_vk(live_engine, page_id, page, [edit])
+    assert process_pending(live_engine, cipher(), clock) == 1  # the edit waits
+    store_vk(live_engine, page_id, page, [comment])
+    assert process_pending(live_engine, cipher(), clock) == 1
+    slow = settings.model_copy(update={"worker_interval": 5.0})
+    [job] = [j for j in background_jobs() if j.name == "retry_events"]
+    with httpx.Client() as http:
+        runner = Runner(JobContext(live_engine, slow, clock, http, cipher()), [job])
+        runner.start()
+        try:
+            deadline = time.monotonic() + 2.5
+            while time.monotonic() < deadline:
+                with Session(live_engine) as session:
+                    statuses = set(session.exec(select(InboundEvent.status)).all())
+                if statuses == {EventStatus.processed}:
+                    break
+                time.sleep(0.05)
+        finally:
+            runner.stop()
+    assert statuses == {EventStatus.processed}
+    with Session(live_engine) as session:
+        question = session.exec(select(Question)).one()
+        assert "(исправлено)" in question.text
