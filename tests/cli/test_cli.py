@@ -178,10 +178,14 @@ def test_serve_runs_a_worker_process_that_processes_deliveries(
             workers = _children(server.pid)
         assert len(workers) == 1, "otklik serve started no worker process"
         worker = workers.pop()
-        command = subprocess.run(
-            ["ps", "-o", "args=", "-p", str(worker)], capture_output=True, text=True
-        )
-        assert "worker" in command.stdout
+        # Just forked, the child shows serve's command line until it has exec'd its own.
+        command = ""
+        while time.monotonic() < deadline and "worker" not in command:
+            command = subprocess.run(
+                ["ps", "-o", "args=", "-p", str(worker)], capture_output=True, text=True
+            ).stdout
+            time.sleep(0.05)
+        assert "worker" in command
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
