@@ -32,7 +32,8 @@ from app.intake.models import IS_PENDING, InboundEvent
 from app.intake.turns import intake_signal
 from app.processing import held, order
 from app.processing import ingest as inbox_service
-from app.sla import escalation
+from app.routing import lemmas
+from app.sla import calendar, escalation
 from webhooks import Malformed
 
 log = logging.getLogger("otklik.ingest")
@@ -145,6 +146,16 @@ def any_pending(dialect: str) -> sa.Select[Any]:
 # Made once: an idle processor looks 20 times a second, and a new statement's cache
 # key costs more than the look itself.
 _LOOKS: dict[str, sa.Select[Any]] = {}
+
+
+def warm_up(clock: Clock) -> None:
+    """Load before the first batch what its first event would load holding the batch's
+    locks (on SQLite the one write lock, webhooks waiting): this year's production
+    calendar, the morphology dictionary and the ORM's mappers. The first event took
+    271 ms instead of 7; 57 ms after the calendar and the dictionary, 36 after all."""
+    calendar.load_year(clock().year)
+    lemmas.lemmatize_tokens(["вопрос"])
+    sa.orm.configure_mappers()
 
 
 def has_pending(engine: sa.Engine) -> bool:
@@ -370,6 +381,7 @@ class Processor:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        warm_up(self._clock)
         intake = intake_signal(self._engine)
         while not self._stop.is_set():
             self._wake.wait(POLL)

@@ -62,6 +62,13 @@ class _ProductionYearInfo:
     shortened: frozenset[date]
 
 
+def load_year(year: int) -> None:
+    """Build a year's production calendar now (a worker starting), not at the first
+    clock that needs it: the `holidays` package imports every country's module the
+    first time, 0.12 s here, which the first event would pay holding its locks."""
+    _production_year(year)
+
+
 @lru_cache(maxsize=64)
 def _production_year(year: int) -> _ProductionYearInfo:
     # A fresh object per year: a shared `holidays` object fills years lazily and is
