@@ -76,15 +76,22 @@ def resolve_citizen_names(ctx: JobContext) -> int:
     seen: _Seen = ctx.memory.setdefault("citizen_names", _Seen())
     full = seen.full_at is None or now - seen.full_at >= FULL_PASS
     after = (0, 0) if full else (seen.question, seen.message)
-    with ctx.transaction() as session:
+    # The reads in a transaction of their own, which on SQLite takes no write lock: a
+    # full pass reads every question still showing an id, and held the lock 0.3-0.7 s
+    # at a time in a storm (webhooks waiting) when it ran in the writing transaction.
+    with ctx.transaction(reading=True) as session:
         _plan_each(session)
         tops = (
             session.execute(sa.select(sa.func.max(col(Question.id)))).scalar() or 0,
             session.execute(sa.select(sa.func.max(col(Message.id)))).scalar() or 0,
         )
-        applied = apply_cached(session, now, after=after)
+        cached = cached_names(session, now, after=after)
         wanted, complete = _wanted(session, now, after=after[0])
         secrets = _secrets(session, ctx, wanted)
+    applied = 0
+    if cached.count:
+        with ctx.transaction() as session:
+            applied = write_names(session, cached)
     handled = applied
     for page_id, ids in wanted.items():
         if ctx.stopping.is_set():
@@ -251,6 +258,18 @@ def remember(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class CachedNames:
+    """(id, name) of questions and of messages to write a cached name on."""
+
+    questions: list[tuple[int, str]]
+    messages: list[tuple[int, str]]
+
+    @property
+    def count(self) -> int:
+        return len(self.questions) + len(self.messages)
+
+
 def apply_cached(
     session: Session,
     now: datetime,
@@ -261,6 +280,28 @@ def apply_cached(
     """Write the cached, still valid names on VK questions and citizens' messages that
     show only an id: those above the ids `after` (question, message), or of `citizens`;
     returns how many rows got a name."""
+    return write_names(session, cached_names(session, now, after=after, citizens=citizens))
+
+
+def write_names(session: Session, names: CachedNames) -> int:
+    """Write names found by `cached_names`; how many rows got one."""
+    # Names only, no ORM objects to synchronise; one statement on PostgreSQL, not one
+    # UPDATE (and one firing of the question's statement triggers) a row.
+    db = session.connection()
+    bulk.update_many(db, _QUESTIONS, [{"id": i, "citizen_name": n} for i, n in names.questions])
+    bulk.update_many(db, _MESSAGES, [{"id": i, "author_name": n} for i, n in names.messages])
+    return names.count
+
+
+def cached_names(
+    session: Session,
+    now: datetime,
+    *,
+    after: tuple[int, int] = (0, 0),
+    citizens: Sequence[str] | None = None,
+) -> CachedNames:
+    """The cached, still valid names of VK questions and citizens' messages that show
+    only an id (see `apply_cached`), read only."""
     mine_q = [] if citizens is None else [col(Question.citizen_platform_id).in_(citizens)]
     mine_m = [] if citizens is None else [col(Message.author_id).in_(citizens)]
     questions = _named(
@@ -270,10 +311,6 @@ def apply_cached(
             _UNNAMED_QUESTION, col(Question.id) > after[0], *mine_q
         ),
     )
-    # Names only, no ORM objects to synchronise; one statement on PostgreSQL, not one
-    # UPDATE (and one firing of the question's statement triggers) a row.
-    db = session.connection()
-    bulk.update_many(db, _QUESTIONS, [{"id": i, "citizen_name": n} for i, n in questions])
     vk_pages = select(Page.id).where(col(Page.platform) == PLATFORM)
     messages = _named(
         session,
@@ -285,8 +322,7 @@ def apply_cached(
             *mine_m,
         ),
     )
-    bulk.update_many(db, _MESSAGES, [{"id": i, "author_name": n} for i, n in messages])
-    return len(questions) + len(messages)
+    return CachedNames(questions, messages)
 
 
 def _named(session: Session, now: datetime, unnamed: Any) -> list[tuple[int, str]]:

@@ -255,3 +255,25 @@ def test_runs_look_at_new_rows_and_at_every_row_each_full_pass(
     assert citizens.resolve_citizen_names(ctx) == 2
     assert _reload(session, old).citizen_name == "Ирина Смирнова"
     assert first_message(session, old).author_name == "Ирина Смирнова"
+
+
+@pytest.mark.sqlite
+def test_a_run_with_nothing_to_write_takes_no_sqlite_write_lock(
+    live_engine: sa.Engine, settings: Settings, clock: FrozenClock
+) -> None:
+    """The job's reads (a full pass reads every question still showing an id) take no
+    write lock: webhooks wait for it. Here another writer holds it throughout."""
+    import sqlite3
+    import time
+
+    holder = sqlite3.connect(str(live_engine.url.database), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with httpx.Client(transport=httpx.MockTransport(FakeVk())) as http:
+            ctx = JobContext(live_engine, settings, clock, http, cipher())
+            started = time.monotonic()
+            assert citizens.resolve_citizen_names(ctx) == 0
+            assert time.monotonic() - started < 2
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
