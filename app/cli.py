@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 from enum import StrEnum
@@ -133,7 +132,7 @@ def worker(
     from app.core.crypto import Cipher
     from app.core.db import utcnow
     from app.jobs.context import JobContext
-    from app.jobs.runner import Runner
+    from app.jobs.runner import Runner, StopSignals
     from app.processing.processor import Processor
     from app.worker import background_jobs
 
@@ -141,8 +140,8 @@ def worker(
     setup_logging(settings.log_level)
     engine = make_engine(settings.database_url)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signals = StopSignals(stop)
+    signals.install()
     cipher = Cipher(settings.resolved_secret_key())
     processor = threading.Thread(
         target=Processor(engine, cipher, utcnow, settings).run_forever,
@@ -152,8 +151,7 @@ def worker(
     if only != WorkerPart.jobs:
         processor.start()
     if only == WorkerPart.processing:
-        while not stop.wait(1.0):
-            pass
+        signals.wait()
     else:
         with httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0)) as http:
             ctx = JobContext(
@@ -165,7 +163,7 @@ def worker(
                 stopping=stop,
             )
             # Within the 20 s that `otklik serve` gives its worker before SIGKILL.
-            Runner(ctx, background_jobs()).run(timeout=15)
+            Runner(ctx, background_jobs()).run(timeout=15, signals=signals)
     if processor.is_alive():
         processor.join(timeout=30)
     engine.dispose()

@@ -142,3 +142,31 @@ def test_run_blocks_until_told_to_stop(ctx: JobContext) -> None:
     ctx.stopping.set()
     worker.join(WAIT)
     assert not worker.is_alive()
+
+
+def test_a_stop_signal_inside_the_stop_events_own_set_does_not_hang_the_worker() -> None:
+    """A second SIGTERM or SIGINT can arrive while the main thread is inside the stop
+    event's `set()`, holding its lock: the handler then runs on that same thread, and
+    one that set the event waited for the lock forever. Here the lock is held the same
+    way; the handler must return at once, and the wait still stops."""
+    import signal
+
+    from app.jobs.runner import StopSignals
+
+    stop = threading.Event()
+    signals = StopSignals(stop)
+    handled = threading.Event()
+
+    def signal_arrives() -> None:
+        signals.handler(signal.SIGTERM, None)
+        handled.set()
+
+    with stop._cond:  # type: ignore[attr-defined]  # what Event.set() holds
+        arrives = threading.Thread(target=signal_arrives, daemon=True)
+        arrives.start()
+        returned = handled.wait(2)
+    assert returned, "the signal handler waited for the stop event's lock"
+    waiting = threading.Thread(target=signals.wait, daemon=True)
+    waiting.start()
+    waiting.join(5)
+    assert not waiting.is_alive() and stop.is_set()
