@@ -163,7 +163,10 @@ def worker(
                 stopping=stop,
             )
             # Within the 20 s that `otklik serve` gives its worker before SIGKILL.
-            Runner(ctx, background_jobs()).run(timeout=15, signals=signals)
+            runner = Runner(ctx, background_jobs())
+            runner.start()
+            signals.wait()
+            runner.stop(timeout=15)
     if processor.is_alive():
         processor.join(timeout=30)
     engine.dispose()

@@ -103,15 +103,11 @@ class Runner:
         self._threads.clear()
         log.info("worker stopped")
 
-    def run(self, timeout: float = 30.0, signals: StopSignals | None = None) -> None:
-        """Start, block the calling thread until `ctx.stopping` is set (or one of
-        `signals` came), then stop."""
+    def run(self, timeout: float = 30.0) -> None:
+        """Start, block the calling thread until `ctx.stopping` is set, then stop."""
         self.start()
-        if signals is not None:
-            signals.wait()
-        else:
-            while not self.ctx.stopping.wait(1.0):
-                pass
+        while not self.ctx.stopping.wait(1.0):
+            pass
         self.stop(timeout)
 
     def _loop(self, job: Job) -> None:
@@ -132,7 +128,7 @@ class StopSignals:
     A handler runs in the main thread between two bytecodes, possibly inside the very
     `Event.set()` it would call (a second signal while the first is handled), and the
     event's lock is not reentrant: a worker whose handler set the event hung for good
-    on two signals (seen twice in one evening of benchmarks). So the handler only
+    on two signals (a benchmark's worker, found an hour after its stop). So the handler only
     notes the signal, taking no lock; `wait` sets the event."""
 
     def __init__(self, stop: threading.Event) -> None:
