@@ -103,7 +103,9 @@ def resolve_citizen_names(ctx: JobContext) -> int:
             # Only those VK named have a name to write: none, when it was unreachable
             # or refused (the read would find nothing, at the cost of a join).
             named = [citizen_id for citizen_id in ids if names.get(citizen_id)]
-            applied_now = apply_cached(session, now, citizens=named) if named else 0
+            applied_now = (
+                write_names(session, cached_names(session, now, citizens=named)) if named else 0
+            )
         # VK unreachable is no work done: the job then waits its interval, not its short
         # pause after work (each run reads every citizen still shown as an id again).
         handled += (len(ids) if reached else 0) + applied_now
@@ -270,19 +272,6 @@ class CachedNames:
         return len(self.questions) + len(self.messages)
 
 
-def apply_cached(
-    session: Session,
-    now: datetime,
-    *,
-    after: tuple[int, int] = (0, 0),
-    citizens: Sequence[str] | None = None,
-) -> int:
-    """Write the cached, still valid names on VK questions and citizens' messages that
-    show only an id: those above the ids `after` (question, message), or of `citizens`;
-    returns how many rows got a name."""
-    return write_names(session, cached_names(session, now, after=after, citizens=citizens))
-
-
 def write_names(session: Session, names: CachedNames) -> int:
     """Write names found by `cached_names`; how many rows got one."""
     # Names only, no ORM objects to synchronise; one statement on PostgreSQL, not one
@@ -301,7 +290,8 @@ def cached_names(
     citizens: Sequence[str] | None = None,
 ) -> CachedNames:
     """The cached, still valid names of VK questions and citizens' messages that show
-    only an id (see `apply_cached`), read only."""
+    only an id: those above the ids `after` (question, message), or of `citizens`.
+    Reads only; `write_names` writes them."""
     mine_q = [] if citizens is None else [col(Question.citizen_platform_id).in_(citizens)]
     mine_m = [] if citizens is None else [col(Message.author_id).in_(citizens)]
     questions = _named(
