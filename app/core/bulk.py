@@ -16,7 +16,6 @@ rows go by `executemany`, whose statements cost no round trip.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -32,20 +31,12 @@ Row = Mapping[str, Any]
 _STATEMENTS: dict[tuple[Any, ...], sa.TextClause] = {}
 
 
-def json_value(value: object) -> str:
-    """The JSON encoder's `default` for rows: times in UTC, ISO 8601."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def rows_json(rows: Sequence[Row]) -> str:
     """The rows as one JSON text, by orjson: a third of `json.dumps`'s CPU for a
-    batch's rows (84 against 236 µs for 20 messages). Times still go through
-    `json_value`, which refuses a naive one."""
-    return orjson.dumps(rows, default=json_value, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
+    batch's rows (84 against 236 µs for 20 messages). Times are orjson's own RFC 3339
+    (a naive one is UTC, as every time here is): through a Python `default` they cost
+    six times as much (298 against 50 µs for 100 rows of three times each)."""
+    return orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()
 
 
 def quoted(name: str) -> str:

@@ -217,14 +217,41 @@ class KeywordIndex:
         """
         if isinstance(words, frozenset):
             found: set[str] = set()
-            for first, candidates in self._by_first.items():
-                if first not in words:
-                    continue
-                for keyword, parts in candidates:
+            for first in self._by_first.keys() & words:
+                for keyword, parts in self._by_first[first]:
                     if all(part in words for part in parts):
                         found.add(keyword)
             return found
-        return {hit.keyword for hit in self.find(words)}
+        # Only first words that occur are looked at (a set intersection, not a pass
+        # over the words for every index): routing asks every rule of a message.
+        present = self._by_first.keys() & set(words)
+        if not present:
+            return set()
+        found = set()
+        for first in present:
+            for keyword, parts in self._by_first[first]:
+                if len(parts) == 1 or _has_phrase(words, parts):
+                    found.add(keyword)
+        return found
+
+    def matches(self, words: frozenset[str] | Sequence[str], mode: Literal["any", "all"]) -> bool:
+        """Whether ``words`` hold any (``mode="any"``) or all of the keywords; an empty
+        index matches nothing."""
+        if not self._keywords:
+            return False
+        found = self.present(words)
+        if mode == "all":
+            return len(found) == len(self._keywords)
+        return bool(found)
+
+
+def _has_phrase(words: Sequence[str], parts: tuple[str, ...]) -> bool:
+    """Whether the words of ``parts`` occur consecutively in ``words``."""
+    size, first = len(parts), parts[0]
+    return any(
+        word == first and tuple(words[start : start + size]) == parts
+        for start, word in enumerate(words)
+    )
 
 
 def match_keywords(

@@ -25,7 +25,7 @@ from app.core import snapshots
 from app.core.errors import Invalid, NotFound
 from app.directory.models import Institution, Page, Platform, Sector, Territory
 from app.questions.models import DismissReason, Priority, Question
-from app.routing.lemmas import lemmatize, match_keywords, normalise_keywords
+from app.routing.lemmas import KeywordIndex, lemmatize, normalise_keywords
 from app.routing.models import Category, RoutingRule
 from app.routing.triage import Classification
 
@@ -170,6 +170,8 @@ class CompiledRule:
     actions: RuleActions
     territory_path: str | None = None
     pattern: Pattern | None = field(default=None)
+    # The conditions' keywords, indexed once (None: the rule has none).
+    keywords: KeywordIndex | None = field(default=None)
 
     def matches(self, s: Subject) -> bool:
         c = self.conditions
@@ -187,7 +189,7 @@ class CompiledRule:
             return False
         if self.pattern is not None and self.pattern.search(s.text) is None:
             return False
-        return not c.keywords or bool(match_keywords(s.lemmas, c.keywords, c.keywords_mode))
+        return self.keywords is None or self.keywords.matches(s.lemmas, c.keywords_mode)
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,7 @@ class _Parsed:
     conditions: RuleConditions
     actions: RuleActions
     pattern: Pattern | None
+    keywords: KeywordIndex | None
 
 
 # Parsed conditions and actions by the rule's stored content, so that a rule is
@@ -213,6 +216,7 @@ def _parsed(rule: RoutingRule) -> _Parsed:
             conditions=conditions,
             actions=RuleActions.model_validate(rule.actions),
             pattern=compile_pattern(conditions.regex) if conditions.regex else None,
+            keywords=KeywordIndex(conditions.keywords) if conditions.keywords else None,
         )
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.clear()
@@ -234,6 +238,7 @@ def compile_rule(session: Session, rule: RoutingRule) -> CompiledRule:
         actions=parsed.actions,
         territory_path=territory_path,
         pattern=parsed.pattern,
+        keywords=parsed.keywords,
     )
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -121,3 +122,17 @@ def test_update_many_writes_only_its_rows_and_finds_them_by_the_key(session: Ses
         sql = bulk.update_sql(probe, "id", ["id", "n"], "rows")
         plan = db.execute(sa.text("EXPLAIN " + sql), {"rows": bulk.rows_json(rows)}).scalars().all()
         assert not any("Seq Scan on bulk_probe" in line for line in plan), plan
+
+
+def test_rows_json_writes_each_time_as_its_instant(session: Session) -> None:
+    utc = datetime(2026, 3, 19, 9, 0, 0, 250000, tzinfo=UTC)
+    times = [utc, utc.astimezone(timezone(timedelta(hours=5))), utc.replace(tzinfo=None)]
+    text = bulk.rows_json([{"at": t} for t in times])
+    assert [datetime.fromisoformat(r["at"]) for r in json.loads(text)] == [utc] * 3
+    db = session.connection()
+    if db.dialect.name == "postgresql":
+        read = db.execute(
+            sa.text("SELECT at FROM json_to_recordset(CAST(:rows AS json)) AS r(at timestamptz)"),
+            {"rows": text},
+        ).scalars()
+        assert list(read) == [utc] * 3

@@ -251,3 +251,25 @@ def test_match_keywords_properties(words: list[str], keywords: list[str]) -> Non
         assert any_result == all_result
     # order-aware matches are a subset of order-free ones
     assert set(any_result) <= set(match_keywords(frozenset(words), keywords, "any"))
+
+
+_VOCABULARY = ["вода", "горячий", "нет", "свет", "не", "работать", "лифт", "двор"]
+_PHRASES = KeywordIndex(
+    ["вода", "горячий вода", "нет горячий вода", "не работать", "лифт", "свет нет"]
+)
+
+
+@given(st.lists(st.sampled_from(_VOCABULARY), max_size=12))
+def test_present_in_a_sequence_agrees_with_every_occurrence_found(words: list[str]) -> None:
+    # `present` looks only at first words that occur; `find` walks every word.
+    assert _PHRASES.present(words) == {hit.keyword for hit in _PHRASES.find(words)}
+
+
+def test_keyword_index_matches_any_or_all() -> None:
+    index = KeywordIndex(["отопление", "школа"])
+    text = lemmatize("Нет отопления в школе №3")
+    assert index.matches(text, "any") and index.matches(text, "all")
+    assert index.matches(lemmatize("В школе тепло"), "any")
+    assert not index.matches(lemmatize("В школе тепло"), "all")
+    assert not KeywordIndex([]).matches(text, "any")
+    assert not KeywordIndex([]).matches(text, "all")
