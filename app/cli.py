@@ -163,10 +163,7 @@ def worker(
                 stopping=stop,
             )
             # Within the 20 s that `otklik serve` gives its worker before SIGKILL.
-            runner = Runner(ctx, background_jobs())
-            runner.start()
-            signals.wait()
-            runner.stop(timeout=15)
+            Runner(ctx, background_jobs()).run(timeout=15, signals=signals)
     if processor.is_alive():
         processor.join(timeout=30)
     engine.dispose()

@@ -103,11 +103,11 @@ class Runner:
         self._threads.clear()
         log.info("worker stopped")
 
-    def run(self, timeout: float = 30.0) -> None:
-        """Start, block the calling thread until `ctx.stopping` is set, then stop."""
+    def run(self, timeout: float = 30.0, signals: StopSignals | None = None) -> None:
+        """Start, block the calling thread until `ctx.stopping` is set or one of the
+        installed `signals` came (`otklik worker`), then stop."""
         self.start()
-        while not self.ctx.stopping.wait(1.0):
-            pass
+        (signals or StopSignals(self.ctx.stopping)).wait()
         self.stop(timeout)
 
     def _loop(self, job: Job) -> None:

@@ -127,7 +127,8 @@ def test_stop_ends_every_thread_even_mid_interval(ctx: JobContext) -> None:
 
 
 def test_run_blocks_until_told_to_stop(ctx: JobContext) -> None:
-    """`otklik worker`: SIGTERM's handler sets the event, the worker stops and returns."""
+    """`otklik worker` runs its jobs this way: until the stop event is set (its signals
+    set it), then it stops them and returns."""
     ran = threading.Event()
 
     def job(_ctx: JobContext) -> int:
