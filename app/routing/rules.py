@@ -170,8 +170,12 @@ class CompiledRule:
     actions: RuleActions
     territory_path: str | None = None
     pattern: Pattern | None = field(default=None)
-    # The conditions' keywords, indexed once (None: the rule has none).
-    keywords: KeywordIndex | None = field(default=None)
+    # The conditions' keywords, indexed once per compiled rule (None: it has none).
+    keywords: KeywordIndex | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.conditions.keywords:
+            self.keywords = KeywordIndex(self.conditions.keywords)
 
     def matches(self, s: Subject) -> bool:
         c = self.conditions
@@ -197,7 +201,6 @@ class _Parsed:
     conditions: RuleConditions
     actions: RuleActions
     pattern: Pattern | None
-    keywords: KeywordIndex | None
 
 
 # Parsed conditions and actions by the rule's stored content, so that a rule is
@@ -216,7 +219,6 @@ def _parsed(rule: RoutingRule) -> _Parsed:
             conditions=conditions,
             actions=RuleActions.model_validate(rule.actions),
             pattern=compile_pattern(conditions.regex) if conditions.regex else None,
-            keywords=KeywordIndex(conditions.keywords) if conditions.keywords else None,
         )
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.clear()
@@ -238,7 +240,6 @@ def compile_rule(session: Session, rule: RoutingRule) -> CompiledRule:
         actions=parsed.actions,
         territory_path=territory_path,
         pattern=parsed.pattern,
-        keywords=parsed.keywords,
     )
 
 
